@@ -1,0 +1,57 @@
+# One entry point for people and CI. Everything installs from the pinned requirements files.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+MODEL_URI ?= model-registry
+DATA ?= data/sample.csv
+HOST ?= 127.0.0.1
+PORT ?= 8000
+STAMP := $(VENV)/.installed
+WHEELHOUSE := .cache/wheelhouse
+
+.PHONY: setup serve model train invoke test lint format wheelhouse clean
+
+$(STAMP): requirements.txt requirements-train.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+setup: $(STAMP) ## create .venv with every pinned dependency
+
+$(WHEELHOUSE)/.stamp: requirements.txt | $(STAMP)
+	$(BIN)/pip download --quiet --disable-pip-version-check --only-binary=:all: -r requirements.txt -d $(WHEELHOUSE)
+	touch $@
+
+wheelhouse: $(WHEELHOUSE)/.stamp ## the serving wheels, so the image test installs offline
+
+model: $(STAMP) ## train the example model into $(MODEL_URI) unless it already has one
+	@if [ -f "$(MODEL_URI)/aliases/production.json" ]; then \
+		echo "model registry $(MODEL_URI) already has a production model"; \
+	else \
+		$(BIN)/python -m training --data $(DATA) --model-uri $(MODEL_URI) --alias production; \
+	fi
+
+train: $(STAMP) ## train a new version from $(DATA) into $(MODEL_URI)
+	$(BIN)/python -m training --data $(DATA) --model-uri $(MODEL_URI) --alias production
+
+serve: model ## serve the API on http://$(HOST):$(PORT) (docs at /docs)
+	MODEL_URI=$(MODEL_URI) $(BIN)/uvicorn --factory lambda_app.main:create_app --host $(HOST) --port $(PORT)
+
+invoke: model ## run the real Lambda handler on EVENT=events/<file>.json
+	@test -n "$(EVENT)" || (echo "usage: make invoke EVENT=events/apigw_v2_predict_single.json" && exit 2)
+	MODEL_URI=$(MODEL_URI) $(BIN)/python -m lambda_app.invoke $(EVENT)
+
+test: $(STAMP) $(WHEELHOUSE)/.stamp ## set up from nothing and run the whole test suite
+	$(BIN)/python -m pytest
+
+lint: $(STAMP) ## ruff (lint + format check) and mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache .coverage $(MODEL_URI)

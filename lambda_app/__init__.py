@@ -1,0 +1,1 @@
+"""The inference service: a FastAPI app served by AWS Lambda through Mangum."""

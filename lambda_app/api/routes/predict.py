@@ -1,0 +1,70 @@
+"""Scoring records."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from lambda_app.api.deps import ModelDep, SettingsDep
+from lambda_app.config import Settings
+from lambda_app.errors import PayloadTooLargeError
+from lambda_app.model_store import LoadedModel
+from lambda_app.observability import metrics, tracer
+from lambda_app.schemas import ErrorBody, PredictResponse, request_body_schema
+from lambda_app.validation import parse_body, records_to_matrix
+
+from aws_lambda_powertools.metrics import MetricUnit
+
+router = APIRouter(tags=["predict"])
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody, "description": "the body is not JSON"},
+    413: {"model": ErrorBody, "description": "body or record count over the limit"},
+    422: {"model": ErrorBody, "description": "a record is invalid (row and field named)"},
+    503: {"model": ErrorBody, "description": "no model is loaded"},
+}
+
+
+@router.post(
+    "/predict",
+    response_model=PredictResponse,
+    responses=ERROR_RESPONSES,
+    openapi_extra={"requestBody": request_body_schema(None)},
+)
+async def predict(request: Request, model: ModelDep, settings: SettingsDep) -> Response:
+    """Score one record or an array of records; 1 = anomaly, 0 = normal."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > settings.max_body_bytes:
+        raise _too_large(int(declared), settings)
+    body = await request.body()
+    if len(body) > settings.max_body_bytes:
+        raise _too_large(len(body), settings)
+    content = await run_in_threadpool(_score, body, model, settings)
+    return Response(content=content, media_type="application/json")
+
+
+def _too_large(size: int, settings: Settings) -> PayloadTooLargeError:
+    return PayloadTooLargeError(
+        f"request body of {size} bytes exceeds the limit of {settings.max_body_bytes} bytes"
+    )
+
+
+@tracer.capture_method(capture_response=False)
+def _score(body: bytes, model: LoadedModel, settings: Settings) -> bytes:
+    """Parse, validate and score off the event loop; returns the serialised response."""
+    features = records_to_matrix(parse_body(body), model.manifest.features, settings.max_rows)
+    prediction = model.predictor.predict(features)
+    anomalies = int(prediction.labels.sum())
+    metrics.add_metric(name="Predictions", unit=MetricUnit.Count, value=len(prediction.labels))
+    metrics.add_metric(name="Anomalies", unit=MetricUnit.Count, value=anomalies)
+    return orjson.dumps(
+        {
+            "predictions": prediction.labels.tolist(),
+            "scores": prediction.scores.tolist(),
+            "version": model.manifest.version,
+            "errors": None,
+        }
+    )

@@ -1,0 +1,62 @@
+"""Typed service errors, each carrying its HTTP status; turned into responses in main.py."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ErrorDetail:
+    """One problem in a request: which row and field, and what is wrong."""
+
+    message: str
+    row: int | None = None
+    field: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"row": self.row, "field": self.field, "message": self.message}
+
+
+class ServiceError(Exception):
+    """Base class: an error the client should see with ``status`` and ``code``."""
+
+    status = 500
+    code = "internal_error"
+
+    def __init__(self, message: str, details: list[ErrorDetail] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or []
+
+
+class MalformedBodyError(ServiceError):
+    """The body is not JSON at all."""
+
+    status = 400
+    code = "malformed_json"
+
+
+class InvalidInputError(ServiceError):
+    """The body is JSON but not a valid record or array of records."""
+
+    status = 422
+    code = "invalid_input"
+
+
+class PayloadTooLargeError(ServiceError):
+    """The body or the number of rows is over the configured limit."""
+
+    status = 413
+    code = "payload_too_large"
+
+
+class ModelUnavailableError(ServiceError):
+    """No model is loaded (none published, unreachable registry, or refused artifact)."""
+
+    status = 503
+    code = "model_unavailable"
+
+    def __init__(self, message: str, retry_after: int = 5) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -1,0 +1,50 @@
+"""The Lambda entry point (the image's CMD): ``lambda_app.handler.handler``.
+
+Built once per container: settings, the model store (loaded during the init phase), the app
+and the Mangum adapter with lifespan off. Serves API Gateway HTTP API (v2) and REST (v1) events.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from typing import Any
+
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from mangum import Mangum
+
+from lambda_app.config import Settings
+from lambda_app.main import create_app
+from lambda_app.model_store import ModelStore
+from lambda_app.observability import logger, metrics, tracer
+
+# Health checks publish no application metrics; that is expected, not worth a warning each.
+warnings.filterwarnings("ignore", message="No application metrics to publish")
+
+settings = Settings()
+model_store = ModelStore(settings)
+app = create_app(settings, model_store)
+if settings.preload_model:
+    model_store.try_load()  # in the init phase; failures are retried on the next request
+adapter = Mangum(app, lifespan="off")
+
+
+def _bad_event(message: str) -> dict[str, Any]:
+    return {
+        "statusCode": 400,
+        "headers": {"content-type": "application/json"},
+        "isBase64Encoded": False,
+        "body": json.dumps({"error": "bad_event", "message": message, "errors": []}),
+    }
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics(capture_cold_start_metric=True)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """Run one API Gateway event through the app."""
+    if not isinstance(event, dict) or not isinstance(event.get("requestContext"), dict):
+        return _bad_event("not an API Gateway proxy event: requestContext is missing")
+    response: dict[str, Any] = adapter(event, context)
+    return response

@@ -1,0 +1,143 @@
+"""create_app(): the FastAPI app, its routers, error handling and OpenAPI metadata.
+
+Every error leaves through one of the handlers here, as an ``ErrorBody`` that names the
+problem and carries the request id, and never echoes raw input back.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from lambda_app.api.routes import health, model, predict
+from lambda_app.config import Settings
+from lambda_app.errors import ErrorDetail, ModelUnavailableError, ServiceError
+from lambda_app.model_store import ModelStore
+from lambda_app.observability import logger
+from lambda_app.schemas import request_body_schema
+
+DESCRIPTION = """Scores network-flow records for anomalies with a scikit-learn model
+loaded from a versioned model registry. `1` means anomaly, `0` normal."""
+
+
+def request_id(request: Request) -> str:
+    """The API Gateway request id under Lambda, else X-Request-Id, else a new one."""
+    event = request.scope.get("aws.event")
+    if isinstance(event, dict):
+        context = event.get("requestContext")
+        if isinstance(context, dict) and isinstance(context.get("requestId"), str):
+            return context["requestId"]
+    return request.headers.get("x-request-id") or str(uuid.uuid4())
+
+
+def error_response(
+    request: Request,
+    status: int,
+    code: str,
+    message: str,
+    details: list[ErrorDetail] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    rid = request_id(request)
+    body = {
+        "error": code,
+        "message": message,
+        "errors": [d.as_dict() for d in details or []],
+        "request_id": rid,
+    }
+    return JSONResponse(body, status_code=status, headers={"x-request-id": rid, **(headers or {})})
+
+
+async def _service_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ServiceError)
+    headers = {}
+    if isinstance(exc, ModelUnavailableError):
+        headers["retry-after"] = str(exc.retry_after)
+    if exc.status >= 500:
+        logger.warning("request refused", extra={"code": exc.code, "reason": exc.message})
+    else:
+        logger.info("invalid request", extra={"code": exc.code, "reason": exc.message})
+    return error_response(request, exc.status, exc.code, exc.message, exc.details, headers)
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    details = [
+        ErrorDetail(
+            message=str(err.get("msg", "invalid")),
+            field=".".join(str(p) for p in err.get("loc", ())[1:]) or None,
+        )
+        for err in exc.errors()
+    ]
+    message = details[0].message if details else "invalid request"
+    return error_response(request, 422, "invalid_input", message, details)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    codes = {404: "not_found", 405: "method_not_allowed"}
+    return error_response(
+        request,
+        exc.status_code,
+        codes.get(exc.status_code, "http_error"),
+        str(exc.detail),
+        headers=dict(exc.headers or {}),
+    )
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    logger.exception("unhandled error")
+    return error_response(request, 500, "internal_error", "internal error; see the service logs")
+
+
+def create_app(settings: Settings | None = None, store: ModelStore | None = None) -> FastAPI:
+    """Build the app. Lambda passes ``lifespan="off"`` to Mangum, so nothing here runs per call."""
+    settings = settings or Settings()
+    store = store or ModelStore(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Local servers (uvicorn) load the model at startup, as Lambda does at init.
+        if settings.preload_model:
+            store.try_load()
+        yield
+
+    app = FastAPI(
+        title="Anomaly detection API",
+        version="1.0.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.model_store = store
+    app.include_router(health.router)
+    app.include_router(model.router)
+    app.include_router(predict.router)
+    app.add_exception_handler(ServiceError, _service_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected_error)
+
+    def openapi() -> dict[str, Any]:
+        """The OpenAPI schema, with /predict's body derived from the loaded model's features."""
+        from fastapi.openapi.utils import get_openapi
+
+        schema = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        loaded = store.current
+        if loaded is not None:
+            features = [(f.name, f.dtype) for f in loaded.manifest.features]
+            schema["paths"]["/predict"]["post"]["requestBody"] = request_body_schema(features)
+            schema["info"]["x-model-version"] = loaded.manifest.version
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app

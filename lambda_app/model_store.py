@@ -1,0 +1,160 @@
+"""Finds, verifies and loads the model from the registry, once per container.
+
+The first request (or the Lambda init phase) loads the model; every later request reuses it.
+A failed load is remembered for ``model_retry_seconds`` so a broken registry is not hammered,
+and then retried, so the service recovers by itself once the registry does.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from lambda_app.config import Settings
+from lambda_app.errors import ModelUnavailableError
+from lambda_app.observability import logger, tracer
+from lambda_app.predictor import Predictor
+from lambda_app.registry import (
+    ArtifactIntegrityError,
+    ArtifactNotFoundError,
+    Manifest,
+    ManifestError,
+    RegistryError,
+    RegistryStorage,
+    open_storage,
+    read_manifest,
+    read_verified,
+    resolve_version,
+)
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    manifest: Manifest
+    predictor: Predictor
+    loaded_at: datetime
+
+
+def default_storage(settings: Settings) -> RegistryStorage:
+    """The registry storage for ``settings.model_uri``; S3 clients get bounded retries."""
+    if settings.model_uri.startswith("s3://"):
+        import boto3
+        from botocore.config import Config
+
+        client = boto3.client(
+            "s3",
+            endpoint_url=settings.aws_endpoint_url,
+            config=Config(
+                connect_timeout=2, read_timeout=5, retries={"max_attempts": 3, "mode": "standard"}
+            ),
+        )
+        return open_storage(settings.model_uri, s3_client=client)
+    return open_storage(settings.model_uri)
+
+
+class ModelStore:
+    """Holds the one loaded model of this container."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        storage_factory: Callable[[Settings], RegistryStorage] = default_storage,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._settings = settings
+        self._storage_factory = storage_factory
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._model: LoadedModel | None = None
+        self._last_failure: tuple[float, ModelUnavailableError] | None = None
+
+    @property
+    def current(self) -> LoadedModel | None:
+        return self._model
+
+    def get(self) -> LoadedModel:
+        """The loaded model, loading it first if needed.
+
+        Raises:
+            ModelUnavailableError: no model could be loaded (the reason is logged).
+        """
+        model = self._model
+        if model is not None:
+            return model
+        with self._lock:  # one load at a time: concurrent first requests share it
+            if self._model is not None:
+                return self._model
+            if self._last_failure is not None:
+                failed_at, error = self._last_failure
+                if self._clock() - failed_at < self._settings.model_retry_seconds:
+                    raise error
+            try:
+                self._model = self._load()
+            except ModelUnavailableError as error:
+                self._last_failure = (self._clock(), error)
+                raise
+            self._last_failure = None
+            return self._model
+
+    def try_load(self) -> bool:
+        """Load now (the Lambda init phase) without raising; True when a model is loaded."""
+        try:
+            self.get()
+        except ModelUnavailableError:
+            return False
+        return True
+
+    @tracer.capture_method(capture_response=False)
+    def _load(self) -> LoadedModel:
+        settings = self._settings
+        wanted = settings.model_version or f"alias {settings.model_alias!r}"
+        try:
+            storage = self._storage_factory(settings)
+            version = settings.model_version or resolve_version(storage, settings.model_alias)
+            manifest = read_manifest(storage, version)
+            estimator = _deserialise(read_verified(storage, manifest, manifest.artifact("model")))
+            if getattr(estimator, "n_features_in_", len(manifest.features)) != len(manifest.features):
+                raise ManifestError(
+                    f"model expects {estimator.n_features_in_} features;"
+                    f" the manifest lists {len(manifest.features)}"
+                )
+        except ArtifactNotFoundError as exc:
+            logger.error("model not found", extra={"model_uri": settings.model_uri, "reason": str(exc)})
+            raise ModelUnavailableError(
+                f"no model is available: nothing published for {wanted}"
+            ) from exc
+        except ArtifactIntegrityError as exc:
+            logger.error("model artifact refused", extra={"reason": str(exc)})
+            raise ModelUnavailableError(
+                "no model is available: the model artifact failed its integrity check"
+            ) from exc
+        except (RegistryError, ValueError) as exc:
+            logger.error("model manifest refused", extra={"reason": str(exc)})
+            raise ModelUnavailableError(
+                "no model is available: the model's manifest is invalid"
+            ) from exc
+        except Exception as exc:  # registry unreachable, credentials, unreadable pickle...
+            logger.exception("model load failed", extra={"model_uri": settings.model_uri})
+            raise ModelUnavailableError(
+                f"no model is available: loading {wanted} failed ({type(exc).__name__})"
+            ) from exc
+        logger.info(
+            "model loaded",
+            extra={"model_version": manifest.version, "model_uri": settings.model_uri},
+        )
+        return LoadedModel(
+            manifest=manifest,
+            predictor=Predictor(estimator, manifest.threshold),
+            loaded_at=datetime.now(UTC),
+        )
+
+
+def _deserialise(data: bytes) -> object:
+    """Unpickle a model. Only ever called on bytes whose sha256 matched the manifest."""
+    import joblib
+
+    return joblib.load(io.BytesIO(data))

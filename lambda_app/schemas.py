@@ -1,0 +1,85 @@
+"""Response bodies and the documented request body (OpenAPI); validation lives in validation.py."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+SEED_EXAMPLE: dict[str, Any] = {"one": 20, "two": 12.66645094909174, "three": 15.8990837351338}
+
+
+class PredictResponse(BaseModel):
+    """Predictions in the order of the request's records."""
+
+    predictions: list[int] = Field(description="1 = anomaly, 0 = normal", examples=[[0]])
+    scores: list[float] = Field(
+        description="anomaly score, higher is more anomalous; >= the model's threshold is 1",
+        examples=[[0.43]],
+    )
+    version: str = Field(description="the model version that answered")
+    errors: None = Field(default=None, description="always null on success")
+
+
+class ErrorItem(BaseModel):
+    row: int | None = Field(description="0-based index of the record, when there is one")
+    field: str | None = Field(description="the field at fault, when there is one")
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """Every 4xx/5xx carries this body."""
+
+    error: str = Field(description="machine-readable code", examples=["invalid_input"])
+    message: str = Field(examples=["row 0, field 'two': must be a finite number"])
+    errors: list[ErrorItem] = Field(default_factory=list)
+    request_id: str | None = None
+
+
+class HealthResponse(BaseModel):
+    status: str = Field(examples=["ok"])
+    version: str = Field(description="the loaded model's version")
+
+
+class RootResponse(BaseModel):
+    service: str
+    message: str
+    docs: str
+
+
+def request_body_schema(feature_schema: list[tuple[str, str]] | None) -> dict[str, Any]:
+    """OpenAPI requestBody for /predict: from the loaded model's features when known."""
+    if feature_schema:
+        properties = {
+            name: {"type": "integer" if dtype == "integer" else "number"}
+            for name, dtype in feature_schema
+        }
+        record: dict[str, Any] = {
+            "type": "object",
+            "properties": properties,
+            "required": [name for name, _ in feature_schema],
+            "additionalProperties": False,
+        }
+    else:
+        record = {
+            "type": "object",
+            "description": "one value per feature of the loaded model (see GET /model)",
+            "additionalProperties": {"type": "number"},
+        }
+    return {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "oneOf": [record, {"type": "array", "items": record, "minItems": 1}],
+                },
+                "examples": {
+                    "single": {"summary": "one record", "value": SEED_EXAMPLE},
+                    "batch": {
+                        "summary": "an array of records",
+                        "value": [SEED_EXAMPLE, {"one": 4444, "two": 31.5, "three": 2.25}],
+                    },
+                },
+            }
+        },
+    }

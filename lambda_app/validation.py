@@ -1,0 +1,129 @@
+"""Request bodies -> a float64 matrix in the manifest's feature order, or a clear 4xx.
+
+Written by hand rather than as a pydantic model per row: the schema comes from the
+manifest at run time, rows are checked straight into a numpy array (no object per row),
+and every problem is reported with its row index and field name without echoing values
+that JSON cannot represent.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import orjson
+
+from lambda_app.errors import ErrorDetail, InvalidInputError, MalformedBodyError, PayloadTooLargeError
+from lambda_app.registry import FeatureSpec
+
+MAX_ABS_VALUE = 1e12
+"""Sanity bound on any feature: keeps the arithmetic finite. Not the training range:
+out-of-range values are exactly what the service exists to flag."""
+
+MAX_REPORTED_ERRORS = 20
+
+
+def parse_body(body: bytes) -> Any:
+    """Parse JSON; raises MalformedBodyError when the body is not JSON at all.
+
+    orjson is strict (RFC 8259). When it refuses a body, the lenient standard library parser
+    gets a second look: if that reads NaN, Infinity or an overflowing number, the caller can
+    then name the row and field holding it instead of rejecting the whole body blindly.
+    """
+    if not body.strip():
+        raise MalformedBodyError("request body is empty: send a JSON object or array of objects")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        strict_error = str(exc)
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):
+        raise MalformedBodyError(f"request body is not valid JSON: {strict_error}") from None
+
+
+def _check_value(value: Any, spec: FeatureSpec) -> str | None:
+    """The problem with one value, or None when it is acceptable."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        kind = "null" if value is None else type(value).__name__
+        kind = {"str": "string", "dict": "object", "list": "array", "bool": "boolean"}.get(kind, kind)
+        return f"must be a number, got {kind}"
+    if isinstance(value, float) and not math.isfinite(value):
+        return "must be a finite number"
+    if abs(value) > MAX_ABS_VALUE:
+        return f"must be between -{MAX_ABS_VALUE:g} and {MAX_ABS_VALUE:g}"
+    if spec.dtype == "integer" and isinstance(value, float) and not value.is_integer():
+        return "must be an integer"
+    return None
+
+
+def records_to_matrix(payload: Any, features: Sequence[FeatureSpec], max_rows: int) -> np.ndarray:
+    """Validate one record or an array of records; return an (n_rows, n_features) array.
+
+    Raises:
+        InvalidInputError: wrong shape, missing/unknown fields, wrong types, non-finite values.
+        PayloadTooLargeError: more than ``max_rows`` records.
+    """
+    if isinstance(payload, dict):
+        rows: list[Any] = [payload]
+    elif isinstance(payload, list):
+        rows = payload
+    else:
+        raise InvalidInputError(
+            "body must be a JSON object (one record) or an array of records,"
+            f" got {_json_kind(payload)}"
+        )
+    if not rows:
+        raise InvalidInputError("body is an empty array: send at least one record")
+    if len(rows) > max_rows:
+        raise PayloadTooLargeError(
+            f"{len(rows)} records exceed the limit of {max_rows} records per request"
+        )
+
+    names = [spec.name for spec in features]
+    expected = set(names)
+    details: list[ErrorDetail] = []
+    for index, row in enumerate(rows):
+        if len(details) >= MAX_REPORTED_ERRORS:
+            break
+        if not isinstance(row, dict):
+            details.append(ErrorDetail(f"must be an object, got {_json_kind(row)}", row=index))
+            continue
+        for spec in features:
+            if spec.name not in row:
+                details.append(ErrorDetail("field required", row=index, field=spec.name))
+                continue
+            problem = _check_value(row[spec.name], spec)
+            if problem:
+                details.append(ErrorDetail(problem, row=index, field=spec.name))
+        if len(row) != len(names) or row.keys() != expected:
+            details.extend(
+                ErrorDetail(
+                    f"unknown field; expected only {', '.join(names)}", row=index, field=key[:100]
+                )
+                for key in row
+                if key not in expected
+            )
+    if details:
+        first = details[0]
+        where = f"row {first.row}" + (f", field '{first.field}'" if first.field else "")
+        more = f" (and {len(details) - 1} more)" if len(details) > 1 else ""
+        raise InvalidInputError(f"{where}: {first.message}{more}", details[:MAX_REPORTED_ERRORS])
+    return np.array([[row[name] for name in names] for row in rows], dtype=np.float64)
+
+
+def _json_kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"

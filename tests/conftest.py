@@ -1,0 +1,89 @@
+"""Shared fixtures: fake AWS credentials, a trained registry, events, the Lambda context."""
+
+from __future__ import annotations
+
+import base64
+import importlib
+import json
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+# Powertools reads these when lambda_app.observability is first imported.
+os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "AnomalyDetectorTests")
+os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "anomaly-detector")
+os.environ["POWERTOOLS_TRACE_DISABLED"] = "true"
+
+ROOT = Path(__file__).resolve().parent.parent
+EVENTS_DIR = ROOT / "events"
+SAMPLE_DATA = ROOT / "data" / "sample.csv"
+SEED_RECORD = {"one": 20, "two": 12.66645094909174, "three": 15.8990837351338}
+
+
+@pytest.fixture(autouse=True)
+def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fake credentials everywhere: no test can reach a real AWS account."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "MODEL_URI", "MODEL_ALIAS", "MODEL_VERSION", "MAX_ROWS"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(scope="session")
+def trained_registry(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A local registry with one version of the example model, trained once per session."""
+    from training.config import load_config
+    from training.train import run_training
+
+    root = tmp_path_factory.mktemp("registry")
+    run_training(str(SAMPLE_DATA), str(root), load_config(), alias="production")
+    return root
+
+
+@pytest.fixture
+def registry(trained_registry: Path, tmp_path: Path) -> Path:
+    """A private copy of the trained registry that a test may tamper with."""
+    target = tmp_path / "registry"
+    shutil.copytree(trained_registry, target)
+    return target
+
+
+@pytest.fixture
+def lambda_context() -> Any:
+    from lambda_app.invoke import LocalLambdaContext
+
+    return LocalLambdaContext()
+
+
+def load_event(name: str) -> dict[str, Any]:
+    event: dict[str, Any] = json.loads((EVENTS_DIR / name).read_text())
+    return event
+
+
+def response_json(response: dict[str, Any]) -> Any:
+    body = response.get("body") or ""
+    if response.get("isBase64Encoded"):
+        body = base64.b64decode(body).decode()
+    return json.loads(body)
+
+
+@pytest.fixture
+def handler_module(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., ModuleType]]:
+    """Import lambda_app.handler afresh under the given environment, as a new container would."""
+
+    def load(**env: str) -> ModuleType:
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        import lambda_app.handler
+
+        return importlib.reload(lambda_app.handler)
+
+    yield load

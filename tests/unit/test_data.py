@@ -1,0 +1,70 @@
+"""Training data: read CSV/Parquet, validate with one clear line naming column and row."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from training.data import load_dataset
+from training.exceptions import DataValidationError, TrainingError
+from training.synthetic import generate
+
+FEATURES = ["one", "two", "three"]
+
+
+def _csv(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "data.csv"
+    path.write_text(text)
+    return str(path)
+
+
+def test_reads_csv_with_labels_and_infers_dtypes(tmp_path: Path) -> None:
+    generate(100, seed=1).to_csv(tmp_path / "d.csv", index=False)
+    dataset = load_dataset(str(tmp_path / "d.csv"), FEATURES, "label")
+    assert dataset.features.shape == (100, 3)
+    assert dataset.feature_dtypes == ["integer", "number", "number"]
+    assert dataset.labels is not None and dataset.labels.dtype == np.int64
+    assert len(dataset.sha256) == 64
+
+
+def test_reads_parquet(tmp_path: Path) -> None:
+    frame = generate(50, seed=1)
+    frame.to_parquet(tmp_path / "d.parquet", index=False)
+    dataset = load_dataset(str(tmp_path / "d.parquet"), FEATURES, "label")
+    np.testing.assert_allclose(dataset.features, frame[FEATURES].to_numpy(dtype=float))
+
+
+def test_missing_label_column_means_unlabelled(tmp_path: Path) -> None:
+    uri = _csv(tmp_path, "one,two,three\n80,14,15\n")
+    assert load_dataset(uri, FEATURES, "label").labels is None
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "no data rows"),
+        ("one,two,three,label\n", "no data rows"),
+        ("one,two,label\n80,14,0\n", "missing column(s) 'three'"),
+        ("one,two,three,label\n80,14,15,0\n80,abc,15,0\n", "column 'two', row 2: non-numeric value 'abc'"),
+        ("one,two,three,label\n80,14,15,0\n80,14,,0\n", "column 'three', row 2: missing value (NaN)"),
+        ("one,two,three,label\n80,NaN,15,0\n", "column 'two', row 1: missing value (NaN)"),
+        ("one,two,three,label\n80,14,inf,0\n", "column 'three', row 1: infinite value"),
+        ("one,two,three,label\n80,14,15,0\n80,14,15,2\n", "column 'label', row 2: label must be 0 or 1, got 2"),
+        ("one,two,three,label\n80,14,15,yes\n", "column 'label', row 1: non-numeric value 'yes'"),
+    ],
+)
+def test_invalid_data_fails_with_one_line_naming_column_and_row(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(DataValidationError) as caught:
+        load_dataset(_csv(tmp_path, text), FEATURES, "label")
+    assert message in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_missing_file_and_unknown_format(tmp_path: Path) -> None:
+    with pytest.raises(TrainingError, match="does not exist"):
+        load_dataset(str(tmp_path / "nope.csv"), FEATURES, None)
+    (tmp_path / "d.json").write_text("{}")
+    with pytest.raises(TrainingError, match="unsupported data format"):
+        load_dataset(str(tmp_path / "d.json"), FEATURES, None)

@@ -1,0 +1,161 @@
+"""Read training data (CSV or Parquet, local path or s3://) and validate it.
+
+Validation fails on the first problem with one line naming the column and the row
+(1-based data rows: the CSV header is not counted).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from lambda_app.registry import parse_s3_uri
+from training.exceptions import DataValidationError, TrainingError
+
+log = logging.getLogger("training")
+
+CSV_CHUNK_ROWS = 250_000
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Validated training data: features in config order, the label if there is one."""
+
+    features: np.ndarray
+    feature_names: list[str]
+    feature_dtypes: list[str]
+    labels: np.ndarray | None
+    uri: str
+    sha256: str
+
+    @property
+    def rows(self) -> int:
+        return int(self.features.shape[0])
+
+
+@contextlib.contextmanager
+def _local_copy(uri: str, s3_client: Any = None) -> Iterator[Path]:
+    """A local path to the data: the file itself, or a temporary download from S3."""
+    if not uri.startswith("s3://"):
+        path = Path(uri)
+        if not path.is_file():
+            raise TrainingError(f"data file {uri} does not exist")
+        yield path
+        return
+    bucket, key = parse_s3_uri(uri)
+    if s3_client is None:
+        import boto3
+
+        s3_client = boto3.client("s3")
+    suffix = "".join(Path(key).suffixes[-2:])
+    fd, name = tempfile.mkstemp(suffix=suffix)
+    os.close(fd)
+    try:
+        try:
+            s3_client.download_file(bucket, key, name)
+        except Exception as exc:  # botocore raises ClientError / endpoint errors
+            raise TrainingError(f"cannot download {uri}: {exc}") from exc
+        yield Path(name)
+    finally:
+        os.unlink(name)
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _read_frame(path: Path, uri: str, columns: Sequence[str]) -> pd.DataFrame:
+    name = uri.lower()
+    try:
+        if name.endswith((".parquet", ".pq")):
+            return pd.read_parquet(path)
+        if name.endswith((".csv", ".csv.gz", ".txt")):
+            from tqdm import tqdm
+
+            chunks = []
+            with pd.read_csv(path, chunksize=CSV_CHUNK_ROWS, dtype=str, keep_default_na=False) as reader:
+                for chunk in tqdm(reader, desc="reading", unit="chunk", disable=None, leave=False):
+                    chunks.append(chunk)
+            return pd.concat(chunks, ignore_index=True) if chunks else pd.DataFrame(columns=list(columns))
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame()
+    except (ValueError, OSError, pd.errors.ParserError) as exc:
+        raise DataValidationError(f"cannot parse {uri}: {str(exc).splitlines()[0]}") from exc
+    raise TrainingError(f"unsupported data format for {uri}: use .csv, .csv.gz or .parquet")
+
+
+def _numeric_column(frame: pd.DataFrame, column: str) -> np.ndarray:
+    """The column as float64, or DataValidationError naming the first bad row."""
+    raw = frame[column]
+    if raw.dtype == object or pd.api.types.is_string_dtype(raw):
+        text = raw.astype(str).str.strip()
+        values = pd.to_numeric(text.where(text != "", None), errors="coerce").to_numpy(dtype=np.float64)
+        bad = np.flatnonzero(np.isnan(values) & (text != "").to_numpy())
+        bad = bad[~text.iloc[bad].str.lower().isin(["nan", "na", "null", "none"]).to_numpy()]
+        if len(bad):
+            row = int(bad[0])
+            shown = text.iloc[row][:40]
+            raise DataValidationError(f"column '{column}', row {row + 1}: non-numeric value {shown!r}")
+    elif pd.api.types.is_bool_dtype(raw) or not pd.api.types.is_numeric_dtype(raw):
+        raise DataValidationError(f"column '{column}': non-numeric type {raw.dtype}")
+    else:
+        values = raw.to_numpy(dtype=np.float64, na_value=np.nan)
+    missing = np.flatnonzero(np.isnan(values))
+    if len(missing):
+        raise DataValidationError(f"column '{column}', row {int(missing[0]) + 1}: missing value (NaN)")
+    infinite = np.flatnonzero(~np.isfinite(values))
+    if len(infinite):
+        raise DataValidationError(f"column '{column}', row {int(infinite[0]) + 1}: infinite value")
+    return values
+
+
+def validate(frame: pd.DataFrame, features: Sequence[str], label: str | None, uri: str, sha256: str) -> Dataset:
+    """Check schema and values; return the arrays the model is fitted on."""
+    if frame.empty or len(frame) == 0:
+        raise DataValidationError(f"{uri}: no data rows")
+    missing = [c for c in features if c not in frame.columns]
+    if missing:
+        raise DataValidationError(
+            f"missing column(s) {', '.join(repr(c) for c in missing)}; found {', '.join(map(str, frame.columns))}"
+        )
+    matrix = np.column_stack([_numeric_column(frame, c) for c in features])
+    dtypes = ["integer" if np.all(matrix[:, i] == np.round(matrix[:, i])) else "number" for i in range(len(features))]
+    labels = None
+    if label is not None and label in frame.columns:
+        values = _numeric_column(frame, label)
+        bad = np.flatnonzero((values != 0) & (values != 1))
+        if len(bad):
+            row = int(bad[0])
+            raise DataValidationError(f"column '{label}', row {row + 1}: label must be 0 or 1, got {values[row]:g}")
+        labels = values.astype(np.int64)
+    return Dataset(
+        features=matrix,
+        feature_names=list(features),
+        feature_dtypes=dtypes,
+        labels=labels,
+        uri=uri,
+        sha256=sha256,
+    )
+
+
+def load_dataset(uri: str, features: Sequence[str], label: str | None, *, s3_client: Any = None) -> Dataset:
+    """Read ``uri`` (local path or s3://, CSV or Parquet) and validate it."""
+    with _local_copy(uri, s3_client) as path:
+        sha256 = _sha256_file(path)
+        frame = _read_frame(path, uri, [*features, *([label] if label else [])])
+    log.info("read %s rows from %s", len(frame), uri)
+    return validate(frame, features, label, uri, sha256)

@@ -1,0 +1,85 @@
+"""Decision threshold, evaluation metrics and the reference summary of the training data."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from lambda_app.registry import FeatureReference, Reference
+
+QUANTILES = {"p01": 0.01, "p05": 0.05, "p25": 0.25, "p50": 0.5, "p75": 0.75, "p95": 0.95, "p99": 0.99}
+
+
+def anomaly_scores(estimator: Any, features: np.ndarray) -> np.ndarray:
+    """The service's score: negated ``score_samples``, higher is more anomalous."""
+    return -np.asarray(estimator.score_samples(features), dtype=np.float64)
+
+
+def threshold_max_f1(scores: np.ndarray, labels: np.ndarray) -> float:
+    """The score threshold that maximises F1 on labelled validation data."""
+    from sklearn.metrics import precision_recall_curve
+
+    precision, recall, thresholds = precision_recall_curve(labels, scores)
+    f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros_like(precision), where=(precision + recall) > 0)
+    return float(thresholds[int(np.argmax(f1[:-1]))])
+
+
+def threshold_quantile(scores: np.ndarray, quantile: float) -> float:
+    """The score below which ``quantile`` of the rows fall: the rest are flagged."""
+    return float(np.quantile(scores, quantile))
+
+
+def classification_metrics(scores: np.ndarray, labels: np.ndarray, threshold: float) -> dict[str, float | int | None]:
+    """Precision, recall, F1 at the threshold; ROC-AUC and PR-AUC over all thresholds."""
+    from sklearn.metrics import average_precision_score, precision_recall_fscore_support, roc_auc_score
+
+    predicted = (scores >= threshold).astype(np.int64)
+    precision, recall, f1, _ = precision_recall_fscore_support(
+        labels, predicted, average="binary", zero_division=0
+    )
+    both_classes = len(np.unique(labels)) == 2
+    tp = int(np.sum((predicted == 1) & (labels == 1)))
+    fp = int(np.sum((predicted == 1) & (labels == 0)))
+    fn = int(np.sum((predicted == 0) & (labels == 1)))
+    tn = int(np.sum((predicted == 0) & (labels == 0)))
+    return {
+        "precision": float(precision),
+        "recall": float(recall),
+        "f1": float(f1),
+        "roc_auc": float(roc_auc_score(labels, scores)) if both_classes else None,
+        "pr_auc": float(average_precision_score(labels, scores)) if both_classes else None,
+        "threshold": float(threshold),
+        "rows": int(len(labels)),
+        "anomalies": int(labels.sum()),
+        "true_positives": tp,
+        "false_positives": fp,
+        "false_negatives": fn,
+        "true_negatives": tn,
+    }
+
+
+def reference_summary(features: np.ndarray, names: list[str], scores: np.ndarray, threshold: float) -> Reference:
+    """Per-feature distribution summaries (deciles as histogram bins) and score quantiles."""
+    summaries = {}
+    for i, name in enumerate(names):
+        column = features[:, i]
+        edges = np.unique(np.quantile(column, np.linspace(0, 1, 11)))
+        if len(edges) < 2:
+            edges = np.array([edges[0], edges[0]])
+        counts, _ = np.histogram(column, bins=edges)
+        summaries[name] = FeatureReference(
+            count=int(column.size),
+            mean=float(column.mean()),
+            std=float(column.std()),
+            min=float(column.min()),
+            max=float(column.max()),
+            quantiles={k: float(np.quantile(column, q)) for k, q in QUANTILES.items()},
+            bin_edges=[float(e) for e in edges],
+            bin_fractions=[float(c) / column.size for c in counts],
+        )
+    return Reference(
+        features=summaries,
+        score_quantiles={k: float(np.quantile(scores, q)) for k, q in QUANTILES.items()},
+        anomaly_rate=float(np.mean(scores >= threshold)),
+    )

@@ -1,0 +1,87 @@
+"""Publish an immutable version to the registry, and only then move the alias."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import joblib
+
+from lambda_app.registry import (
+    MANIFEST_FILE,
+    AliasRecord,
+    FeatureSpec,
+    Manifest,
+    PendingArtifact,
+    Provenance,
+    Reference,
+    RegistryStorage,
+    dump_json,
+    move_alias,
+    new_version,
+)
+
+log = logging.getLogger("training")
+
+MODEL_FILE = "model.joblib"
+EVALUATION_FILE = "evaluation.json"
+
+
+@dataclass(frozen=True)
+class Published:
+    manifest: Manifest
+    alias: AliasRecord | None
+
+
+def publish(
+    storage: RegistryStorage,
+    *,
+    name: str,
+    estimator: Any,
+    estimator_name: str,
+    features: list[FeatureSpec],
+    label: str | None,
+    threshold: float,
+    metrics: dict[str, Any] | None,
+    evaluation: dict[str, Any],
+    reference: Reference,
+    provenance: Provenance,
+    alias: str | None,
+) -> Published:
+    """Write the model, its evaluation and its manifest as a new version; then move ``alias``."""
+    now = datetime.now(UTC)
+    version = new_version(now)
+    buffer = io.BytesIO()
+    joblib.dump(estimator, buffer, compress=3)
+    artifacts = [
+        PendingArtifact(MODEL_FILE, "model", buffer.getvalue()),
+        PendingArtifact(
+            EVALUATION_FILE, "evaluation", json.dumps(evaluation, indent=2, sort_keys=True).encode()
+        ),
+    ]
+    manifest = Manifest(
+        name=name,
+        version=version,
+        created_at=now,
+        estimator=estimator_name,
+        artifacts=[a.describe() for a in artifacts],
+        features=features,
+        label=label,
+        threshold=threshold,
+        metrics=metrics,
+        reference=reference,
+        provenance=provenance,
+    )
+    files = {a.path: a.data for a in artifacts}
+    files[MANIFEST_FILE] = dump_json(manifest)
+    storage.publish_version(version, files)
+    log.info("published version %s to %s", version, storage.uri)
+    record = None
+    if alias:
+        record = move_alias(storage, alias, version, reason="published by training job", now=now)
+        log.info("alias %s -> %s", alias, version)
+    return Published(manifest=manifest, alias=record)

@@ -1,0 +1,66 @@
+"""A seeded synthetic dataset of network-flow records, for examples and tests.
+
+Columns: ``one`` (destination port), ``two`` and ``three`` (continuous measurements, normal
+traffic around 12 to 17, correlated per port) and ``label`` (1 = anomaly). Anomalies are a
+few percent and genuinely different: rare ports, out-of-range measurements, and in-range
+values in a combination normal traffic never shows.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+# port -> (share of normal traffic, mean of two, mean of three)
+COMMON_PORTS: dict[int, tuple[float, float, float]] = {
+    443: (0.34, 14.6, 15.2),
+    80: (0.30, 14.0, 14.4),
+    53: (0.12, 12.9, 13.1),
+    22: (0.08, 15.6, 16.0),
+    25: (0.06, 13.4, 14.9),
+    20: (0.05, 12.8, 15.7),
+    21: (0.03, 13.1, 15.3),
+    8080: (0.02, 14.9, 13.6),
+}
+RARE_PORTS = np.array([23, 135, 139, 445, 1433, 3389, 4444, 5900, 6667, 31337])
+
+
+def generate(rows: int, *, anomaly_rate: float = 0.03, seed: int = 0) -> pd.DataFrame:
+    """``rows`` records, ``anomaly_rate`` of them anomalies, reproducible from ``seed``."""
+    if rows < 1:
+        raise ValueError("rows must be at least 1")
+    if not 0 <= anomaly_rate < 1:
+        raise ValueError("anomaly_rate must be in [0, 1)")
+    rng = np.random.default_rng(seed)
+    ports = np.array(list(COMMON_PORTS))
+    shares = np.array([v[0] for v in COMMON_PORTS.values()])
+    means = np.array([[v[1], v[2]] for v in COMMON_PORTS.values()])
+
+    # Normal traffic: a common port, and measurements correlated around that port's means.
+    which = rng.choice(len(ports), size=rows, p=shares / shares.sum())
+    one = ports[which].astype(np.int64)
+    shared = rng.normal(0.0, 0.55, size=rows)
+    two = means[which, 0] + shared + rng.normal(0.0, 0.25, size=rows)
+    three = means[which, 1] + 0.8 * shared + rng.normal(0.0, 0.25, size=rows)
+    label = np.zeros(rows, dtype=np.int64)
+
+    anomalous = np.flatnonzero(rng.random(rows) < anomaly_rate)
+    kinds = rng.integers(0, 3, size=len(anomalous))
+    label[anomalous] = 1
+
+    rare = anomalous[kinds == 0]  # a port normal traffic never uses
+    one[rare] = rng.choice(RARE_PORTS, size=len(rare))
+
+    out = anomalous[kinds == 1]  # a measurement far outside the normal range
+    low = rng.random(len(out)) < 0.5
+    value = np.where(low, rng.uniform(0.5, 8.0, len(out)), rng.uniform(21.0, 40.0, len(out)))
+    first = rng.random(len(out)) < 0.5
+    two[out[first]] = value[first]
+    three[out[~first]] = value[~first]
+
+    odd = anomalous[kinds == 2]  # each value in range, but the pair inverted for the port
+    sign = np.where(rng.random(len(odd)) < 0.5, 1.0, -1.0)
+    two[odd] = means[which[odd], 0] + sign * rng.uniform(1.8, 2.6, len(odd))
+    three[odd] = means[which[odd], 1] - sign * rng.uniform(1.8, 2.6, len(odd))
+
+    return pd.DataFrame({"one": one, "two": two, "three": three, "label": label})

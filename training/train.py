@@ -1,0 +1,186 @@
+"""The training run: data -> validated arrays -> fitted model -> threshold -> evaluation -> registry."""
+
+from __future__ import annotations
+
+import logging
+import platform
+import subprocess
+import time
+from typing import Any
+
+import numpy as np
+
+from lambda_app.registry import FeatureSpec, Provenance, open_storage
+from training.config import TrainingConfig
+from training.data import Dataset, load_dataset
+from training.evaluate import (
+    anomaly_scores,
+    classification_metrics,
+    reference_summary,
+    threshold_max_f1,
+    threshold_quantile,
+)
+from training.exceptions import DataValidationError
+from training.model import build_estimator, estimator_name
+from training.publish import Published, publish
+
+log = logging.getLogger("training")
+
+MIN_ROWS = 20
+
+
+def code_revision() -> str:
+    """The git commit of the training code, or 'unknown' outside a checkout."""
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return result.stdout.strip() or "unknown"
+
+
+def library_versions() -> dict[str, str]:
+    import joblib
+    import pandas
+    import sklearn
+
+    return {
+        "python": platform.python_version(),
+        "scikit-learn": sklearn.__version__,
+        "numpy": np.__version__,
+        "pandas": pandas.__version__,
+        "joblib": joblib.__version__,
+    }
+
+
+def split_indices(dataset: Dataset, config: TrainingConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Train / validation / test row indices; stratified on the label when there is one."""
+    from sklearn.model_selection import train_test_split
+
+    indices = np.arange(dataset.rows)
+    labels = dataset.labels
+    stratify = labels if labels is not None and np.bincount(labels, minlength=2).min() >= 3 else None
+    seed = config.split.seed
+    rest, test = train_test_split(
+        indices, test_size=config.split.test_fraction, random_state=seed, stratify=stratify
+    )
+    fraction = config.split.validation_fraction / (1 - config.split.test_fraction)
+    train, validation = train_test_split(
+        rest,
+        test_size=fraction,
+        random_state=seed,
+        stratify=None if stratify is None else labels[rest],  # type: ignore[index]
+    )
+    return train, validation, test
+
+
+class _Stage:
+    """Progress lines on stderr: '[2/5] fitting IsolationForest ... done in 1.2s'."""
+
+    TOTAL = 5
+
+    def __init__(self) -> None:
+        self.number = 0
+
+    def __call__(self, text: str) -> _Stage:
+        self.number += 1
+        self.text = text
+        return self
+
+    def __enter__(self) -> None:
+        self.started = time.perf_counter()
+        log.info("[%d/%d] %s ...", self.number, self.TOTAL, self.text)
+
+    def __exit__(self, *exc: object) -> None:
+        if exc[0] is None:
+            log.info("[%d/%d] %s done in %.1fs", self.number, self.TOTAL, self.text, time.perf_counter() - self.started)
+
+
+def run_training(
+    data_uri: str,
+    model_uri: str,
+    config: TrainingConfig,
+    *,
+    alias: str | None = "production",
+    s3_client: Any = None,
+) -> Published:
+    """Train on ``data_uri`` and publish a new version under ``model_uri``; move ``alias``."""
+    stage = _Stage()
+    with stage(f"reading and validating {data_uri}"):
+        dataset = load_dataset(data_uri, config.data.features, config.data.label, s3_client=s3_client)
+    if dataset.rows < MIN_ROWS:
+        raise DataValidationError(f"{data_uri}: {dataset.rows} rows; training needs at least {MIN_ROWS}")
+    labelled = dataset.labels is not None and len(np.unique(dataset.labels)) == 2
+    if dataset.labels is not None and not labelled:
+        log.warning("label column has a single class: evaluating without labels")
+    train, validation, test = split_indices(dataset, config)
+    x = dataset.features
+
+    estimator = build_estimator(config.model)
+    name = estimator_name(estimator)
+    with stage(f"fitting {name} on {len(train)} rows"):
+        estimator.fit(x[train])
+
+    with stage(f"choosing the threshold ({config.threshold.strategy}) on {len(validation)} rows"):
+        validation_scores = anomaly_scores(estimator, x[validation])
+        if config.threshold.strategy == "max_f1" and labelled:
+            threshold = threshold_max_f1(validation_scores, dataset.labels[validation])  # type: ignore[index]
+            rule = "maximises F1 on the validation split"
+        else:
+            if config.threshold.strategy == "max_f1":
+                log.warning("no labels: falling back to the quantile threshold rule")
+            threshold = threshold_quantile(anomaly_scores(estimator, x[train]), config.threshold.quantile)
+            rule = f"the {config.threshold.quantile} quantile of training scores"
+
+    with stage(f"evaluating on {len(test)} held-out rows"):
+        test_scores = anomaly_scores(estimator, x[test])
+        metrics = (
+            classification_metrics(test_scores, dataset.labels[test], threshold)  # type: ignore[index]
+            if labelled
+            else None
+        )
+        train_scores = anomaly_scores(estimator, x[train])
+        reference = reference_summary(x[train], dataset.feature_names, train_scores, threshold)
+        evaluation = {
+            "split": {"train": len(train), "validation": len(validation), "test": len(test)},
+            "threshold": threshold,
+            "threshold_rule": rule,
+            "metrics": metrics,
+            "test_anomaly_rate_predicted": float(np.mean(test_scores >= threshold)),
+        }
+        if metrics:
+            log.info(
+                "holdout: precision=%.3f recall=%.3f f1=%.3f roc_auc=%.3f pr_auc=%.3f threshold=%.4f",
+                metrics["precision"], metrics["recall"], metrics["f1"],
+                metrics["roc_auc"], metrics["pr_auc"], threshold,
+            )
+
+    with stage(f"publishing to {model_uri}"):
+        storage = open_storage(model_uri, s3_client=s3_client)
+        published = publish(
+            storage,
+            name=config.name,
+            estimator=estimator,
+            estimator_name=name,
+            features=[
+                FeatureSpec(name=n, dtype=d)  # type: ignore[arg-type]
+                for n, d in zip(dataset.feature_names, dataset.feature_dtypes, strict=True)
+            ],
+            label=config.data.label if dataset.labels is not None else None,
+            threshold=threshold,
+            metrics=metrics,
+            evaluation=evaluation,
+            reference=reference,
+            provenance=Provenance(
+                data_uri=data_uri,
+                data_sha256=dataset.sha256,
+                rows=dataset.rows,
+                params={"estimator": config.model.estimator, **config.model.params},
+                library_versions=library_versions(),
+                code_revision=code_revision(),
+                config=config.model_dump(mode="json"),
+            ),
+            alias=alias,
+        )
+    return published
