@@ -1,7 +1,8 @@
 """Settings: every environment variable the service reads, parsed once.
 
 Environment variables (all optional):
-    MODEL_URI              registry root: ``s3://bucket/prefix`` or a local directory (default ``model-registry``)
+    MODEL_URI              registry root: ``s3://bucket/prefix`` or a local directory
+                           (default ``model-registry``)
     MODEL_ALIAS            alias to serve when MODEL_VERSION is unset (default ``production``)
     MODEL_VERSION          pin one version; overrides MODEL_ALIAS
     MAX_BODY_BYTES         largest accepted request body (default 5,000,000: under Lambda's 6 MB payload)

@@ -46,5 +46,5 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Run one API Gateway event through the app."""
     if not isinstance(event, dict) or not isinstance(event.get("requestContext"), dict):
         return _bad_event("not an API Gateway proxy event: requestContext is missing")
-    response: dict[str, Any] = adapter(event, context)
+    response: dict[str, Any] = adapter(event, context)  # type: ignore[arg-type]
     return response

@@ -6,12 +6,12 @@ Prints the handler's response with the body decoded, as Lambda would return it.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
-
 
 RESPONSE_MARKER = "--- response ---"
 
@@ -24,9 +24,7 @@ class LocalLambdaContext:
     function_version: str = "$LATEST"
     memory_limit_in_mb: int = 1024
     aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    invoked_function_arn: str = (
-        "arn:aws:lambda:us-east-1:123456789012:function:anomaly-detector-local"
-    )
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:anomaly-detector-local"
     log_group_name: str = "/aws/lambda/anomaly-detector-local"
     log_stream_name: str = "local"
     timeout_ms: int = 30_000
@@ -38,7 +36,7 @@ class LocalLambdaContext:
 def invoke(event: dict[str, Any]) -> dict[str, Any]:
     from lambda_app.handler import handler
 
-    response: dict[str, Any] = handler(event, LocalLambdaContext())  # type: ignore[arg-type]
+    response: dict[str, Any] = handler(event, LocalLambdaContext())
     return response
 
 
@@ -54,10 +52,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     response = invoke(event)
     shown = dict(response)
-    try:
+    with contextlib.suppress(json.JSONDecodeError):
         shown["body"] = json.loads(response.get("body") or "null")
-    except json.JSONDecodeError:
-        pass
     # Logs and EMF metrics went to stdout above, as in Lambda; the response follows the marker.
     print(RESPONSE_MARKER)
     print(json.dumps(shown, indent=2))

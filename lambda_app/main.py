@@ -33,7 +33,7 @@ def request_id(request: Request) -> str:
     if isinstance(event, dict):
         context = event.get("requestContext")
         if isinstance(context, dict) and isinstance(context.get("requestId"), str):
-            return context["requestId"]
+            return str(context["requestId"])
     return request.headers.get("x-request-id") or str(uuid.uuid4())
 
 

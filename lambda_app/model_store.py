@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from lambda_app.config import Settings
 from lambda_app.errors import ModelUnavailableError
@@ -48,9 +49,7 @@ def default_storage(settings: Settings) -> RegistryStorage:
         client = boto3.client(
             "s3",
             endpoint_url=settings.aws_endpoint_url,
-            config=Config(
-                connect_timeout=2, read_timeout=5, retries={"max_attempts": 3, "mode": "standard"}
-            ),
+            config=Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 3, "mode": "standard"}),
         )
         return open_storage(settings.model_uri, s3_client=client)
     return open_storage(settings.model_uri)
@@ -124,9 +123,7 @@ class ModelStore:
                 )
         except ArtifactNotFoundError as exc:
             logger.error("model not found", extra={"model_uri": settings.model_uri, "reason": str(exc)})
-            raise ModelUnavailableError(
-                f"no model is available: nothing published for {wanted}"
-            ) from exc
+            raise ModelUnavailableError(f"no model is available: nothing published for {wanted}") from exc
         except ArtifactIntegrityError as exc:
             logger.error("model artifact refused", extra={"reason": str(exc)})
             raise ModelUnavailableError(
@@ -134,9 +131,7 @@ class ModelStore:
             ) from exc
         except (RegistryError, ValueError) as exc:
             logger.error("model manifest refused", extra={"reason": str(exc)})
-            raise ModelUnavailableError(
-                "no model is available: the model's manifest is invalid"
-            ) from exc
+            raise ModelUnavailableError("no model is available: the model's manifest is invalid") from exc
         except Exception as exc:  # registry unreachable, credentials, unreadable pickle...
             logger.exception("model load failed", extra={"model_uri": settings.model_uri})
             raise ModelUnavailableError(
@@ -153,7 +148,7 @@ class ModelStore:
         )
 
 
-def _deserialise(data: bytes) -> object:
+def _deserialise(data: bytes) -> Any:
     """Unpickle a model. Only ever called on bytes whose sha256 matched the manifest."""
     import joblib
 

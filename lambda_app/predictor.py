@@ -13,7 +13,7 @@ class ScoringEstimator(Protocol):
 
     n_features_in_: int
 
-    def score_samples(self, X: Any) -> Any: ...  # noqa: N803 - scikit-learn's name
+    def score_samples(self, X: Any) -> Any: ...
 
 
 @dataclass(frozen=True)

@@ -118,7 +118,7 @@ class Provenance(_Strict):
 class Manifest(_Strict):
     """Everything the service needs to know about one immutable model version."""
 
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Literal[1] = 1
     name: str
     version: str = Field(pattern=VERSION_PATTERN.pattern)
     created_at: datetime
@@ -153,7 +153,7 @@ class AliasHistoryEntry(_Strict):
 class AliasRecord(_Strict):
     """``aliases/<alias>.json``: the version an alias points at, and where it pointed before."""
 
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Literal[1] = 1
     alias: str
     version: str
     updated_at: datetime
@@ -429,9 +429,7 @@ class PendingArtifact:
     data: bytes
 
     def describe(self) -> ArtifactFile:
-        return ArtifactFile(
-            path=self.path, role=self.role, sha256=sha256_hex(self.data), size=len(self.data)
-        )
+        return ArtifactFile(path=self.path, role=self.role, sha256=sha256_hex(self.data), size=len(self.data))
 
 
 def dump_json(model: BaseModel) -> bytes:
@@ -458,8 +456,6 @@ def move_alias(
                 version=previous.version, updated_at=previous.updated_at, reason=previous.reason
             ),
         ]
-    record = AliasRecord(
-        alias=alias, version=version, updated_at=now, reason=reason, history=history[-50:]
-    )
+    record = AliasRecord(alias=alias, version=version, updated_at=now, reason=reason, history=history[-50:])
     storage.write_alias(alias, dump_json(record))
     return record

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -47,12 +48,11 @@ class RootResponse(BaseModel):
     docs: str
 
 
-def request_body_schema(feature_schema: list[tuple[str, str]] | None) -> dict[str, Any]:
+def request_body_schema(feature_schema: Sequence[tuple[str, str]] | None) -> dict[str, Any]:
     """OpenAPI requestBody for /predict: from the loaded model's features when known."""
     if feature_schema:
         properties = {
-            name: {"type": "integer" if dtype == "integer" else "number"}
-            for name, dtype in feature_schema
+            name: {"type": "integer" if dtype == "integer" else "number"} for name, dtype in feature_schema
         }
         record: dict[str, Any] = {
             "type": "object",

@@ -73,15 +73,12 @@ def records_to_matrix(payload: Any, features: Sequence[FeatureSpec], max_rows: i
         rows = payload
     else:
         raise InvalidInputError(
-            "body must be a JSON object (one record) or an array of records,"
-            f" got {_json_kind(payload)}"
+            f"body must be a JSON object (one record) or an array of records, got {_json_kind(payload)}"
         )
     if not rows:
         raise InvalidInputError("body is an empty array: send at least one record")
     if len(rows) > max_rows:
-        raise PayloadTooLargeError(
-            f"{len(rows)} records exceed the limit of {max_rows} records per request"
-        )
+        raise PayloadTooLargeError(f"{len(rows)} records exceed the limit of {max_rows} records per request")
 
     names = [spec.name for spec in features]
     expected = set(names)
@@ -101,9 +98,7 @@ def records_to_matrix(payload: Any, features: Sequence[FeatureSpec], max_rows: i
                 details.append(ErrorDetail(problem, row=index, field=spec.name))
         if len(row) != len(names) or row.keys() != expected:
             details.extend(
-                ErrorDetail(
-                    f"unknown field; expected only {', '.join(names)}", row=index, field=key[:100]
-                )
+                ErrorDetail(f"unknown field; expected only {', '.join(names)}", row=index, field=key[:100])
                 for key in row
                 if key not in expected
             )

@@ -7,7 +7,7 @@ import importlib
 import json
 import os
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -76,7 +76,7 @@ def response_json(response: dict[str, Any]) -> Any:
 
 
 @pytest.fixture
-def handler_module(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., ModuleType]]:
+def handler_module(monkeypatch: pytest.MonkeyPatch) -> Callable[..., ModuleType]:
     """Import lambda_app.handler afresh under the given environment, as a new container would."""
 
     def load(**env: str) -> ModuleType:
@@ -86,4 +86,4 @@ def handler_module(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Mo
 
         return importlib.reload(lambda_app.handler)
 
-    yield load
+    return load

@@ -23,14 +23,20 @@ def _train_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="python -m training", description="Train and publish a model.")
     parser.add_argument("--data", required=True, help="CSV or Parquet file: a local path or s3://bucket/key")
-    parser.add_argument("--model-uri", required=True, help="registry root: a local directory or s3://bucket/prefix")
-    parser.add_argument("--alias", default="production", help="alias to move to the new version ('' for none)")
+    parser.add_argument(
+        "--model-uri", required=True, help="registry root: a local directory or s3://bucket/prefix"
+    )
+    parser.add_argument(
+        "--alias", default="production", help="alias to move to the new version ('' for none)"
+    )
     parser.add_argument("--config", default=str(DEFAULT_CONFIG_PATH), help="training config (TOML)")
     return parser
 
 
 def _generate_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m training generate", description="Write synthetic flow data.")
+    parser = argparse.ArgumentParser(
+        prog="python -m training generate", description="Write synthetic flow data."
+    )
     parser.add_argument("--rows", type=int, default=5000)
     parser.add_argument("--out", required=True, help="output path (.csv or .parquet)")
     parser.add_argument("--seed", type=int, default=7)
@@ -81,7 +87,8 @@ def _train(args: argparse.Namespace) -> int:
     print(f"published {manifest.name} version {manifest.version} to {args.model_uri}{alias}")
     if manifest.metrics:
         summary = ", ".join(
-            f"{k}={manifest.metrics[k]:.3f}" for k in ("precision", "recall", "f1", "roc_auc", "pr_auc")
+            f"{k}={manifest.metrics[k]:.3f}"
+            for k in ("precision", "recall", "f1", "roc_auc", "pr_auc")
             if manifest.metrics.get(k) is not None
         )
         print(f"holdout: {summary} at threshold {manifest.threshold:.4f}")

@@ -37,9 +37,9 @@ class SplitConfig(_Section):
 
 
 class ModelConfig(_Section):
-    estimator: Literal[
-        "isolation_forest", "local_outlier_factor", "one_class_svm", "elliptic_envelope"
-    ] = "isolation_forest"
+    estimator: Literal["isolation_forest", "local_outlier_factor", "one_class_svm", "elliptic_envelope"] = (
+        "isolation_forest"
+    )
     params: dict[str, Any] = Field(default_factory=dict)
 
 

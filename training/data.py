@@ -120,27 +120,35 @@ def _numeric_column(frame: pd.DataFrame, column: str) -> np.ndarray:
     infinite = np.flatnonzero(~np.isfinite(values))
     if len(infinite):
         raise DataValidationError(f"column '{column}', row {int(infinite[0]) + 1}: infinite value")
-    return values
+    return np.asarray(values, dtype=np.float64)
 
 
-def validate(frame: pd.DataFrame, features: Sequence[str], label: str | None, uri: str, sha256: str) -> Dataset:
+def validate(
+    frame: pd.DataFrame, features: Sequence[str], label: str | None, uri: str, sha256: str
+) -> Dataset:
     """Check schema and values; return the arrays the model is fitted on."""
     if frame.empty or len(frame) == 0:
         raise DataValidationError(f"{uri}: no data rows")
     missing = [c for c in features if c not in frame.columns]
     if missing:
         raise DataValidationError(
-            f"missing column(s) {', '.join(repr(c) for c in missing)}; found {', '.join(map(str, frame.columns))}"
+            f"missing column(s) {', '.join(repr(c) for c in missing)};"
+            f" found {', '.join(map(str, frame.columns))}"
         )
     matrix = np.column_stack([_numeric_column(frame, c) for c in features])
-    dtypes = ["integer" if np.all(matrix[:, i] == np.round(matrix[:, i])) else "number" for i in range(len(features))]
+    dtypes = [
+        "integer" if np.all(matrix[:, i] == np.round(matrix[:, i])) else "number"
+        for i in range(len(features))
+    ]
     labels = None
     if label is not None and label in frame.columns:
         values = _numeric_column(frame, label)
         bad = np.flatnonzero((values != 0) & (values != 1))
         if len(bad):
             row = int(bad[0])
-            raise DataValidationError(f"column '{label}', row {row + 1}: label must be 0 or 1, got {values[row]:g}")
+            raise DataValidationError(
+                f"column '{label}', row {row + 1}: label must be 0 or 1, got {values[row]:g}"
+            )
         labels = values.astype(np.int64)
     return Dataset(
         features=matrix,

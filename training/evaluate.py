@@ -21,7 +21,12 @@ def threshold_max_f1(scores: np.ndarray, labels: np.ndarray) -> float:
     from sklearn.metrics import precision_recall_curve
 
     precision, recall, thresholds = precision_recall_curve(labels, scores)
-    f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros_like(precision), where=(precision + recall) > 0)
+    f1 = np.divide(
+        2 * precision * recall,
+        precision + recall,
+        out=np.zeros_like(precision),
+        where=(precision + recall) > 0,
+    )
     return float(thresholds[int(np.argmax(f1[:-1]))])
 
 
@@ -30,7 +35,9 @@ def threshold_quantile(scores: np.ndarray, quantile: float) -> float:
     return float(np.quantile(scores, quantile))
 
 
-def classification_metrics(scores: np.ndarray, labels: np.ndarray, threshold: float) -> dict[str, float | int | None]:
+def classification_metrics(
+    scores: np.ndarray, labels: np.ndarray, threshold: float
+) -> dict[str, float | int | None]:
     """Precision, recall, F1 at the threshold; ROC-AUC and PR-AUC over all thresholds."""
     from sklearn.metrics import average_precision_score, precision_recall_fscore_support, roc_auc_score
 
@@ -50,7 +57,7 @@ def classification_metrics(scores: np.ndarray, labels: np.ndarray, threshold: fl
         "roc_auc": float(roc_auc_score(labels, scores)) if both_classes else None,
         "pr_auc": float(average_precision_score(labels, scores)) if both_classes else None,
         "threshold": float(threshold),
-        "rows": int(len(labels)),
+        "rows": len(labels),
         "anomalies": int(labels.sum()),
         "true_positives": tp,
         "false_positives": fp,
@@ -59,7 +66,9 @@ def classification_metrics(scores: np.ndarray, labels: np.ndarray, threshold: fl
     }
 
 
-def reference_summary(features: np.ndarray, names: list[str], scores: np.ndarray, threshold: float) -> Reference:
+def reference_summary(
+    features: np.ndarray, names: list[str], scores: np.ndarray, threshold: float
+) -> Reference:
     """Per-feature distribution summaries (deciles as histogram bins) and score quantiles."""
     summaries = {}
     for i, name in enumerate(names):

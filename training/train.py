@@ -94,7 +94,13 @@ class _Stage:
 
     def __exit__(self, *exc: object) -> None:
         if exc[0] is None:
-            log.info("[%d/%d] %s done in %.1fs", self.number, self.TOTAL, self.text, time.perf_counter() - self.started)
+            log.info(
+                "[%d/%d] %s done in %.1fs",
+                self.number,
+                self.TOTAL,
+                self.text,
+                time.perf_counter() - self.started,
+            )
 
 
 def run_training(
@@ -152,8 +158,12 @@ def run_training(
         if metrics:
             log.info(
                 "holdout: precision=%.3f recall=%.3f f1=%.3f roc_auc=%.3f pr_auc=%.3f threshold=%.4f",
-                metrics["precision"], metrics["recall"], metrics["f1"],
-                metrics["roc_auc"], metrics["pr_auc"], threshold,
+                metrics["precision"],
+                metrics["recall"],
+                metrics["f1"],
+                metrics["roc_auc"],
+                metrics["pr_auc"],
+                threshold,
             )
 
     with stage(f"publishing to {model_uri}"):
@@ -164,7 +174,7 @@ def run_training(
             estimator=estimator,
             estimator_name=name,
             features=[
-                FeatureSpec(name=n, dtype=d)  # type: ignore[arg-type]
+                FeatureSpec(name=n, dtype=d)
                 for n, d in zip(dataset.feature_names, dataset.feature_dtypes, strict=True)
             ],
             label=config.data.label if dataset.labels is not None else None,

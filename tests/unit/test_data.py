@@ -25,7 +25,8 @@ def test_reads_csv_with_labels_and_infers_dtypes(tmp_path: Path) -> None:
     dataset = load_dataset(str(tmp_path / "d.csv"), FEATURES, "label")
     assert dataset.features.shape == (100, 3)
     assert dataset.feature_dtypes == ["integer", "number", "number"]
-    assert dataset.labels is not None and dataset.labels.dtype == np.int64
+    assert dataset.labels is not None
+    assert dataset.labels.dtype == np.int64
     assert len(dataset.sha256) == 64
 
 
@@ -51,11 +52,16 @@ def test_missing_label_column_means_unlabelled(tmp_path: Path) -> None:
         ("one,two,three,label\n80,14,15,0\n80,14,,0\n", "column 'three', row 2: missing value (NaN)"),
         ("one,two,three,label\n80,NaN,15,0\n", "column 'two', row 1: missing value (NaN)"),
         ("one,two,three,label\n80,14,inf,0\n", "column 'three', row 1: infinite value"),
-        ("one,two,three,label\n80,14,15,0\n80,14,15,2\n", "column 'label', row 2: label must be 0 or 1, got 2"),
+        (
+            "one,two,three,label\n80,14,15,0\n80,14,15,2\n",
+            "column 'label', row 2: label must be 0 or 1, got 2",
+        ),
         ("one,two,three,label\n80,14,15,yes\n", "column 'label', row 1: non-numeric value 'yes'"),
     ],
 )
-def test_invalid_data_fails_with_one_line_naming_column_and_row(tmp_path: Path, text: str, message: str) -> None:
+def test_invalid_data_fails_with_one_line_naming_column_and_row(
+    tmp_path: Path, text: str, message: str
+) -> None:
     with pytest.raises(DataValidationError) as caught:
         load_dataset(_csv(tmp_path, text), FEATURES, "label")
     assert message in str(caught.value)

@@ -64,7 +64,9 @@ def test_invalid_records_name_row_and_field(payload: Any, row: int, field: str |
         assert f"'{field}'" in caught.value.message
 
 
-@pytest.mark.parametrize(("payload", "kind"), [("x", "string"), (3, "number"), (None, "null"), (True, "boolean")])
+@pytest.mark.parametrize(
+    ("payload", "kind"), [("x", "string"), (3, "number"), (None, "null"), (True, "boolean")]
+)
 def test_body_must_be_object_or_array(payload: Any, kind: str) -> None:
     with pytest.raises(InvalidInputError, match=f"got {kind}"):
         records_to_matrix(payload, FEATURES, max_rows=10)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+from aws_lambda_powertools.metrics import MetricUnit
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
@@ -15,8 +16,6 @@ from lambda_app.model_store import LoadedModel
 from lambda_app.observability import metrics, tracer
 from lambda_app.schemas import ErrorBody, PredictResponse, request_body_schema
 from lambda_app.validation import parse_body, records_to_matrix
-
-from aws_lambda_powertools.metrics import MetricUnit
 
 router = APIRouter(tags=["predict"])
 

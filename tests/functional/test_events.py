@@ -1,0 +1,125 @@
+"""Every sample event in events/ through the real Lambda handler (Mangum + the app)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from tests.conftest import EVENTS_DIR, load_event, response_json
+
+EXPECTED: dict[str, tuple[int, str | None]] = {
+    # event file -> (status, a fragment of the error message, or None for a success)
+    "apigw_v2_root.json": (200, None),
+    "apigw_v2_health.json": (200, None),
+    "apigw_v2_model.json": (200, None),
+    "apigw_v2_predict_single.json": (200, None),
+    "apigw_v2_predict_batch.json": (200, None),
+    "apigw_v2_predict_base64.json": (200, None),
+    "apigw_v1_health.json": (200, None),
+    "apigw_v1_predict_single.json": (200, None),
+    "apigw_v2_predict_malformed_json.json": (400, "not valid JSON"),
+    "apigw_v2_predict_wrong_type.json": (422, "row 0, field 'two': must be a number, got string"),
+    "apigw_v2_predict_missing_field.json": (422, "row 1, field 'three': field required"),
+    "apigw_v2_predict_unknown_field.json": (422, "row 0, field 'four': unknown field"),
+    "apigw_v2_predict_nan.json": (422, "row 0, field 'two': must be a finite number"),
+    "apigw_v2_predict_infinity.json": (422, "row 1, field 'three': must be a finite number"),
+    "apigw_v2_predict_empty_array.json": (422, "empty array"),
+    "apigw_v2_predict_not_a_record.json": (422, "got string"),
+    "apigw_v2_not_found.json": (404, "Not Found"),
+}
+
+
+def test_every_event_file_has_an_expectation() -> None:
+    assert sorted(p.name for p in EVENTS_DIR.glob("*.json")) == sorted(EXPECTED)
+
+
+@pytest.fixture
+def handler(handler_module: Callable[..., ModuleType], registry: Path) -> Callable[..., dict[str, Any]]:
+    module = handler_module(MODEL_URI=str(registry))
+    assert module.model_store.current is not None, "the model loads during the init phase"
+    return module.handler  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_event_through_the_handler(
+    name: str, handler: Callable[..., dict[str, Any]], lambda_context: Any
+) -> None:
+    status, fragment = EXPECTED[name]
+    event = load_event(name)
+    response = handler(event, lambda_context)
+    assert response["statusCode"] == status
+    body = response_json(response)
+    if fragment is None:
+        if "/predict" in name or "predict" in name:
+            records = json.loads(_body_text(event))
+            count = len(records) if isinstance(records, list) else 1
+            assert len(body["predictions"]) == count
+            assert len(body["scores"]) == count
+            assert body["errors"] is None
+    else:
+        assert fragment in body["message"]
+        assert body["request_id"] == event["requestContext"]["requestId"]
+
+
+def _body_text(event: dict[str, Any]) -> str:
+    import base64
+
+    body: str = event["body"]
+    return base64.b64decode(body).decode() if event.get("isBase64Encoded") else body
+
+
+def test_batch_event_flags_the_anomalous_record(
+    handler: Callable[..., dict[str, Any]], lambda_context: Any
+) -> None:
+    body = response_json(handler(load_event("apigw_v2_predict_batch.json"), lambda_context))
+    assert body["predictions"] == [0, 0, 1]
+
+
+def test_v1_and_v2_give_the_same_score(handler: Callable[..., dict[str, Any]], lambda_context: Any) -> None:
+    v1 = response_json(handler(load_event("apigw_v1_predict_single.json"), lambda_context))
+    v2 = response_json(handler(load_event("apigw_v2_predict_single.json"), lambda_context))
+    assert v1 == v2
+
+
+def test_rows_over_the_configured_limit_is_413(
+    handler_module: Callable[..., ModuleType], registry: Path, lambda_context: Any
+) -> None:
+    module = handler_module(MODEL_URI=str(registry), MAX_ROWS="2")
+    response = module.handler(load_event("apigw_v2_predict_batch.json"), lambda_context)
+    assert response["statusCode"] == 413
+    assert "limit of 2 records" in response_json(response)["message"]
+
+
+def test_no_model_gives_503_and_the_container_keeps_serving(
+    handler_module: Callable[..., ModuleType], tmp_path: Path, lambda_context: Any
+) -> None:
+    module = handler_module(MODEL_URI=str(tmp_path / "nothing"))
+    for name in ("apigw_v2_health.json", "apigw_v2_predict_single.json"):
+        response = module.handler(load_event(name), lambda_context)
+        assert response["statusCode"] == 503
+        assert "no model is available" in response_json(response)["message"]
+    assert module.handler(load_event("apigw_v2_root.json"), lambda_context)["statusCode"] == 200
+
+
+@pytest.mark.parametrize("event", [{}, {"body": "{}"}, {"requestContext": "x"}])
+def test_events_that_are_not_from_api_gateway_get_a_structured_400(
+    handler: Callable[..., dict[str, Any]], lambda_context: Any, event: dict[str, Any]
+) -> None:
+    response = handler(event, lambda_context)
+    assert response["statusCode"] == 400
+    assert response_json(response)["error"] == "bad_event"
+
+
+def test_handler_emits_emf_metrics_and_structured_logs(
+    handler: Callable[..., dict[str, Any]], lambda_context: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+    handler(load_event("apigw_v2_predict_batch.json"), lambda_context)
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    emf = [line for line in lines if "_aws" in line]
+    assert any(doc.get("Predictions") == [3.0] or doc.get("Predictions") == 3.0 for doc in emf)

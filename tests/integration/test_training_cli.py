@@ -1,0 +1,105 @@
+"""The training CLI as a user runs it: exit codes, one-line errors, nothing half-published."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, SAMPLE_DATA
+from training.__main__ import main
+
+
+def test_generate_then_train_parquet_without_alias(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "flows.parquet"
+    assert main(["generate", "--rows", "400", "--out", str(data), "--seed", "1"]) == 0
+    assert main(["--data", str(data), "--model-uri", str(tmp_path / "reg"), "--alias", ""]) == 0
+    assert "holdout: precision=" in capsys.readouterr().out
+    assert not (tmp_path / "reg" / "aliases").exists()
+    assert len([p for p in (tmp_path / "reg").iterdir()]) == 1
+
+
+def test_unlabelled_data_uses_the_quantile_threshold(tmp_path: Path) -> None:
+    data = tmp_path / "unlabelled.csv"
+    lines = SAMPLE_DATA.read_text().splitlines()
+    data.write_text("\n".join(",".join(line.split(",")[:3]) for line in lines[:500]) + "\n")
+    assert main(["--data", str(data), "--model-uri", str(tmp_path / "reg")]) == 0
+    alias = json.loads((tmp_path / "reg" / "aliases" / "production.json").read_text())
+    manifest = json.loads((tmp_path / "reg" / alias["version"] / "manifest.json").read_text())
+    assert manifest["label"] is None
+    assert manifest["metrics"] is None
+    assert 0.01 < manifest["reference"]["anomaly_rate"] < 0.06
+
+
+def test_alternative_estimator_from_config(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(
+        'name = "lof"\n[data]\nfeatures = ["one", "two", "three"]\n'
+        '[model]\nestimator = "local_outlier_factor"\n[model.params]\nn_neighbors = 20\n'
+    )
+    assert (
+        main(["--data", str(SAMPLE_DATA), "--model-uri", str(tmp_path / "reg"), "--config", str(config)]) == 0
+    )
+    alias = json.loads((tmp_path / "reg" / "aliases" / "production.json").read_text())
+    manifest = json.loads((tmp_path / "reg" / alias["version"] / "manifest.json").read_text())
+    assert manifest["estimator"] == "sklearn.neighbors.LocalOutlierFactor"
+
+
+def test_bad_data_exits_1_with_one_line_and_publishes_nothing(tmp_path: Path) -> None:
+    data = tmp_path / "bad.csv"
+    data.write_text("one,two,three,label\n" + "80,14,15,0\n" * 30 + "80,oops,15,0\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "training", "--data", str(data), "--model-uri", str(tmp_path / "reg")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == "error: column 'two', row 31: non-numeric value 'oops'"
+    assert not (tmp_path / "reg").exists()
+
+
+def test_too_few_rows_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = tmp_path / "tiny.csv"
+    data.write_text("one,two,three\n80,14,15\n")
+    assert main(["--data", str(data), "--model-uri", str(tmp_path / "reg")]) == 1
+    assert "training needs at least 20" in capsys.readouterr().err
+
+
+def test_missing_arguments_exit_2() -> None:
+    with pytest.raises(SystemExit) as caught:
+        main([])
+    assert caught.value.code == 2
+
+
+def test_invoke_module_prints_the_handler_response(trained_registry: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "lambda_app.invoke", "events/apigw_v2_predict_single.json"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={
+            "PATH": "/usr/bin:/bin",
+            "MODEL_URI": str(trained_registry),
+            "POWERTOOLS_TRACE_DISABLED": "true",
+        },
+    )
+    assert result.returncode == 0, result.stderr
+    response = json.loads(result.stdout.split("--- response ---", 1)[1])
+    assert response["statusCode"] == 200
+    assert set(response["body"]) == {"predictions", "scores", "version", "errors"}
+
+
+def test_invoke_module_reports_an_unreadable_event(tmp_path: Path) -> None:
+    from lambda_app.invoke import main as invoke_main
+
+    assert invoke_main([str(tmp_path / "nope.json")]) == 2
