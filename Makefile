@@ -9,7 +9,7 @@ PORT ?= 8000
 STAMP := $(VENV)/.installed
 WHEELHOUSE := .cache/wheelhouse
 
-.PHONY: setup serve model train invoke test lint format wheelhouse clean
+.PHONY: setup serve model train invoke test lint format wheelhouse image-pins clean
 
 $(STAMP): requirements.txt requirements-train.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,14 @@ $(WHEELHOUSE)/.stamp: requirements.txt | $(STAMP)
 	touch $@
 
 wheelhouse: $(WHEELHOUSE)/.stamp ## the serving wheels, so the image test installs offline
+
+image-pins: $(STAMP) ## prove requirements.txt resolves to wheels for the image's Python 3.12 (x86_64 and arm64)
+	@for arch in x86_64 aarch64; do \
+		$(BIN)/pip download --quiet --disable-pip-version-check --python-version 3.12 --only-binary=:all: \
+			--platform manylinux_2_34_$$arch --platform manylinux_2_28_$$arch --platform manylinux2014_$$arch \
+			-r requirements.txt -d .cache/wheels-py312-$$arch || exit 1; \
+		echo "requirements.txt resolves for Python 3.12 on $$arch"; \
+	done
 
 model: $(STAMP) ## train the example model into $(MODEL_URI) unless it already has one
 	@if [ -f "$(MODEL_URI)/aliases/production.json" ]; then \
