@@ -8,8 +8,13 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 STAMP := $(VENV)/.installed
 WHEELHOUSE := .cache/wheelhouse
+CHECKOV_VENV := .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
+# Terraform providers from a local filesystem mirror when the machine has one (scripts/tf.sh).
+TF_PLUGIN_MIRROR ?= $(if $(wildcard /opt/tf-plugins),/opt/tf-plugins,)
+export TF_PLUGIN_MIRROR
 
-.PHONY: setup serve model train invoke test lint format wheelhouse image-pins clean
+.PHONY: setup serve model train invoke test lint format wheelhouse image-pins checkov clean
 
 $(STAMP): requirements.txt requirements-train.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +26,15 @@ setup: $(STAMP) ## create .venv with every pinned dependency
 $(WHEELHOUSE)/.stamp: requirements.txt | $(STAMP)
 	$(BIN)/pip download --quiet --disable-pip-version-check --only-binary=:all: -r requirements.txt -d $(WHEELHOUSE)
 	touch $@
+
+$(CHECKOV_STAMP): requirements-checkov.txt
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
+	touch $@
+
+checkov: $(CHECKOV_STAMP) ## scan terraform/ and Dockerfile.lambda
+	$(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download -d terraform --framework terraform
+	$(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download -f Dockerfile.lambda --framework dockerfile
 
 wheelhouse: $(WHEELHOUSE)/.stamp ## the serving wheels, so the image test installs offline
 
@@ -49,7 +63,7 @@ invoke: model ## run the real Lambda handler on EVENT=events/<file>.json
 	@test -n "$(EVENT)" || (echo "usage: make invoke EVENT=events/apigw_v2_predict_single.json" && exit 2)
 	MODEL_URI=$(MODEL_URI) $(BIN)/python -m lambda_app.invoke $(EVENT)
 
-test: $(STAMP) $(WHEELHOUSE)/.stamp ## set up from nothing and run the whole test suite
+test: $(STAMP) $(WHEELHOUSE)/.stamp $(CHECKOV_STAMP) ## set up from nothing and run the whole test suite
 	$(BIN)/python -m pytest
 
 lint: $(STAMP) ## ruff (lint + format check) and mypy
@@ -62,4 +76,4 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache .coverage $(MODEL_URI)
+	rm -rf $(VENV) $(CHECKOV_VENV) .cache .pytest_cache .mypy_cache .ruff_cache .coverage $(MODEL_URI)

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from aws_lambda_powertools.metrics import MetricUnit
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -20,7 +21,7 @@ from lambda_app.api.routes import health, model, predict
 from lambda_app.config import Settings
 from lambda_app.errors import ErrorDetail, ModelUnavailableError, ServiceError
 from lambda_app.model_store import ModelStore
-from lambda_app.observability import logger
+from lambda_app.observability import logger, metrics
 from lambda_app.schemas import request_body_schema
 
 DESCRIPTION = """Scores network-flow records for anomalies with a scikit-learn model
@@ -60,6 +61,7 @@ async def _service_error(request: Request, exc: Exception) -> JSONResponse:
     headers = {}
     if isinstance(exc, ModelUnavailableError):
         headers["retry-after"] = str(exc.retry_after)
+        metrics.add_metric(name="ModelUnavailable", unit=MetricUnit.Count, value=1)
     if exc.status >= 500:
         logger.warning("request refused", extra={"code": exc.code, "reason": exc.message})
     else:

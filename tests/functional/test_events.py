@@ -96,13 +96,19 @@ def test_rows_over_the_configured_limit_is_413(
 
 
 def test_no_model_gives_503_and_the_container_keeps_serving(
-    handler_module: Callable[..., ModuleType], tmp_path: Path, lambda_context: Any
+    handler_module: Callable[..., ModuleType],
+    tmp_path: Path,
+    lambda_context: Any,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     module = handler_module(MODEL_URI=str(tmp_path / "nothing"))
     for name in ("apigw_v2_health.json", "apigw_v2_predict_single.json"):
+        capsys.readouterr()
         response = module.handler(load_event(name), lambda_context)
         assert response["statusCode"] == 503
         assert "no model is available" in response_json(response)["message"]
+        emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+        assert any(doc.get("ModelUnavailable") in (1.0, [1.0]) for doc in emf)  # the alarm's metric
     assert module.handler(load_event("apigw_v2_root.json"), lambda_context)["statusCode"] == 200
 
 

@@ -1,0 +1,185 @@
+# Alarms, all to one encrypted SNS topic.
+resource "aws_sns_topic" "alarms" {
+  name              = "${var.name}-alarms"
+  kms_master_key_id = aws_kms_key.this.arn
+}
+
+resource "aws_sns_topic_subscription" "email" {
+  count     = var.alarm_email == "" ? 0 : 1
+  topic_arn = aws_sns_topic.alarms.arn
+  protocol  = "email"
+  endpoint  = var.alarm_email
+}
+
+locals {
+  alarm_actions = [aws_sns_topic.alarms.arn]
+  lambda_dims   = { FunctionName = aws_lambda_function.this.function_name }
+  api_dims      = { ApiId = aws_apigatewayv2_api.this.id, Stage = aws_apigatewayv2_stage.this.name }
+  service_dims  = { service = var.name }
+  p99_threshold = var.lambda_timeout_seconds * 1000 * 0.8
+}
+
+resource "aws_cloudwatch_metric_alarm" "lambda_errors" {
+  alarm_name          = "${var.name}-lambda-errors"
+  alarm_description   = "The function raised errors (unhandled exceptions, timeouts, out of memory)."
+  namespace           = "AWS/Lambda"
+  metric_name         = "Errors"
+  dimensions          = local.lambda_dims
+  statistic           = "Sum"
+  period              = 60
+  evaluation_periods  = 5
+  datapoints_to_alarm = 2
+  threshold           = 0
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+}
+
+resource "aws_cloudwatch_metric_alarm" "lambda_throttles" {
+  alarm_name          = "${var.name}-lambda-throttles"
+  alarm_description   = "Invocations were throttled: reserved concurrency is exhausted."
+  namespace           = "AWS/Lambda"
+  metric_name         = "Throttles"
+  dimensions          = local.lambda_dims
+  statistic           = "Sum"
+  period              = 60
+  evaluation_periods  = 5
+  datapoints_to_alarm = 2
+  threshold           = 0
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+}
+
+resource "aws_cloudwatch_metric_alarm" "lambda_duration_p99" {
+  alarm_name          = "${var.name}-lambda-duration-p99"
+  alarm_description   = "p99 duration is above 80% of the function timeout."
+  namespace           = "AWS/Lambda"
+  metric_name         = "Duration"
+  dimensions          = local.lambda_dims
+  extended_statistic  = "p99"
+  period              = 300
+  evaluation_periods  = 3
+  datapoints_to_alarm = 2
+  threshold           = local.p99_threshold
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+}
+
+resource "aws_cloudwatch_metric_alarm" "api_5xx_rate" {
+  alarm_name          = "${var.name}-api-5xx-rate"
+  alarm_description   = "More than ${var.alarm_5xx_rate_percent}% of API requests answered 5xx."
+  evaluation_periods  = 3
+  datapoints_to_alarm = 2
+  threshold           = var.alarm_5xx_rate_percent
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+
+  metric_query {
+    id          = "rate"
+    expression  = "IF(requests > 0, 100 * errors / requests, 0)"
+    label       = "5xx rate (%)"
+    return_data = true
+  }
+
+  metric_query {
+    id = "errors"
+    metric {
+      namespace   = "AWS/ApiGateway"
+      metric_name = "5xx"
+      dimensions  = local.api_dims
+      period      = 300
+      stat        = "Sum"
+    }
+  }
+
+  metric_query {
+    id = "requests"
+    metric {
+      namespace   = "AWS/ApiGateway"
+      metric_name = "Count"
+      dimensions  = local.api_dims
+      period      = 300
+      stat        = "Sum"
+    }
+  }
+}
+
+resource "aws_cloudwatch_metric_alarm" "api_4xx_spike" {
+  alarm_name          = "${var.name}-api-4xx-spike"
+  alarm_description   = "More than ${var.alarm_4xx_count} 4xx answers in 5 minutes: a broken client or abuse."
+  namespace           = "AWS/ApiGateway"
+  metric_name         = "4xx"
+  dimensions          = local.api_dims
+  statistic           = "Sum"
+  period              = 300
+  evaluation_periods  = 1
+  threshold           = var.alarm_4xx_count
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+}
+
+resource "aws_cloudwatch_metric_alarm" "anomaly_rate" {
+  alarm_name          = "${var.name}-anomaly-rate-high"
+  alarm_description   = "More than ${var.alarm_anomaly_rate_max * 100}% of scored records were anomalies over 15 minutes."
+  evaluation_periods  = 1
+  threshold           = var.alarm_anomaly_rate_max
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+
+  metric_query {
+    id          = "rate"
+    expression  = "IF(predictions > 0, anomalies / predictions, 0)"
+    label       = "anomaly rate"
+    return_data = true
+  }
+
+  metric_query {
+    id = "anomalies"
+    metric {
+      namespace   = var.metrics_namespace
+      metric_name = "Anomalies"
+      dimensions  = local.service_dims
+      period      = 900
+      stat        = "Sum"
+    }
+  }
+
+  metric_query {
+    id = "predictions"
+    metric {
+      namespace   = var.metrics_namespace
+      metric_name = "Predictions"
+      dimensions  = local.service_dims
+      period      = 900
+      stat        = "Sum"
+    }
+  }
+}
+
+resource "aws_cloudwatch_metric_alarm" "model_unavailable" {
+  alarm_name          = "${var.name}-model-unavailable"
+  alarm_description   = "Requests were answered 503 because no model could be loaded."
+  namespace           = var.metrics_namespace
+  metric_name         = "ModelUnavailable"
+  dimensions          = local.service_dims
+  statistic           = "Sum"
+  period              = 60
+  evaluation_periods  = 3
+  datapoints_to_alarm = 2
+  threshold           = 0
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+}

@@ -1,0 +1,63 @@
+# The function's role: read the model prefix, write its own log group, send traces. Nothing else.
+data "aws_iam_policy_document" "assume_lambda" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["lambda.amazonaws.com"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
+    }
+  }
+}
+
+resource "aws_iam_role" "this" {
+  name               = "${var.name}-function"
+  assume_role_policy = data.aws_iam_policy_document.assume_lambda.json
+}
+
+data "aws_iam_policy_document" "function" {
+  statement {
+    sid       = "ReadModels"
+    actions   = ["s3:GetObject"]
+    resources = ["${aws_s3_bucket.this.arn}/${var.model_prefix}/*"]
+  }
+
+  statement {
+    sid       = "ListModelPrefix" # so a missing alias or version is a 404, not a 403
+    actions   = ["s3:ListBucket"]
+    resources = [aws_s3_bucket.this.arn]
+    condition {
+      test     = "StringLike"
+      variable = "s3:prefix"
+      values   = ["${var.model_prefix}/*"]
+    }
+  }
+
+  statement {
+    sid       = "DecryptModelsAndEnvironment"
+    actions   = ["kms:Decrypt"]
+    resources = [aws_kms_key.this.arn]
+  }
+
+  statement {
+    sid       = "OwnLogGroup"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["${aws_cloudwatch_log_group.function.arn}:*"]
+  }
+
+  statement {
+    sid       = "Tracing" # X-Ray has no resource-level permissions for these actions
+    actions   = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
+    resources = ["*"]
+  }
+}
+
+resource "aws_iam_role_policy" "function" {
+  name   = "${var.name}-function"
+  role   = aws_iam_role.this.id
+  policy = data.aws_iam_policy_document.function.json
+}

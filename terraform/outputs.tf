@@ -1,0 +1,49 @@
+output "api_url" {
+  description = "HTTPS base URL of the API (the $default stage has no path prefix)."
+  value       = aws_apigatewayv2_stage.this.invoke_url
+}
+
+output "api_id" {
+  description = "ID of the HTTP API."
+  value       = aws_apigatewayv2_api.this.id
+}
+
+output "function_name" {
+  description = "Name of the Lambda function."
+  value       = aws_lambda_function.this.function_name
+}
+
+output "function_arn" {
+  description = "ARN of the Lambda function."
+  value       = aws_lambda_function.this.arn
+}
+
+output "model_bucket_name" {
+  description = "The model registry bucket."
+  value       = aws_s3_bucket.this.bucket
+}
+
+output "model_uri" {
+  description = "MODEL_URI of the function: where training publishes (python -m training --model-uri ...)."
+  value       = local.model_uri
+}
+
+output "ecr_repository_url" {
+  description = "ECR repository to push the function's image to."
+  value       = aws_ecr_repository.this.repository_url
+}
+
+output "alarm_topic_arn" {
+  description = "SNS topic every alarm notifies."
+  value       = aws_sns_topic.alarms.arn
+}
+
+output "kms_key_arn" {
+  description = "The customer-managed key encrypting the bucket, images, logs, environment and topic."
+  value       = aws_kms_key.this.arn
+}
+
+output "dashboard_name" {
+  description = "CloudWatch dashboard of the service's health."
+  value       = aws_cloudwatch_dashboard.this.dashboard_name
+}

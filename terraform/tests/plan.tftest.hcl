@@ -1,0 +1,117 @@
+# Fast plan-level checks with a mocked provider: defaults, wiring and variable validation.
+# Run: scripts/tf.sh -chdir=terraform test   (the real apply against moto is in tests/terraform/).
+mock_provider "aws" {
+  mock_data "aws_caller_identity" {
+    defaults = { account_id = "123456789012" }
+  }
+  mock_data "aws_partition" {
+    defaults = { partition = "aws" }
+  }
+  mock_data "aws_iam_policy_document" {
+    defaults = { json = "{\"Version\":\"2012-10-17\",\"Statement\":[]}" }
+  }
+}
+
+variables {
+  image_uri = "123456789012.dkr.ecr.us-east-1.amazonaws.com/anomaly-detector:v1"
+}
+
+run "defaults_are_secure_and_bounded" {
+  command = plan
+
+  assert {
+    condition     = alltrue([for route in aws_apigatewayv2_route.this : route.authorization_type == "AWS_IAM"])
+    error_message = "routes must require IAM auth by default"
+  }
+  assert {
+    condition     = aws_lambda_function.this.reserved_concurrent_executions == 50
+    error_message = "reserved concurrency must be set"
+  }
+  assert {
+    condition     = aws_lambda_function.this.tracing_config[0].mode == "Active"
+    error_message = "X-Ray tracing must be active"
+  }
+  assert {
+    condition     = aws_lambda_function.this.environment[0].variables["MODEL_ALIAS"] == "production"
+    error_message = "the function serves the production alias by default"
+  }
+  assert {
+    condition     = !contains(keys(aws_lambda_function.this.environment[0].variables), "MODEL_VERSION")
+    error_message = "MODEL_VERSION is only set when a version is pinned"
+  }
+  assert {
+    condition     = length(aws_apigatewayv2_authorizer.jwt) == 0
+    error_message = "no JWT authorizer unless asked for"
+  }
+  assert {
+    condition     = aws_cloudwatch_metric_alarm.lambda_duration_p99.threshold == 12000
+    error_message = "p99 alarm at 80% of the 15 s timeout"
+  }
+}
+
+run "pinned_version_and_public_api_are_explicit_choices" {
+  command = plan
+  variables {
+    model_version      = "20261126T091740Z-29553404"
+    authorization_type = "NONE"
+  }
+
+  assert {
+    condition     = aws_lambda_function.this.environment[0].variables["MODEL_VERSION"] == "20261126T091740Z-29553404"
+    error_message = "a pinned version reaches the function"
+  }
+  assert {
+    condition     = alltrue([for route in aws_apigatewayv2_route.this : route.authorization_type == "NONE"])
+    error_message = "NONE opens every route"
+  }
+}
+
+run "jwt_authorizer_is_wired_to_every_route" {
+  command = plan
+  variables {
+    authorization_type = "JWT"
+    jwt_issuer         = "https://issuer.example.com/"
+    jwt_audience       = ["anomaly-api"]
+  }
+
+  assert {
+    condition     = length(aws_apigatewayv2_authorizer.jwt) == 1
+    error_message = "JWT creates one authorizer"
+  }
+  assert {
+    condition     = alltrue([for route in aws_apigatewayv2_route.this : route.authorization_type == "JWT"])
+    error_message = "every route uses the JWT authorizer"
+  }
+}
+
+run "jwt_without_issuer_is_refused" {
+  command = plan
+  variables {
+    authorization_type = "JWT"
+  }
+  expect_failures = [aws_apigatewayv2_authorizer.jwt]
+}
+
+run "timeout_must_stay_under_api_gateway_limit" {
+  command = plan
+  variables {
+    lambda_timeout_seconds = 30
+  }
+  expect_failures = [var.lambda_timeout_seconds]
+}
+
+run "image_must_come_from_ecr" {
+  command = plan
+  variables {
+    image_uri = "docker.io/library/python:3.12"
+  }
+  expect_failures = [var.image_uri]
+}
+
+run "architecture_is_checked" {
+  command = plan
+  variables {
+    lambda_architecture = "riscv"
+  }
+  expect_failures = [var.lambda_architecture]
+}

@@ -1,0 +1,287 @@
+variable "name" {
+  description = "Name of the service; prefixes every resource."
+  type        = string
+  default     = "anomaly-detector"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{1,38}[a-z0-9]$", var.name))
+    error_message = "name must be 3-40 characters of lowercase letters, digits and '-', starting with a letter."
+  }
+}
+
+variable "region" {
+  description = "AWS region to deploy into."
+  type        = string
+  default     = "us-east-1"
+
+  validation {
+    condition     = can(regex("^[a-z]{2}(-gov)?-[a-z]+-[0-9]$", var.region))
+    error_message = "region must look like us-east-1."
+  }
+}
+
+variable "image_uri" {
+  description = "The function's container image in ECR, by immutable tag or digest: <account>.dkr.ecr.<region>.amazonaws.com/<repo>:<tag>."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[0-9]{12}\\.dkr\\.ecr\\.[a-z0-9-]+\\.amazonaws\\.com(\\.cn)?/[a-z0-9._/-]+(:[A-Za-z0-9._-]+|@sha256:[0-9a-f]{64})$", var.image_uri))
+    error_message = "image_uri must be an ECR image URI with a tag or digest (Lambda runs images from ECR only)."
+  }
+}
+
+variable "model_bucket_name" {
+  description = "Name of the model registry bucket; null lets Terraform generate a unique name from var.name."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.model_bucket_name == null || can(regex("^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", var.model_bucket_name))
+    error_message = "model_bucket_name must be a valid S3 bucket name."
+  }
+}
+
+variable "model_prefix" {
+  description = "Key prefix of the model registry inside the bucket (MODEL_URI = s3://<bucket>/<prefix>)."
+  type        = string
+  default     = "registry"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9][A-Za-z0-9._/-]*[A-Za-z0-9]$", var.model_prefix)) && !strcontains(var.model_prefix, "//")
+    error_message = "model_prefix must be a non-empty key prefix without leading or trailing '/'."
+  }
+}
+
+variable "model_alias" {
+  description = "Registry alias the function serves (MODEL_ALIAS)."
+  type        = string
+  default     = "production"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9_-]{0,63}$", var.model_alias))
+    error_message = "model_alias must be lowercase letters, digits, '-' or '_'."
+  }
+}
+
+variable "model_version" {
+  description = "Pin one model version (MODEL_VERSION), overriding the alias; empty to follow the alias."
+  type        = string
+  default     = ""
+}
+
+variable "lambda_memory_mb" {
+  description = "Function memory in MB (CPU scales with it)."
+  type        = number
+  default     = 1024
+
+  validation {
+    condition     = var.lambda_memory_mb >= 128 && var.lambda_memory_mb <= 10240
+    error_message = "lambda_memory_mb must be between 128 and 10240."
+  }
+}
+
+variable "lambda_timeout_seconds" {
+  description = "Function timeout; must stay under API Gateway's 30 s integration timeout."
+  type        = number
+  default     = 15
+
+  validation {
+    condition     = var.lambda_timeout_seconds >= 3 && var.lambda_timeout_seconds <= 29
+    error_message = "lambda_timeout_seconds must be between 3 and 29."
+  }
+}
+
+variable "lambda_architecture" {
+  description = "Instruction set of the image: x86_64 or arm64 (build the image for the same)."
+  type        = string
+  default     = "x86_64"
+
+  validation {
+    condition     = contains(["x86_64", "arm64"], var.lambda_architecture)
+    error_message = "lambda_architecture must be x86_64 or arm64."
+  }
+}
+
+variable "reserved_concurrency" {
+  description = "Reserved concurrent executions: caps the function's scale (and cost) and guarantees it capacity."
+  type        = number
+  default     = 50
+
+  validation {
+    condition     = var.reserved_concurrency >= 1 && var.reserved_concurrency <= 10000
+    error_message = "reserved_concurrency must be between 1 and 10000."
+  }
+}
+
+variable "max_rows" {
+  description = "Most records per /predict request (MAX_ROWS)."
+  type        = number
+  default     = 100000
+
+  validation {
+    condition     = var.max_rows >= 1
+    error_message = "max_rows must be at least 1."
+  }
+}
+
+variable "max_body_bytes" {
+  description = "Largest /predict body in bytes (MAX_BODY_BYTES); Lambda's synchronous payload limit is 6 MB."
+  type        = number
+  default     = 5000000
+
+  validation {
+    condition     = var.max_body_bytes >= 1024 && var.max_body_bytes <= 6000000
+    error_message = "max_body_bytes must be between 1024 and 6000000."
+  }
+}
+
+variable "log_level" {
+  description = "Log level of the function (POWERTOOLS_LOG_LEVEL)."
+  type        = string
+  default     = "INFO"
+
+  validation {
+    condition     = contains(["DEBUG", "INFO", "WARNING", "ERROR"], var.log_level)
+    error_message = "log_level must be DEBUG, INFO, WARNING or ERROR."
+  }
+}
+
+variable "metrics_namespace" {
+  description = "CloudWatch namespace of the service's own metrics (POWERTOOLS_METRICS_NAMESPACE)."
+  type        = string
+  default     = "AnomalyDetector"
+}
+
+variable "log_retention_days" {
+  description = "Retention of the function's and the API's log groups."
+  type        = number
+  default     = 365
+
+  validation {
+    condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.log_retention_days)
+    error_message = "log_retention_days must be a retention CloudWatch Logs accepts (1, 3, 5, 7, 14, 30, ..., 3653)."
+  }
+}
+
+variable "api_throttle_rate_limit" {
+  description = "Steady-state requests per second the API accepts before answering 429."
+  type        = number
+  default     = 100
+
+  validation {
+    condition     = var.api_throttle_rate_limit > 0
+    error_message = "api_throttle_rate_limit must be positive."
+  }
+}
+
+variable "api_throttle_burst_limit" {
+  description = "Burst of requests the API accepts before answering 429."
+  type        = number
+  default     = 200
+
+  validation {
+    condition     = var.api_throttle_burst_limit > 0
+    error_message = "api_throttle_burst_limit must be positive."
+  }
+}
+
+variable "authorization_type" {
+  description = "Who may call the API: AWS_IAM (SigV4-signed requests), JWT (an OIDC issuer), or NONE (public: set it explicitly)."
+  type        = string
+  default     = "AWS_IAM"
+
+  validation {
+    condition     = contains(["AWS_IAM", "JWT", "NONE"], var.authorization_type)
+    error_message = "authorization_type must be AWS_IAM, JWT or NONE."
+  }
+}
+
+variable "jwt_issuer" {
+  description = "OIDC issuer URL for the JWT authorizer (authorization_type = JWT)."
+  type        = string
+  default     = ""
+}
+
+variable "jwt_audience" {
+  description = "Accepted audiences for the JWT authorizer (authorization_type = JWT)."
+  type        = list(string)
+  default     = []
+}
+
+variable "alarm_email" {
+  description = "Email address subscribed to the alarm topic; empty for none (the subscription must be confirmed)."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.alarm_email == "" || can(regex("^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$", var.alarm_email))
+    error_message = "alarm_email must be an email address or empty."
+  }
+}
+
+variable "alarm_5xx_rate_percent" {
+  description = "Alarm when more than this percentage of API requests answer 5xx over 5 minutes."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.alarm_5xx_rate_percent > 0 && var.alarm_5xx_rate_percent <= 100
+    error_message = "alarm_5xx_rate_percent must be in (0, 100]."
+  }
+}
+
+variable "alarm_4xx_count" {
+  description = "Alarm when the API answers more than this many 4xx in 5 minutes (a client or abuse spike)."
+  type        = number
+  default     = 500
+
+  validation {
+    condition     = var.alarm_4xx_count > 0
+    error_message = "alarm_4xx_count must be positive."
+  }
+}
+
+variable "alarm_anomaly_rate_max" {
+  description = "Alarm when the share of records predicted anomalous over 15 minutes exceeds this (a drift or attack signal)."
+  type        = number
+  default     = 0.2
+
+  validation {
+    condition     = var.alarm_anomaly_rate_max > 0 && var.alarm_anomaly_rate_max < 1
+    error_message = "alarm_anomaly_rate_max must be in (0, 1)."
+  }
+}
+
+variable "ecr_keep_images" {
+  description = "How many most recent images the ECR lifecycle policy keeps."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.ecr_keep_images >= 1
+    error_message = "ecr_keep_images must be at least 1."
+  }
+}
+
+variable "noncurrent_version_days" {
+  description = "Days before noncurrent object versions in the model bucket expire."
+  type        = number
+  default     = 90
+
+  validation {
+    condition     = var.noncurrent_version_days >= 1
+    error_message = "noncurrent_version_days must be at least 1."
+  }
+}
+
+variable "force_destroy" {
+  description = "Let destroy delete a non-empty model bucket and ECR repository. Keep false in production."
+  type        = bool
+  default     = false
+}
+
+variable "tags" {
+  description = "Extra tags for every resource."
+  type        = map(string)
+  default     = {}
+}

@@ -1,0 +1,298 @@
+"""The whole stack applied by the real hashicorp/aws provider to a local moto server.
+
+One apply per module; then assertions through boto3, a no-change plan, the end-to-end path
+(train into the bucket Terraform made, serve events with the function's own configuration),
+and a destroy that leaves nothing behind. The tests run in file order and share the stack.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from tests.conftest import SAMPLE_DATA, load_event, response_json
+from tests.terraform.conftest import IMAGE_URI, Terraform
+
+pytestmark = pytest.mark.terraform
+
+NAME = "anomaly-detector"
+ROUTES = {"GET /", "GET /health", "GET /model", "POST /predict", "GET /docs", "GET /openapi.json"}
+
+
+def test_fmt_and_validate(terraform: Terraform) -> None:
+    terraform.run("fmt", "-check", "-recursive", "-diff", "-no-color")
+    terraform.run("validate", "-no-color")
+
+
+def test_terraform_test_files_pass(terraform: Terraform) -> None:
+    """terraform/tests/*.tftest.hcl: plan-level checks against a mocked provider."""
+    result = terraform.run("test", "-no-color")
+    assert "0 failed" in result.stdout
+
+
+def test_variable_validation_rejects_a_non_ecr_image(terraform: Terraform) -> None:
+    result = terraform.run(
+        "plan", "-no-color", "-var", "image_uri=docker.io/library/python:3.12", check=False
+    )
+    assert result.returncode != 0
+    assert "image_uri must be an ECR image URI" in result.stderr
+
+
+@pytest.fixture(scope="module")
+def stack(terraform: Terraform) -> dict[str, Any]:
+    terraform.run("apply", "-auto-approve", "-no-color", *terraform.var_args())
+    return terraform.outputs()
+
+
+def test_outputs(stack: dict[str, Any]) -> None:
+    assert set(stack) >= {
+        "api_url",
+        "function_name",
+        "function_arn",
+        "model_bucket_name",
+        "ecr_repository_url",
+        "alarm_topic_arn",
+    }
+    assert stack["model_uri"] == f"s3://{stack['model_bucket_name']}/registry"
+
+
+def test_function_image_environment_and_limits(terraform: Terraform, stack: dict[str, Any]) -> None:
+    lam = terraform.client("lambda")
+    function = lam.get_function(FunctionName=stack["function_name"])
+    config = function["Configuration"]
+    assert function["Code"]["ImageUri"] == IMAGE_URI
+    assert config["PackageType"] == "Image"
+    assert config["MemorySize"] == 1024
+    assert config["Timeout"] == 15
+    assert config["Architectures"] == ["x86_64"]
+    assert config["TracingConfig"]["Mode"] == "Active"
+    assert config["KMSKeyArn"] == stack["kms_key_arn"]
+    assert config["Environment"]["Variables"] == {
+        "MODEL_URI": stack["model_uri"],
+        "MODEL_ALIAS": "production",
+        "MAX_ROWS": "100000",
+        "MAX_BODY_BYTES": "5000000",
+        "POWERTOOLS_SERVICE_NAME": NAME,
+        "POWERTOOLS_METRICS_NAMESPACE": "AnomalyDetector",
+        "POWERTOOLS_LOG_LEVEL": "INFO",
+    }
+    assert (
+        lam.get_function_concurrency(FunctionName=stack["function_name"])["ReservedConcurrentExecutions"]
+        == 50
+    )
+    policy = json.loads(lam.get_policy(FunctionName=stack["function_name"])["Policy"])
+    (statement,) = policy["Statement"]
+    assert statement["Principal"] == {"Service": "apigateway.amazonaws.com"}
+    source_arn = statement["Condition"]["ArnLike"]["AWS:SourceArn"]
+    api_id = stack["api_id"]
+    assert f":{api_id}/" in source_arn
+
+
+def test_bucket_is_versioned_encrypted_private_and_tls_only(
+    terraform: Terraform, stack: dict[str, Any]
+) -> None:
+    s3 = terraform.client("s3")
+    bucket = stack["model_bucket_name"]
+    assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
+    (rule,) = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"]
+    assert rule["ApplyServerSideEncryptionByDefault"] == {
+        "SSEAlgorithm": "aws:kms",
+        "KMSMasterKeyID": stack["kms_key_arn"],
+    }
+    block = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
+    assert block == dict.fromkeys(
+        ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets"), True
+    )
+    (deny,) = json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])["Statement"]
+    assert deny["Effect"] == "Deny"
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    (lifecycle,) = s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
+    assert lifecycle["NoncurrentVersionExpiration"]["NoncurrentDays"] == 90
+
+
+def test_ecr_repository_scans_and_keeps_tags_immutable(terraform: Terraform, stack: dict[str, Any]) -> None:
+    ecr = terraform.client("ecr")
+    (repo,) = ecr.describe_repositories(repositoryNames=[NAME])["repositories"]
+    assert repo["repositoryUri"] == stack["ecr_repository_url"]
+    assert repo["imageTagMutability"] == "IMMUTABLE"
+    assert repo["imageScanningConfiguration"]["scanOnPush"] is True
+    (rule,) = json.loads(ecr.get_lifecycle_policy(repositoryName=NAME)["lifecyclePolicyText"])["rules"]
+    assert rule["selection"]["countNumber"] == 30
+
+
+def test_function_role_is_least_privilege(terraform: Terraform, stack: dict[str, Any]) -> None:
+    iam = terraform.client("iam")
+    role = f"{NAME}-function"
+    assert iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"] == []
+    (policy_name,) = iam.list_role_policies(RoleName=role)["PolicyNames"]
+    document = iam.get_role_policy(RoleName=role, PolicyName=policy_name)["PolicyDocument"]
+    if isinstance(document, str):
+        document = json.loads(document)
+    statements = {s["Sid"]: s for s in document["Statement"]}
+    bucket_arn = f"arn:aws:s3:::{stack['model_bucket_name']}"
+    assert statements["ReadModels"]["Action"] == "s3:GetObject"
+    assert statements["ReadModels"]["Resource"] == f"{bucket_arn}/registry/*"
+    assert statements["ListModelPrefix"]["Condition"] == {"StringLike": {"s3:prefix": "registry/*"}}
+    assert statements["DecryptModelsAndEnvironment"]["Resource"] == stack["kms_key_arn"]
+    assert statements["OwnLogGroup"]["Resource"].endswith(f":log-group:/aws/lambda/{NAME}:*")
+    actions = {
+        a
+        for s in document["Statement"]
+        for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+    }
+    assert not any(a.endswith("*") or a.startswith(("s3:Put", "s3:Delete")) for a in actions)
+    wildcard = [s["Sid"] for s in document["Statement"] if s["Resource"] == "*"]
+    assert wildcard == ["Tracing"]  # X-Ray offers no resource-level permissions
+
+
+def test_alarms_and_their_thresholds_notify_the_encrypted_topic(
+    terraform: Terraform, stack: dict[str, Any]
+) -> None:
+    alarms = {
+        a["AlarmName"]: a
+        for a in terraform.client("cloudwatch").describe_alarms(AlarmNamePrefix=NAME)["MetricAlarms"]
+    }
+    assert set(alarms) == {
+        f"{NAME}-{suffix}"
+        for suffix in (
+            "lambda-errors",
+            "lambda-throttles",
+            "lambda-duration-p99",
+            "api-5xx-rate",
+            "api-4xx-spike",
+            "anomaly-rate-high",
+            "model-unavailable",
+        )
+    }
+    for alarm in alarms.values():
+        assert alarm["AlarmActions"] == [stack["alarm_topic_arn"]]
+    assert alarms[f"{NAME}-lambda-duration-p99"]["Threshold"] == 12000  # 80% of a 15 s timeout
+    assert alarms[f"{NAME}-lambda-duration-p99"]["ExtendedStatistic"] == "p99"
+    assert alarms[f"{NAME}-lambda-errors"]["Threshold"] == 0
+    assert alarms[f"{NAME}-api-4xx-spike"]["Threshold"] == 500
+    assert alarms[f"{NAME}-api-5xx-rate"]["Threshold"] == 1
+    rate = {q["Id"]: q for q in alarms[f"{NAME}-api-5xx-rate"]["Metrics"]}
+    assert rate["errors"]["MetricStat"]["Metric"]["MetricName"] == "5xx"
+    assert alarms[f"{NAME}-anomaly-rate-high"]["Threshold"] == 0.2
+    attributes = terraform.client("sns").get_topic_attributes(TopicArn=stack["alarm_topic_arn"])["Attributes"]
+    assert attributes["KmsMasterKeyId"] == stack["kms_key_arn"]
+
+
+def test_api_routes_integration_and_stage(terraform: Terraform, stack: dict[str, Any]) -> None:
+    api = terraform.client("apigatewayv2")
+    api_id = stack["api_id"]
+    routes = api.get_routes(ApiId=api_id)["Items"]
+    assert {r["RouteKey"] for r in routes} == ROUTES
+    assert {r["AuthorizationType"] for r in routes} == {"AWS_IAM"}
+    (integration,) = api.get_integrations(ApiId=api_id)["Items"]
+    assert integration["IntegrationType"] == "AWS_PROXY"
+    assert integration["PayloadFormatVersion"] == "2.0"
+    assert stack["function_arn"] in integration["IntegrationUri"]
+    assert {r["Target"] for r in routes} == {f"integrations/{integration['IntegrationId']}"}
+    (stage,) = api.get_stages(ApiId=api_id)["Items"]
+    assert stage["StageName"] == "$default"
+    assert stage["AutoDeploy"] is True
+    assert stage["DefaultRouteSettings"]["ThrottlingRateLimit"] == 100
+    assert stage["DefaultRouteSettings"]["ThrottlingBurstLimit"] == 200
+    assert stage["AccessLogSettings"]["DestinationArn"].endswith(f":log-group:/aws/apigateway/{NAME}")
+    assert json.loads(stage["AccessLogSettings"]["Format"])["requestId"] == "$context.requestId"
+
+
+def test_log_groups_have_retention_and_encryption(terraform: Terraform, stack: dict[str, Any]) -> None:
+    groups = terraform.client("logs").describe_log_groups(logGroupNamePrefix="/aws/")["logGroups"]
+    ours = {g["logGroupName"]: g for g in groups if g["logGroupName"].endswith(NAME)}
+    assert set(ours) == {f"/aws/lambda/{NAME}", f"/aws/apigateway/{NAME}"}
+    for group in ours.values():
+        assert group["retentionInDays"] == 365
+        assert group["kmsKeyId"] == stack["kms_key_arn"]
+
+
+def test_dashboard_exists(terraform: Terraform, stack: dict[str, Any]) -> None:
+    body = json.loads(terraform.client("cloudwatch").get_dashboard(DashboardName=NAME)["DashboardBody"])
+    titles = {w["properties"]["title"] for w in body["widgets"]}
+    assert "Records scored and anomalies" in titles
+
+
+# moto returns an empty ImageConfig for image functions that set none; the provider reads it as
+# image_config = [{command = [], entry_point = [], working_directory = ""}] and plans to clear it.
+# That one attribute of that one resource is tolerated; any other change fails the test.
+MOTO_DRIFT = {("aws_lambda_function.this", "image_config")}
+
+
+def test_second_plan_shows_no_changes(terraform: Terraform, stack: dict[str, Any]) -> None:
+    terraform.run("plan", "-no-color", "-out=second.tfplan", *terraform.var_args())
+    plan = json.loads(terraform.run("show", "-json", "second.tfplan").stdout)
+    unexpected = []
+    for change in plan.get("resource_changes", []):
+        actions = change["change"]["actions"]
+        if actions == ["no-op"] or actions == ["read"]:
+            continue
+        before, after = change["change"]["before"] or {}, change["change"]["after"] or {}
+        changed = {key for key in set(before) | set(after) if before.get(key) != after.get(key)}
+        changed -= {
+            key for key in changed if (change["address"], key) in MOTO_DRIFT and _empty(before.get(key))
+        }
+        if actions != ["update"] or changed:
+            unexpected.append((change["address"], actions, sorted(changed)))
+    assert unexpected == []
+
+
+def _empty(value: Any) -> bool:
+    """moto's empty image_config: every field empty."""
+    return isinstance(value, list) and all(not any(item.values()) for item in value)
+
+
+def test_end_to_end_train_into_the_stack_and_serve_with_its_configuration(
+    terraform: Terraform,
+    stack: dict[str, Any],
+    handler_module: Callable[..., ModuleType],
+    lambda_context: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from training.__main__ import main as training_main
+
+    # moto evaluates a bucket policy's Deny without request context, so the TLS-only Deny (asserted
+    # above) denies every object request, TLS or not. Real S3 allows these HTTPS calls; here the
+    # policy is removed before training. This is the one moto limitation the end-to-end works around.
+    terraform.client("s3").delete_bucket_policy(Bucket=stack["model_bucket_name"])
+    monkeypatch.setenv("AWS_ENDPOINT_URL", terraform.endpoint)
+    assert training_main(["--data", str(SAMPLE_DATA), "--model-uri", stack["model_uri"]]) == 0
+    alias = json.loads(
+        terraform.client("s3")
+        .get_object(Bucket=stack["model_bucket_name"], Key="registry/aliases/production.json")["Body"]
+        .read()
+    )
+
+    variables = terraform.client("lambda").get_function_configuration(FunctionName=stack["function_name"])[
+        "Environment"
+    ]["Variables"]
+    module = handler_module(**variables, AWS_ENDPOINT_URL=terraform.endpoint)
+    for name in ("apigw_v2_health.json", "apigw_v2_predict_single.json", "apigw_v2_predict_batch.json"):
+        response = module.handler(load_event(name), lambda_context)
+        assert response["statusCode"] == 200, response
+        assert response_json(response)["version"] == alias["version"]
+    bad = module.handler(load_event("apigw_v2_predict_nan.json"), lambda_context)
+    assert bad["statusCode"] == 422
+
+
+def test_destroy_leaves_nothing_behind(terraform: Terraform, stack: dict[str, Any]) -> None:
+    terraform.run("destroy", "-auto-approve", "-no-color", *terraform.var_args())
+    assert terraform.run("state", "list", check=False).stdout.strip() == ""
+    assert terraform.client("s3").list_buckets()["Buckets"] == []
+    assert terraform.client("lambda").list_functions()["Functions"] == []
+    assert terraform.client("apigatewayv2").get_apis()["Items"] == []
+    assert terraform.client("ecr").describe_repositories()["repositories"] == []
+    assert terraform.client("cloudwatch").describe_alarms()["MetricAlarms"] == []
+    assert terraform.client("cloudwatch").list_dashboards()["DashboardEntries"] == []
+    assert terraform.client("sns").list_topics()["Topics"] == []
+    assert [
+        r["RoleName"] for r in terraform.client("iam").list_roles()["Roles"] if NAME in r["RoleName"]
+    ] == []
+    groups = terraform.client("logs").describe_log_groups()["logGroups"]
+    assert [g["logGroupName"] for g in groups if NAME in g["logGroupName"]] == []
+    key = terraform.client("kms").describe_key(KeyId=stack["kms_key_arn"])["KeyMetadata"]
+    assert key["KeyState"] == "PendingDeletion"  # KMS never deletes a key at once
