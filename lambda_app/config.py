@@ -5,10 +5,14 @@ Environment variables (all optional):
                            (default ``model-registry``)
     MODEL_ALIAS            alias to serve when MODEL_VERSION is unset (default ``production``)
     MODEL_VERSION          pin one version; overrides MODEL_ALIAS
-    MAX_BODY_BYTES         largest accepted request body (default 5,000,000: under Lambda's 6 MB payload)
+    MAX_BODY_BYTES         largest accepted request body (default 4,500,000: with API Gateway's event
+                           envelope, even base64-encoded, it stays under Lambda's 6 MB payload)
     MAX_ROWS               most records in one request (default 100,000)
     MODEL_RETRY_SECONDS    after a failed model load, wait this long before trying again (default 2)
     PRELOAD_MODEL          load the model during the Lambda init phase (default true)
+    INFERENCE_THREADS      ONNX Runtime intra-op threads (default: the vCPUs Lambda gives the
+                           function's memory, 1 per 1,769 MB; locally the machine's cores)
+    AWS_LAMBDA_FUNCTION_MEMORY_SIZE   set by Lambda; sizes the default INFERENCE_THREADS
     AWS_ENDPOINT_URL       a local AWS (moto) instead of the real one
 Powertools reads its own: POWERTOOLS_SERVICE_NAME, POWERTOOLS_LOG_LEVEL,
 POWERTOOLS_METRICS_NAMESPACE, POWERTOOLS_TRACE_DISABLED.
@@ -16,8 +20,13 @@ POWERTOOLS_METRICS_NAMESPACE, POWERTOOLS_TRACE_DISABLED.
 
 from __future__ import annotations
 
+import os
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LAMBDA_MB_PER_VCPU = 1769
+"""Lambda allocates CPU in proportion to memory: one full vCPU at 1,769 MB."""
 
 
 class Settings(BaseSettings):
@@ -28,8 +37,19 @@ class Settings(BaseSettings):
     model_uri: str = Field(default="model-registry", min_length=1)
     model_alias: str = Field(default="production", pattern=r"^[a-z][a-z0-9_-]{0,63}$")
     model_version: str | None = None
-    max_body_bytes: int = Field(default=5_000_000, gt=0)
+    max_body_bytes: int = Field(default=4_500_000, gt=0)
     max_rows: int = Field(default=100_000, gt=0)
     model_retry_seconds: float = Field(default=2.0, ge=0)
     preload_model: bool = True
     aws_endpoint_url: str | None = None
+    inference_threads: int | None = Field(default=None, ge=1, le=64)
+    aws_lambda_function_memory_size: int | None = None
+
+    @property
+    def threads(self) -> int:
+        """ONNX Runtime threads: explicit, else Lambda's vCPUs for the memory size, else the cores."""
+        if self.inference_threads:
+            return self.inference_threads
+        if self.aws_lambda_function_memory_size:
+            return max(1, min(6, self.aws_lambda_function_memory_size // LAMBDA_MB_PER_VCPU))
+        return max(1, os.cpu_count() or 1)

@@ -6,6 +6,7 @@ and the Mangum adapter with lifespan off. Serves API Gateway HTTP API (v2) and R
 
 from __future__ import annotations
 
+import binascii
 import json
 import warnings
 from typing import Any
@@ -30,6 +31,17 @@ if settings.preload_model:
 adapter = Mangum(app, lifespan="off")
 
 
+MALFORMED_EVENT_ERRORS = (
+    binascii.Error,
+    KeyError,
+    TypeError,
+    AttributeError,
+    RuntimeError,
+    UnicodeError,
+    ValueError,
+)
+
+
 def _bad_event(message: str) -> dict[str, Any]:
     return {
         "statusCode": 400,
@@ -43,8 +55,14 @@ def _bad_event(message: str) -> dict[str, Any]:
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics(capture_cold_start_metric=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """Run one API Gateway event through the app."""
+    """Run one API Gateway event through the app; a malformed event is a 400, never an exception."""
     if not isinstance(event, dict) or not isinstance(event.get("requestContext"), dict):
         return _bad_event("not an API Gateway proxy event: requestContext is missing")
-    response: dict[str, Any] = adapter(event, context)  # type: ignore[arg-type]
+    try:
+        response: dict[str, Any] = adapter(event, context)  # type: ignore[arg-type]
+    except MALFORMED_EVENT_ERRORS as exc:
+        # Raised while Mangum reads the event (missing keys, wrong types, invalid base64):
+        # the app itself turns its own errors into responses and never raises here.
+        logger.warning("malformed event", extra={"error": type(exc).__name__})
+        return _bad_event(f"malformed API Gateway event ({type(exc).__name__})")
     return response

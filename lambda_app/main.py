@@ -6,6 +6,7 @@ problem and carries the request id, and never echoes raw input back.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -46,14 +47,21 @@ def error_response(
     details: list[ErrorDetail] | None = None,
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
-    rid = request_id(request)
+    rid = request_id(request)[:200]
     body = {
         "error": code,
         "message": message,
         "errors": [d.as_dict() for d in details or []],
         "request_id": rid,
     }
-    return JSONResponse(body, status_code=status, headers={"x-request-id": rid, **(headers or {})})
+    return AsciiJSONResponse(body, status_code=status, headers={"x-request-id": rid, **(headers or {})})
+
+
+class AsciiJSONResponse(JSONResponse):
+    """Error bodies are ASCII-escaped: whatever text they quote, they always serialise."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode("ascii")
 
 
 async def _service_error(request: Request, exc: Exception) -> JSONResponse:

@@ -7,13 +7,11 @@ and then retried, so the service recovers by itself once the registry does.
 
 from __future__ import annotations
 
-import io
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from lambda_app.config import Settings
 from lambda_app.errors import ModelUnavailableError
@@ -115,12 +113,9 @@ class ModelStore:
             storage = self._storage_factory(settings)
             version = settings.model_version or resolve_version(storage, settings.model_alias)
             manifest = read_manifest(storage, version)
-            estimator = _deserialise(read_verified(storage, manifest, manifest.artifact("model")))
-            if getattr(estimator, "n_features_in_", len(manifest.features)) != len(manifest.features):
-                raise ManifestError(
-                    f"model expects {estimator.n_features_in_} features;"
-                    f" the manifest lists {len(manifest.features)}"
-                )
+            serving = read_verified(storage, manifest, manifest.artifact("serving"))
+            predictor = Predictor.from_onnx(serving, manifest.threshold, self._settings.threads)
+            _check_inputs(predictor, len(manifest.features))
         except ArtifactNotFoundError as exc:
             logger.error("model not found", extra={"model_uri": settings.model_uri, "reason": str(exc)})
             raise ModelUnavailableError(f"no model is available: nothing published for {wanted}") from exc
@@ -132,7 +127,7 @@ class ModelStore:
         except (RegistryError, ValueError) as exc:
             logger.error("model manifest refused", extra={"reason": str(exc)})
             raise ModelUnavailableError("no model is available: the model's manifest is invalid") from exc
-        except Exception as exc:  # registry unreachable, credentials, unreadable pickle...
+        except Exception as exc:  # registry unreachable, credentials, a graph ONNX Runtime refuses...
             logger.exception("model load failed", extra={"model_uri": settings.model_uri})
             raise ModelUnavailableError(
                 f"no model is available: loading {wanted} failed ({type(exc).__name__})"
@@ -143,13 +138,13 @@ class ModelStore:
         )
         return LoadedModel(
             manifest=manifest,
-            predictor=Predictor(estimator, manifest.threshold),
+            predictor=predictor,
             loaded_at=datetime.now(UTC),
         )
 
 
-def _deserialise(data: bytes) -> Any:
-    """Unpickle a model. Only ever called on bytes whose sha256 matched the manifest."""
-    import joblib
-
-    return joblib.load(io.BytesIO(data))
+def _check_inputs(predictor: Predictor, n_features: int) -> None:
+    """Refuse a graph whose input width differs from the manifest's feature schema."""
+    (declared,) = predictor.input_shapes()
+    if declared[-1] != n_features:
+        raise ManifestError(f"the model expects {declared[-1]} features; the manifest lists {n_features}")

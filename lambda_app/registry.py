@@ -6,7 +6,8 @@ never disagree and the Lambda image never needs training code.
 Layout under a registry root (``s3://bucket/prefix`` or a local directory)::
 
     <root>/<version>/manifest.json      written last: a version exists once its manifest does
-    <root>/<version>/<artifact files>   model, evaluation report, ... (sha256 + size in the manifest)
+    <root>/<version>/<artifact files>   model.joblib (scikit-learn, the source of truth), model.onnx
+                                    (what the service runs), evaluation.json; sha256 + size in the manifest
     <root>/aliases/<alias>.json         points an alias (production, staging, ...) at a version
 
 Versions are immutable: publishing refuses to overwrite an existing version.
@@ -70,7 +71,7 @@ class ArtifactFile(_Strict):
     """One file of a version, with what it takes to verify it before use."""
 
     path: str
-    role: Literal["model", "evaluation", "other"]
+    role: Literal["model", "serving", "evaluation", "other"]
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     size: int = Field(ge=0)
 
@@ -243,6 +244,7 @@ class LocalStorage:
         self.root.mkdir(parents=True, exist_ok=True)
         # Stage in a hidden sibling directory, then rename: readers see all files or none.
         staging = Path(tempfile.mkdtemp(prefix=f".staging-{version}-", dir=self.root))
+        staging.chmod(0o755)  # mkdtemp makes it private; a registry is read by other processes
         try:
             for name, data in files.items():
                 path = staging.joinpath(*name.split("/"))
@@ -263,6 +265,7 @@ class LocalStorage:
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
+            os.chmod(tmp, 0o644)  # mkstemp makes it private
             os.replace(tmp, path)
         finally:
             if os.path.exists(tmp):
@@ -286,6 +289,11 @@ class S3Storage:
             response = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
         except self.client.exceptions.NoSuchKey as exc:
             raise ArtifactNotFoundError(f"{self.uri}/{key} does not exist") from exc
+        except self.client.exceptions.ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in {"AccessDenied", "403"}:
+                # Without s3:ListBucket, S3 answers a missing key with 403, not 404.
+                raise ArtifactNotFoundError(f"{self.uri}/{key} is missing or not readable") from exc
+            raise
         body: bytes = response["Body"].read()
         return body
 
@@ -302,25 +310,21 @@ class S3Storage:
         manifest = manifest_key(version)
         if self.exists(manifest):
             raise VersionExistsError(f"version {version} already exists in {self.uri}")
-        relative_manifest = MANIFEST_FILE
-        for name, data in files.items():
-            if name != relative_manifest:
+        # Every object is written only if absent (If-None-Match), so a racing publisher can never
+        # replace a file of an existing version; the manifest goes last and makes the version visible.
+        names = [name for name in files if name != MANIFEST_FILE] + [MANIFEST_FILE]
+        for name in names:
+            try:
                 self.client.put_object(
-                    Bucket=self.bucket, Key=self._key(artifact_key(version, name)), Body=data
+                    Bucket=self.bucket,
+                    Key=self._key(artifact_key(version, name)),
+                    Body=files[name],
+                    IfNoneMatch="*",
                 )
-        try:
-            # The manifest goes last, and only if nobody published this version meanwhile.
-            self.client.put_object(
-                Bucket=self.bucket,
-                Key=self._key(manifest),
-                Body=files[relative_manifest],
-                IfNoneMatch="*",
-                ContentType="application/json",
-            )
-        except self.client.exceptions.ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "PreconditionFailed":
-                raise VersionExistsError(f"version {version} already exists in {self.uri}") from exc
-            raise
+            except self.client.exceptions.ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") == "PreconditionFailed":
+                    raise VersionExistsError(f"version {version} already exists in {self.uri}") from exc
+                raise
 
     def write_alias(self, alias: str, data: bytes) -> None:
         self.client.put_object(
@@ -425,7 +429,7 @@ class PendingArtifact:
     """A file about to be published, with the manifest entry that describes it."""
 
     path: str
-    role: Literal["model", "evaluation", "other"]
+    role: Literal["model", "serving", "evaluation", "other"]
     data: bytes
 
     def describe(self) -> ArtifactFile:

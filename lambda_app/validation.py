@@ -29,9 +29,10 @@ MAX_REPORTED_ERRORS = 20
 def parse_body(body: bytes) -> Any:
     """Parse JSON; raises MalformedBodyError when the body is not JSON at all.
 
-    orjson is strict (RFC 8259). When it refuses a body, the lenient standard library parser
-    gets a second look: if that reads NaN, Infinity or an overflowing number, the caller can
-    then name the row and field holding it instead of rejecting the whole body blindly.
+    orjson is strict (RFC 8259: UTF-8 only, no NaN/Infinity, no lone surrogates). When it
+    refuses a body, the standard library gets a second look, and its result is kept only when
+    the one thing wrong was a non-finite number (NaN, Infinity, 1e999): the caller can then name
+    the row and field holding it. Anything else stays a 400.
     """
     if not body.strip():
         raise MalformedBodyError("request body is empty: send a JSON object or array of objects")
@@ -39,10 +40,36 @@ def parse_body(body: bytes) -> Any:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         strict_error = str(exc)
+    non_finite: list[str] = []
+
+    def constant(token: str) -> float:
+        non_finite.append(token)
+        return float(token.replace("Infinity", "inf"))
+
+    def number(token: str) -> float:
+        value = float(token)
+        if not math.isfinite(value):
+            non_finite.append(token)
+        return value
+
     try:
-        return json.loads(body)
+        payload = json.loads(body.decode("utf-8"), parse_constant=constant, parse_float=number)
     except (ValueError, RecursionError):
-        raise MalformedBodyError(f"request body is not valid JSON: {strict_error}") from None
+        payload = None
+    if not non_finite or _has_surrogate(payload):
+        raise MalformedBodyError(f"request body is not valid JSON: {strict_error}")
+    return payload
+
+
+def _has_surrogate(value: Any) -> bool:
+    """True when any string in ``value`` holds a lone UTF-16 surrogate (invalid in UTF-8)."""
+    if isinstance(value, str):
+        return any("\ud800" <= ch <= "\udfff" for ch in value)
+    if isinstance(value, dict):
+        return any(_has_surrogate(k) or _has_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_surrogate(v) for v in value)
+    return False
 
 
 def _check_value(value: Any, spec: FeatureSpec) -> str | None:

@@ -1,4 +1,6 @@
 # The function's role: read the model prefix, write its own log group, send traces. Nothing else.
+# No s3:ListBucket: the service never lists; a missing key then answers 403, which the service
+# reports as "missing or not readable".
 data "aws_iam_policy_document" "assume_lambda" {
   statement {
     actions = ["sts:AssumeRole"]
@@ -24,17 +26,6 @@ data "aws_iam_policy_document" "function" {
     sid       = "ReadModels"
     actions   = ["s3:GetObject"]
     resources = ["${aws_s3_bucket.this.arn}/${var.model_prefix}/*"]
-  }
-
-  statement {
-    sid       = "ListModelPrefix" # so a missing alias or version is a 404, not a 403
-    actions   = ["s3:ListBucket"]
-    resources = [aws_s3_bucket.this.arn]
-    condition {
-      test     = "StringLike"
-      variable = "s3:prefix"
-      values   = ["${var.model_prefix}/*"]
-    }
   }
 
   statement {

@@ -67,6 +67,22 @@ variable "model_version" {
   description = "Pin one model version (MODEL_VERSION), overriding the alias; empty to follow the alias."
   type        = string
   default     = ""
+
+  validation {
+    condition     = var.model_version == "" || can(regex("^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$", var.model_version))
+    error_message = "model_version must be a registry version id such as 20261126T091740Z-29553404."
+  }
+}
+
+variable "model_retry_seconds" {
+  description = "After a failed model load the function answers 503 for this long before trying the registry again (MODEL_RETRY_SECONDS)."
+  type        = number
+  default     = 2
+
+  validation {
+    condition     = var.model_retry_seconds >= 0 && var.model_retry_seconds <= 300
+    error_message = "model_retry_seconds must be between 0 and 300."
+  }
 }
 
 variable "lambda_memory_mb" {
@@ -125,13 +141,13 @@ variable "max_rows" {
 }
 
 variable "max_body_bytes" {
-  description = "Largest /predict body in bytes (MAX_BODY_BYTES); Lambda's synchronous payload limit is 6 MB."
+  description = "Largest /predict body in bytes (MAX_BODY_BYTES). Lambda's synchronous payload limit is 6 MB for the whole event; a base64-encoded body grows by a third."
   type        = number
-  default     = 5000000
+  default     = 4500000
 
   validation {
-    condition     = var.max_body_bytes >= 1024 && var.max_body_bytes <= 6000000
-    error_message = "max_body_bytes must be between 1024 and 6000000."
+    condition     = var.max_body_bytes >= 1024 && var.max_body_bytes <= 4500000
+    error_message = "max_body_bytes must be between 1024 and 4500000 (the event, base64 included, must stay under 6 MB)."
   }
 }
 

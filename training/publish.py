@@ -28,6 +28,7 @@ from lambda_app.registry import (
 log = logging.getLogger("training")
 
 MODEL_FILE = "model.joblib"
+SERVING_FILE = "model.onnx"
 EVALUATION_FILE = "evaluation.json"
 
 
@@ -42,6 +43,7 @@ def publish(
     *,
     name: str,
     estimator: Any,
+    serving_model: bytes,
     estimator_name: str,
     features: list[FeatureSpec],
     label: str | None,
@@ -52,13 +54,14 @@ def publish(
     provenance: Provenance,
     alias: str | None,
 ) -> Published:
-    """Write the model, its evaluation and its manifest as a new version; then move ``alias``."""
+    """Write the model, its compiled serving graph, its evaluation and manifest; then move ``alias``."""
     now = datetime.now(UTC)
     version = new_version(now)
     buffer = io.BytesIO()
     joblib.dump(estimator, buffer, compress=3)
     artifacts = [
         PendingArtifact(MODEL_FILE, "model", buffer.getvalue()),
+        PendingArtifact(SERVING_FILE, "serving", serving_model),
         PendingArtifact(
             EVALUATION_FILE, "evaluation", json.dumps(evaluation, indent=2, sort_keys=True).encode()
         ),

@@ -26,4 +26,5 @@ def get_model(store: Annotated[ModelStore, Depends(get_store)]) -> LoadedModel:
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+StoreDep = Annotated[ModelStore, Depends(get_store)]
 ModelDep = Annotated[LoadedModel, Depends(get_model)]

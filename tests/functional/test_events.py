@@ -55,7 +55,13 @@ def test_event_through_the_handler(
     assert response["statusCode"] == status
     body = response_json(response)
     if fragment is None:
-        if "/predict" in name or "predict" in name:
+        if name.endswith(("_root.json",)):
+            assert body["docs"] == "/docs"
+        if name.endswith("_health.json"):
+            assert body["status"] == "ok"
+        if name.endswith("_model.json"):
+            assert [f["name"] for f in body["features"]] == ["one", "two", "three"]
+        if "predict" in name:
             records = json.loads(_body_text(event))
             count = len(records) if isinstance(records, list) else 1
             assert len(body["predictions"]) == count
@@ -112,13 +118,48 @@ def test_no_model_gives_503_and_the_container_keeps_serving(
     assert module.handler(load_event("apigw_v2_root.json"), lambda_context)["statusCode"] == 200
 
 
-@pytest.mark.parametrize("event", [{}, {"body": "{}"}, {"requestContext": "x"}])
-def test_events_that_are_not_from_api_gateway_get_a_structured_400(
-    handler: Callable[..., dict[str, Any]], lambda_context: Any, event: dict[str, Any]
+def _mutated(name: str, change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    event = load_event(name)
+    change(event)
+    return event
+
+
+MALFORMED_EVENTS: dict[str, Callable[[], Any]] = {
+    "empty": lambda: {},
+    "body only": lambda: {"body": "{}"},
+    "requestContext not a dict": lambda: {"requestContext": "x"},
+    "empty requestContext": lambda: {"requestContext": {}},
+    "invalid base64": lambda: _mutated(
+        "apigw_v2_predict_single.json", lambda e: e.update(isBase64Encoded=True, body="abc")
+    ),
+    "v2 without http": lambda: _mutated("apigw_v2_health.json", lambda e: e["requestContext"].pop("http")),
+    "v2 without sourceIp": lambda: _mutated(
+        "apigw_v2_health.json", lambda e: e["requestContext"]["http"].pop("sourceIp")
+    ),
+    "v1 without httpMethod": lambda: _mutated("apigw_v1_health.json", lambda e: e.pop("httpMethod")),
+    "v2 headers null": lambda: _mutated("apigw_v2_health.json", lambda e: e.update(headers=None)),
+    "body a number": lambda: _mutated("apigw_v2_predict_single.json", lambda e: e.update(body=5)),
+    "body an object": lambda: _mutated("apigw_v2_predict_single.json", lambda e: e.update(body={})),
+    "rawQueryString null": lambda: _mutated("apigw_v2_health.json", lambda e: e.update(rawQueryString=None)),
+    "header value a number": lambda: _mutated(
+        "apigw_v2_health.json", lambda e: e["headers"].update(accept=5)
+    ),
+    "header value a surrogate": lambda: _mutated(
+        "apigw_v2_health.json", lambda e: e["headers"].update(accept="\ud800")
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED_EVENTS))
+def test_malformed_events_get_a_structured_400_never_an_exception(
+    handler: Callable[..., dict[str, Any]], lambda_context: Any, case: str
 ) -> None:
-    response = handler(event, lambda_context)
+    response = handler(MALFORMED_EVENTS[case](), lambda_context)
     assert response["statusCode"] == 400
-    assert response_json(response)["error"] == "bad_event"
+    # Mangum reads a falsy body ({}) as no body: that reaches the app as an empty, malformed body.
+    assert response_json(response)["error"] in {"bad_event", "malformed_json"}
+    # and the container is fine afterwards
+    assert handler(load_event("apigw_v2_predict_single.json"), lambda_context)["statusCode"] == 200
 
 
 def test_handler_emits_emf_metrics_and_structured_logs(

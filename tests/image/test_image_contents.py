@@ -85,7 +85,7 @@ def task_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 RUNNER = """
 import importlib.util, json, sys
 sys.path.insert(0, sys.argv[1])
-for forbidden in ("training", "pandas", "pytest", "moto", "tests", "uvicorn"):
+for forbidden in ("training", "pandas", "sklearn", "scipy", "joblib", "pytest", "moto", "tests", "uvicorn"):
     assert importlib.util.find_spec(forbidden) is None, forbidden + " must not be in the image"
 from lambda_app.handler import handler
 from lambda_app.invoke import LocalLambdaContext

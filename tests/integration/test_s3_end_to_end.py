@@ -48,7 +48,8 @@ def test_train_from_s3_publish_to_s3_and_serve_from_it(
     version = alias["version"]
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket="models", Prefix=f"registry/{version}/")["Contents"]}
     assert keys == {
-        f"registry/{version}/{name}" for name in ("manifest.json", "model.joblib", "evaluation.json")
+        f"registry/{version}/{name}"
+        for name in ("manifest.json", "model.joblib", "model.onnx", "evaluation.json")
     }
     manifest = json.loads(
         s3.get_object(Bucket="models", Key=f"registry/{version}/manifest.json")["Body"].read()
@@ -68,7 +69,7 @@ def test_tampered_s3_artifact_is_refused_with_503(
     version = json.loads(s3.get_object(Bucket="models", Key="reg/aliases/production.json")["Body"].read())[
         "version"
     ]
-    key = f"reg/{version}/model.joblib"
+    key = f"reg/{version}/model.onnx"
     data = bytearray(s3.get_object(Bucket="models", Key=key)["Body"].read())
     data[len(data) // 2] ^= 0x01
     s3.put_object(Bucket="models", Key=key, Body=bytes(data))

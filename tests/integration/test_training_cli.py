@@ -36,18 +36,35 @@ def test_unlabelled_data_uses_the_quantile_threshold(tmp_path: Path) -> None:
     assert 0.01 < manifest["reference"]["anomaly_rate"] < 0.06
 
 
-def test_alternative_estimator_from_config(tmp_path: Path) -> None:
+def test_params_come_from_the_config_file(tmp_path: Path) -> None:
     config = tmp_path / "config.toml"
     config.write_text(
-        'name = "lof"\n[data]\nfeatures = ["one", "two", "three"]\n'
-        '[model]\nestimator = "local_outlier_factor"\n[model.params]\nn_neighbors = 20\n'
+        'name = "small-forest"\n[data]\nfeatures = ["one", "two", "three"]\n'
+        '[model]\nestimator = "isolation_forest"\n[model.params]\nn_estimators = 25\nmax_features = 0.67\n'
+        "random_state = 3\n"
     )
-    assert (
-        main(["--data", str(SAMPLE_DATA), "--model-uri", str(tmp_path / "reg"), "--config", str(config)]) == 0
-    )
+    code = main(["--data", str(SAMPLE_DATA), "--model-uri", str(tmp_path / "reg"), "--config", str(config)])
+    assert code == 0
     alias = json.loads((tmp_path / "reg" / "aliases" / "production.json").read_text())
     manifest = json.loads((tmp_path / "reg" / alias["version"] / "manifest.json").read_text())
-    assert manifest["estimator"] == "sklearn.neighbors.LocalOutlierFactor"
+    assert manifest["name"] == "small-forest"
+    assert manifest["provenance"]["params"]["n_estimators"] == 25
+    evaluation = json.loads((tmp_path / "reg" / alias["version"] / "evaluation.json").read_text())
+    assert evaluation["parity"]["random"]["rows"] == 100_000
+    assert evaluation["parity"]["random"]["prediction_mismatches"] == 0
+
+
+def test_an_estimator_the_service_cannot_run_is_refused_before_fitting(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(
+        '[data]\nfeatures = ["one", "two", "three"]\n[model]\nestimator = "local_outlier_factor"\n'
+    )
+    code = main(["--data", str(SAMPLE_DATA), "--model-uri", str(tmp_path / "reg"), "--config", str(config)])
+    assert code == 1
+    assert "LocalOutlierFactor cannot be compiled for serving" in capsys.readouterr().err
+    assert not (tmp_path / "reg").exists()
 
 
 def test_bad_data_exits_1_with_one_line_and_publishes_nothing(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ import pytest
 from lambda_app.config import Settings
 from lambda_app.errors import ModelUnavailableError
 from lambda_app.model_store import ModelStore, default_storage
+from lambda_app.predictor import Predictor
 from lambda_app.registry import LocalStorage, RegistryStorage, read_manifest, resolve_version
 
 
@@ -52,15 +53,22 @@ def test_missing_model_is_model_unavailable_with_a_clear_message(tmp_path: Path)
     assert store.try_load() is False
 
 
-def test_tampered_model_is_refused_before_deserialising(registry: Path) -> None:
+def test_tampered_serving_model_is_refused_before_loading(
+    registry: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     storage = LocalStorage(registry)
     manifest = read_manifest(storage, resolve_version(storage, "production"))
-    path = registry / manifest.version / manifest.artifact("model").path
-    # Valid pickle protocol bytes that would run code if loaded: must never be unpickled.
-    path.write_bytes(b"cos\nsystem\n(S'echo pwned'\ntR." + b" " * (manifest.artifact("model").size - 26))
+    serving = manifest.artifact("serving")
+    path = registry / manifest.version / serving.path
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01  # same size, one bit flipped
+    path.write_bytes(bytes(data))
+    loads = []
+    monkeypatch.setattr(Predictor, "from_onnx", classmethod(lambda cls, *a, **k: loads.append(1)))
     store = ModelStore(Settings(model_uri=str(registry)))
     with pytest.raises(ModelUnavailableError, match="integrity check"):
         store.get()
+    assert loads == []  # refused before anything was deserialised
 
 
 def test_invalid_manifest_is_refused(registry: Path) -> None:

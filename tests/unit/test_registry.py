@@ -161,3 +161,48 @@ def test_s3_storage_publishes_manifest_last_and_refuses_a_second_publish() -> No
     storage.write_alias("production", b'{"x": 1}')
     keys = sorted(o["Key"] for o in client.list_objects_v2(Bucket="models")["Contents"])
     assert keys == ["registry/aliases/production.json", "registry/v1/manifest.json", "registry/v1/model.bin"]
+
+
+@mock_aws
+def test_s3_publish_race_never_overwrites_an_existing_versions_files(monkeypatch: pytest.MonkeyPatch) -> None:
+    client = boto3.client("s3", region_name="us-east-1")
+    client.create_bucket(Bucket="models")
+    storage = reg.open_storage("s3://models/r", s3_client=client)
+    storage.publish_version("v1", {"manifest.json": b"{}", "model.bin": b"ORIGINAL"})
+    # A second publisher that checked before the first finished (the exists() check lost the race):
+    monkeypatch.setattr(S3Storage, "exists", lambda self, key: False)
+    with pytest.raises(VersionExistsError):
+        storage.publish_version("v1", {"manifest.json": b"{}", "model.bin": b"EVIL"})
+    assert storage.read("v1/model.bin") == b"ORIGINAL"
+
+
+def test_local_registry_is_readable_by_other_users(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path)
+    storage.publish_version("v1", {"manifest.json": b"{}"})
+    storage.write_alias("production", b"{}")
+    assert (tmp_path / "v1").stat().st_mode & 0o055 == 0o055
+    assert (tmp_path / "aliases" / "production.json").stat().st_mode & 0o044 == 0o044
+
+
+@mock_aws
+def test_s3_access_denied_reads_as_missing_or_not_readable() -> None:
+    client = boto3.client("s3", region_name="us-east-1")
+    client.create_bucket(Bucket="models")
+    client.put_bucket_policy(
+        Bucket="models",
+        Policy=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Deny",
+                        "Principal": "*",
+                        "Action": "s3:GetObject",
+                        "Resource": "arn:aws:s3:::models/*",
+                    }
+                ],
+            }
+        ),
+    )
+    with pytest.raises(ArtifactNotFoundError, match="missing or not readable"):
+        reg.open_storage("s3://models/r", s3_client=client).read("aliases/production.json")

@@ -14,5 +14,20 @@ router = APIRouter(tags=["model"])
 
 @router.get("/model", responses={503: {"model": ErrorBody, "description": "no model is loaded"}})
 def model_manifest(model: ModelDep) -> dict[str, Any]:
-    """The loaded model's manifest: name, version, features, threshold, metrics, provenance."""
-    return model.manifest.model_dump(mode="json")
+    """The loaded model: name, version, trained_at, features, threshold and holdout metrics."""
+    manifest = model.manifest
+    # The public view of the manifest: no data locations, bucket names or training config.
+    return {
+        "name": manifest.name,
+        "version": manifest.version,
+        "trained_at": manifest.created_at.isoformat(),
+        "estimator": manifest.estimator,
+        "features": [f.model_dump() for f in manifest.features],
+        "label": manifest.label,
+        "threshold": manifest.threshold,
+        "score": manifest.score,
+        "metrics": manifest.metrics,
+        "training_rows": manifest.provenance.rows,
+        "code_revision": manifest.provenance.code_revision,
+        "loaded_at": model.loaded_at.isoformat(),
+    }

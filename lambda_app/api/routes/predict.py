@@ -9,7 +9,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from lambda_app.api.deps import ModelDep, SettingsDep
+from lambda_app.api.deps import SettingsDep, StoreDep
 from lambda_app.config import Settings
 from lambda_app.errors import PayloadTooLargeError
 from lambda_app.model_store import LoadedModel
@@ -18,6 +18,9 @@ from lambda_app.schemas import ErrorBody, PredictResponse, request_body_schema
 from lambda_app.validation import parse_body, records_to_matrix
 
 router = APIRouter(tags=["predict"])
+
+INLINE_ROWS = 256
+"""Batches up to this size are scored on the event loop (tens of microseconds)."""
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorBody, "description": "the body is not JSON"},
@@ -33,15 +36,27 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     responses=ERROR_RESPONSES,
     openapi_extra={"requestBody": request_body_schema(None)},
 )
-async def predict(request: Request, model: ModelDep, settings: SettingsDep) -> Response:
+async def predict(request: Request, store: StoreDep, settings: SettingsDep) -> Response:
     """Score one record or an array of records; 1 = anomaly, 0 = normal."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > settings.max_body_bytes:
+    declared = request.headers.get("content-length", "")
+    if (
+        declared.isascii()
+        and declared.isdigit()
+        and len(declared) < 19
+        and int(declared) > settings.max_body_bytes
+    ):
         raise _too_large(int(declared), settings)
     body = await request.body()
     if len(body) > settings.max_body_bytes:
         raise _too_large(len(body), settings)
-    content = await run_in_threadpool(_score, body, model, settings)
+    # The body is judged before the model is needed: bad input is a 4xx even while no model is loaded.
+    payload = parse_body(body)
+    model: LoadedModel = store.current or await run_in_threadpool(store.get)  # a first load may block on S3
+    rows = len(payload) if isinstance(payload, list) else 1
+    if rows <= INLINE_ROWS:  # microseconds of work: a thread hop would cost more than it saves
+        content = _score(payload, model, settings)
+    else:  # large batches run off the event loop, so a local server keeps serving others
+        content = await run_in_threadpool(_score, payload, model, settings)
     return Response(content=content, media_type="application/json")
 
 
@@ -52,9 +67,9 @@ def _too_large(size: int, settings: Settings) -> PayloadTooLargeError:
 
 
 @tracer.capture_method(capture_response=False)
-def _score(body: bytes, model: LoadedModel, settings: Settings) -> bytes:
-    """Parse, validate and score off the event loop; returns the serialised response."""
-    features = records_to_matrix(parse_body(body), model.manifest.features, settings.max_rows)
+def _score(payload: Any, model: LoadedModel, settings: Settings) -> bytes:
+    """Validate and score off the event loop; returns the serialised response."""
+    features = records_to_matrix(payload, model.manifest.features, settings.max_rows)
     prediction = model.predictor.predict(features)
     anomalies = int(prediction.labels.sum())
     metrics.add_metric(name="Predictions", unit=MetricUnit.Count, value=len(prediction.labels))
