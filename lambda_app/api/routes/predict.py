@@ -51,7 +51,9 @@ async def predict(request: Request, store: StoreDep, settings: SettingsDep) -> R
         raise _too_large(len(body), settings)
     # The body is judged before the model is needed: bad input is a 4xx even while no model is loaded.
     payload = parse_body(body)
-    model: LoadedModel = store.current or await run_in_threadpool(store.get)  # a first load may block on S3
+    model = store.current
+    if model is None:  # the first load may block on S3: off the event loop
+        model = await run_in_threadpool(store.get)
     rows = len(payload) if isinstance(payload, list) else 1
     if rows <= INLINE_ROWS:  # microseconds of work: a thread hop would cost more than it saves
         content = _score(payload, model, settings)
