@@ -127,9 +127,9 @@ def create_app(settings: Settings | None = None, store: ModelStore | None = None
     )
     app.state.settings = settings
     app.state.model_store = store
+    app.include_router(predict.router)  # first: the hot route is matched before the others
     app.include_router(health.router)
     app.include_router(model.router)
-    app.include_router(predict.router)
     app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 
 from lambda_app.config import Settings
 from lambda_app.errors import ModelUnavailableError
-from lambda_app.observability import logger, tracer
+from lambda_app.observability import logger, traced
 from lambda_app.predictor import Predictor
 from lambda_app.registry import (
     ArtifactIntegrityError,
@@ -105,7 +105,7 @@ class ModelStore:
             return False
         return True
 
-    @tracer.capture_method(capture_response=False)
+    @traced
     def _load(self) -> LoadedModel:
         settings = self._settings
         wanted = settings.model_version or f"alias {settings.model_alias!r}"

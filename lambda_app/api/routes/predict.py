@@ -9,11 +9,10 @@ from aws_lambda_powertools.metrics import MetricUnit
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from lambda_app.api.deps import SettingsDep, StoreDep
 from lambda_app.config import Settings
 from lambda_app.errors import PayloadTooLargeError
-from lambda_app.model_store import LoadedModel
-from lambda_app.observability import metrics, tracer
+from lambda_app.model_store import LoadedModel, ModelStore
+from lambda_app.observability import metrics, traced
 from lambda_app.schemas import ErrorBody, PredictResponse, request_body_schema
 from lambda_app.validation import parse_body, records_to_matrix
 
@@ -36,8 +35,12 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     responses=ERROR_RESPONSES,
     openapi_extra={"requestBody": request_body_schema(None)},
 )
-async def predict(request: Request, store: StoreDep, settings: SettingsDep) -> Response:
+async def predict(request: Request) -> Response:
     """Score one record or an array of records; 1 = anomaly, 0 = normal."""
+    # App state is read directly, not through Depends: dependency resolution is the largest
+    # cost of a 1-row request after Mangum itself.
+    settings: Settings = request.app.state.settings
+    store: ModelStore = request.app.state.model_store
     declared = request.headers.get("content-length", "")
     if (
         declared.isascii()
@@ -68,7 +71,7 @@ def _too_large(size: int, settings: Settings) -> PayloadTooLargeError:
     )
 
 
-@tracer.capture_method(capture_response=False)
+@traced
 def _score(payload: Any, model: LoadedModel, settings: Settings) -> bytes:
     """Validate and score off the event loop; returns the serialised response."""
     features = records_to_matrix(payload, model.manifest.features, settings.max_rows)
