@@ -14,7 +14,7 @@ CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 TF_PLUGIN_MIRROR ?= $(if $(wildcard /opt/tf-plugins),/opt/tf-plugins,)
 export TF_PLUGIN_MIRROR
 
-.PHONY: setup serve model train invoke test lint format wheelhouse image-pins checkov clean
+.PHONY: setup serve model train invoke test lint format wheelhouse image-pins checkov bench clean
 
 $(STAMP): requirements.txt requirements-train.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -65,6 +65,9 @@ invoke: model ## run the real Lambda handler on EVENT=events/<file>.json
 
 test: $(STAMP) $(WHEELHOUSE)/.stamp $(CHECKOV_STAMP) ## set up from nothing and run the whole test suite
 	$(BIN)/python -m pytest
+
+bench: $(STAMP) ## benchmark the serving path against the naive path and the floor (prints a table and a verdict)
+	PYTHONPATH=. $(BIN)/python -m benchmarks $(BENCH_ARGS)
 
 lint: $(STAMP) ## ruff (lint + format check) and mypy
 	$(BIN)/ruff check .

@@ -160,7 +160,7 @@ def warm_latency(registry: Path, manifest: dict[str, Any], quick: bool) -> list[
             return response
 
         def run_naive(event: dict[str, Any] = event) -> Any:
-            response = naive_app.handler(event, context)
+            response = naive_app.handler(event, context)  # type: ignore[arg-type]
             assert response["statusCode"] == 200, response["body"][:300]
             return response
 
@@ -174,7 +174,12 @@ def warm_latency(registry: Path, manifest: dict[str, Any], quick: bool) -> list[
                 {"ours": run_ours, "naive": run_naive, "floor": run_floor}, iterations
             )
         mismatch = float(np.max(np.abs(np.asarray(ours_scores) - np.asarray(naive_scores))))
-        row = {"case": label, "rows": len(rows), "body_bytes": len(event["body"]), "max_score_diff": mismatch}
+        row: dict[str, Any] = {
+            "case": label,
+            "rows": len(rows),
+            "body_bytes": len(event["body"]),
+            "max_score_diff": mismatch,
+        }
         for name, values in samples.items():
             row[f"{name}_p50_ms"] = percentile(values, 50)
             row[f"{name}_p99_ms"] = percentile(values, 99)
@@ -396,14 +401,14 @@ def verdicts(report: dict[str, Any]) -> list[tuple[str, float, str, bool]]:
     return checks
 
 
-def row(*cells: object) -> str:
+def md_row(*cells: object) -> str:
     return "| " + " | ".join(str(c) for c in cells) + " |"
 
 
 def print_table(report: dict[str, Any]) -> None:
     print("\nWarm invocations through the Lambda handler (API Gateway v2 events), ms")
     print(
-        row(
+        md_row(
             "case",
             "rows",
             "ours p50",
@@ -416,10 +421,10 @@ def print_table(report: dict[str, Any]) -> None:
             "rows/s",
         )
     )
-    print(row("---", *["---:"] * 9))
+    print(md_row("---", *["---:"] * 9))
     for r in report["warm"]:
         print(
-            row(
+            md_row(
                 r["case"],
                 r["rows"],
                 f"{r['ours_p50_ms']:.3f}",
@@ -434,10 +439,10 @@ def print_table(report: dict[str, Any]) -> None:
         )
     cold = report["cold_start"]
     print(f"\nCold start: fresh interpreter, import, model load, first event (median of {cold['runs']})")
-    print(row("", "ours", "naive", "ratio", "bare interpreter"))
-    print(row("---", "---:", "---:", "---:", "---:"))
+    print(md_row("", "ours", "naive", "ratio", "bare interpreter"))
+    print(md_row("---", "---:", "---:", "---:", "---:"))
     print(
-        row(
+        md_row(
             "wall ms",
             f"{cold['ours_ms']:.0f}",
             f"{cold['naive_ms']:.0f}",
@@ -447,7 +452,7 @@ def print_table(report: dict[str, Any]) -> None:
     )
     rss = cold["peak_rss_mb"]
     print(
-        row(
+        md_row(
             "peak RSS MB (1 row + max body)",
             f"{rss['ours']:.0f}",
             f"{rss['naive']:.0f}",
@@ -458,7 +463,7 @@ def print_table(report: dict[str, Any]) -> None:
     if "install_size" in report:
         size = report["install_size"]
         print(
-            row(
+            md_row(
                 "installed requirements MB",
                 f"{size['ours_mb']:.0f}",
                 f"{size['naive_mb']:.0f}",
@@ -467,10 +472,10 @@ def print_table(report: dict[str, Any]) -> None:
             )
         )
     print("\nTraining: the whole job (read, validate, fit, threshold, evaluate, compile, parity, publish)")
-    print(row("rows", "job s", "IsolationForest.fit alone s", "ratio"))
-    print(row("---:", "---:", "---:", "---:"))
+    print(md_row("rows", "job s", "IsolationForest.fit alone s", "ratio"))
+    print(md_row("---:", "---:", "---:", "---:"))
     for t in report["training"]:
-        print(row(f"{t['rows']:,}", f"{t['job_s']:.1f}", f"{t['fit_only_s']:.2f}", f"{t['vs_fit']:.1f}x"))
+        print(md_row(f"{t['rows']:,}", f"{t['job_s']:.1f}", f"{t['fit_only_s']:.2f}", f"{t['vs_fit']:.1f}x"))
     print("\nVerdict")
     for name, value, target, ok in report["verdicts"]:
         print(f"{'PASS' if ok else 'FAIL'}  {name}: {value:.4g} (target {target})")

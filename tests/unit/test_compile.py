@@ -1,0 +1,102 @@
+"""The compiled serving graph: same scores as scikit-learn, refused when it is not."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import pytest
+from sklearn.ensemble import IsolationForest
+
+from lambda_app.predictor import Predictor
+from lambda_app.registry import LocalStorage, read_manifest, read_verified, resolve_version
+from training.compile import (
+    CompileError,
+    average_path_length,
+    check_parity,
+    compile_isolation_forest,
+    ensure_compilable,
+)
+from training.synthetic import generate
+
+
+def random_rows(n: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.column_stack(
+        [rng.choice([20, 22, 53, 80, 443, 4444, 31337], n), rng.uniform(-10, 45, n), rng.uniform(-10, 45, n)]
+    )
+
+
+def test_published_serving_graph_matches_scikit_learn_on_holdout_and_100k_random_rows(
+    trained_registry: Path,
+) -> None:
+    storage = LocalStorage(trained_registry)
+    manifest = read_manifest(storage, resolve_version(storage, "production"))
+    forest = joblib.load(trained_registry / manifest.version / "model.joblib")
+    predictor = Predictor.from_onnx(
+        read_verified(storage, manifest, manifest.artifact("serving")), manifest.threshold
+    )
+    holdout = generate(20_000, seed=99)[["one", "two", "three"]].to_numpy(dtype=float)
+    for rows in (holdout, random_rows(100_000, seed=1)):
+        served = predictor.predict(rows)
+        reference = -forest.score_samples(rows)
+        assert np.max(np.abs(served.scores - reference)) <= 1e-5
+        assert np.array_equal(served.labels, (reference >= manifest.threshold).astype(np.int64))
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"n_estimators": 30, "random_state": 0},
+        {"n_estimators": 20, "max_features": 0.67, "max_samples": 500, "random_state": 1},
+        {"n_estimators": 10, "max_samples": 2, "random_state": 2},  # degenerate tiny trees
+        {"n_estimators": 15, "bootstrap": True, "random_state": 3},
+    ],
+)
+def test_parity_across_forest_shapes(params: dict[str, Any]) -> None:
+    data = generate(3000, seed=4)[["one", "two", "three"]].to_numpy(dtype=float)
+    forest = IsolationForest(**params).fit(data)
+    report = check_parity(
+        forest, compile_isolation_forest(forest), random_rows(20_000, seed=5), threshold=0.55
+    )
+    assert report.max_abs_score_diff <= 1e-5
+    assert report.prediction_mismatches == 0
+
+
+def test_a_graph_that_disagrees_is_refused() -> None:
+    data = generate(2000, seed=6)[["one", "two", "three"]].to_numpy(dtype=float)
+    one = IsolationForest(n_estimators=10, random_state=0).fit(data)
+    other = IsolationForest(n_estimators=10, random_state=1).fit(data)
+    with pytest.raises(CompileError, match="disagrees with scikit-learn"):
+        check_parity(one, compile_isolation_forest(other), data, threshold=0.55)
+
+
+def test_only_isolation_forests_compile() -> None:
+    from sklearn.svm import OneClassSVM
+
+    with pytest.raises(CompileError, match="OneClassSVM cannot be compiled"):
+        ensure_compilable(OneClassSVM())
+
+
+def test_average_path_length_matches_the_paper() -> None:
+    values = average_path_length(np.array([0, 1, 2, 256]))
+    assert values[:3].tolist() == [0.0, 0.0, 1.0]
+    harmonic = np.log(255) + np.euler_gamma
+    assert values[3] == pytest.approx(2 * harmonic - 2 * 255 / 256)
+
+
+def test_training_refuses_to_publish_when_parity_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from training import train
+    from training.config import load_config
+
+    other = IsolationForest(n_estimators=5, random_state=9).fit(random_rows(500, seed=2))
+    monkeypatch.setattr(train, "compile_isolation_forest", lambda forest: compile_isolation_forest(other))
+    data = tmp_path / "flows.csv"
+    generate(600, seed=3).to_csv(data, index=False)
+    with pytest.raises(CompileError):
+        train.run_training(str(data), str(tmp_path / "reg"), load_config())
+    assert not (tmp_path / "reg").exists()
