@@ -45,10 +45,16 @@ class InvalidInputError(ServiceError):
 
 
 class PayloadTooLargeError(ServiceError):
-    """The body or the number of rows is over the configured limit."""
+    """The body is over the configured size limit."""
 
     status = 413
     code = "payload_too_large"
+
+
+class TooManyRecordsError(InvalidInputError):
+    """More records than the configured limit: a schema violation (maxItems), hence 422."""
+
+    code = "too_many_records"
 
 
 class ModelUnavailableError(ServiceError):

@@ -145,7 +145,9 @@ def create_app(settings: Settings | None = None, store: ModelStore | None = None
         loaded = store.current
         if loaded is not None:
             features = [(f.name, f.dtype) for f in loaded.manifest.features]
-            schema["paths"]["/predict"]["post"]["requestBody"] = request_body_schema(features)
+            schema["paths"]["/predict"]["post"]["requestBody"] = request_body_schema(
+                features, settings.max_rows
+            )
             schema["info"]["x-model-version"] = loaded.manifest.version
         return schema
 

@@ -48,11 +48,24 @@ class RootResponse(BaseModel):
     docs: str
 
 
-def request_body_schema(feature_schema: Sequence[tuple[str, str]] | None) -> dict[str, Any]:
-    """OpenAPI requestBody for /predict: from the loaded model's features when known."""
+def request_body_schema(
+    feature_schema: Sequence[tuple[str, str]] | None, max_rows: int | None = None
+) -> dict[str, Any]:
+    """OpenAPI requestBody for /predict: from the loaded model's features when known.
+
+    It states every rule the validator enforces (types, bounds, required and unknown fields,
+    the record limit), so that what the schema calls valid is accepted: the fuzz tests hold it to that.
+    """
+    from lambda_app.validation import MAX_ABS_VALUE
+
     if feature_schema:
         properties = {
-            name: {"type": "integer" if dtype == "integer" else "number"} for name, dtype in feature_schema
+            name: {
+                "type": "integer" if dtype == "integer" else "number",
+                "minimum": -MAX_ABS_VALUE,
+                "maximum": MAX_ABS_VALUE,
+            }
+            for name, dtype in feature_schema
         }
         record: dict[str, Any] = {
             "type": "object",
@@ -64,14 +77,17 @@ def request_body_schema(feature_schema: Sequence[tuple[str, str]] | None) -> dic
         record = {
             "type": "object",
             "description": "one value per feature of the loaded model (see GET /model)",
-            "additionalProperties": {"type": "number"},
+            "additionalProperties": {"type": "number", "minimum": -MAX_ABS_VALUE, "maximum": MAX_ABS_VALUE},
         }
+    array: dict[str, Any] = {"type": "array", "items": record, "minItems": 1}
+    if max_rows is not None:
+        array["maxItems"] = max_rows
     return {
         "required": True,
         "content": {
             "application/json": {
                 "schema": {
-                    "oneOf": [record, {"type": "array", "items": record, "minItems": 1}],
+                    "oneOf": [record, array],
                 },
                 "examples": {
                     "single": {"summary": "one record", "value": SEED_EXAMPLE},

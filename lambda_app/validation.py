@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from lambda_app.errors import ErrorDetail, InvalidInputError, MalformedBodyError, PayloadTooLargeError
+from lambda_app.errors import ErrorDetail, InvalidInputError, MalformedBodyError, TooManyRecordsError
 from lambda_app.registry import FeatureSpec
 
 MAX_ABS_VALUE = 1e12
@@ -97,7 +97,7 @@ def records_to_matrix(payload: Any, features: Sequence[FeatureSpec], max_rows: i
 
     Raises:
         InvalidInputError: wrong shape, missing/unknown fields, wrong types, non-finite values.
-        PayloadTooLargeError: more than ``max_rows`` records.
+        TooManyRecordsError: more than ``max_rows`` records (422, like any schema violation).
     """
     if isinstance(payload, dict):
         rows: list[Any] = [payload]
@@ -110,7 +110,7 @@ def records_to_matrix(payload: Any, features: Sequence[FeatureSpec], max_rows: i
     if not rows:
         raise InvalidInputError("body is an empty array: send at least one record")
     if len(rows) > max_rows:
-        raise PayloadTooLargeError(f"{len(rows)} records exceed the limit of {max_rows} records per request")
+        raise TooManyRecordsError(f"{len(rows)} records exceed the limit of {max_rows} records per request")
     matrix = _fast_matrix(rows, features)
     if matrix is not None:
         return matrix

@@ -97,9 +97,10 @@ def test_bad_input_is_a_4xx_naming_the_problem(
     assert error["error"] in {"malformed_json", "invalid_input"}
 
 
-def test_too_many_rows_is_413_stating_the_limit(client: TestClient) -> None:
+def test_too_many_rows_is_422_stating_the_limit(client: TestClient) -> None:
     response = client.post("/predict", json=[SEED_RECORD] * 51)
-    assert response.status_code == 413
+    assert response.status_code == 422
+    assert response.json()["error"] == "too_many_records"
     assert "limit of 50 records" in response.json()["message"]
 
 

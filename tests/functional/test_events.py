@@ -92,12 +92,12 @@ def test_v1_and_v2_give_the_same_score(handler: Callable[..., dict[str, Any]], l
     assert v1 == v2
 
 
-def test_rows_over_the_configured_limit_is_413(
+def test_rows_over_the_configured_limit_is_422(
     handler_module: Callable[..., ModuleType], registry: Path, lambda_context: Any
 ) -> None:
     module = handler_module(MODEL_URI=str(registry), MAX_ROWS="2")
     response = module.handler(load_event("apigw_v2_predict_batch.json"), lambda_context)
-    assert response["statusCode"] == 413
+    assert response["statusCode"] == 422
     assert "limit of 2 records" in response_json(response)["message"]
 
 

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from lambda_app.errors import InvalidInputError, MalformedBodyError, PayloadTooLargeError
+from lambda_app.errors import InvalidInputError, MalformedBodyError, TooManyRecordsError
 from lambda_app.registry import FeatureSpec
 from lambda_app.validation import MAX_ABS_VALUE, parse_body, records_to_matrix
 
@@ -77,8 +77,8 @@ def test_empty_array_is_rejected() -> None:
         records_to_matrix([], FEATURES, max_rows=10)
 
 
-def test_more_rows_than_the_limit_is_413_stating_the_limit() -> None:
-    with pytest.raises(PayloadTooLargeError, match="limit of 2 records"):
+def test_more_rows_than_the_limit_is_422_stating_the_limit() -> None:
+    with pytest.raises(TooManyRecordsError, match="limit of 2 records"):
         records_to_matrix([GOOD] * 3, FEATURES, max_rows=2)
 
 

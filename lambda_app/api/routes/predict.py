@@ -23,8 +23,11 @@ INLINE_ROWS = 256
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorBody, "description": "the body is not JSON"},
-    413: {"model": ErrorBody, "description": "body or record count over the limit"},
-    422: {"model": ErrorBody, "description": "a record is invalid (row and field named)"},
+    413: {"model": ErrorBody, "description": "body over the size limit"},
+    422: {
+        "model": ErrorBody,
+        "description": "a record is invalid (row and field named), or too many records",
+    },
     503: {"model": ErrorBody, "description": "no model is loaded"},
 }
 
