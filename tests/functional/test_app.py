@@ -136,7 +136,8 @@ def test_openapi_documents_predict_from_the_loaded_models_features(client: TestC
     body = schema["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]
     record = body["schema"]["oneOf"][0]
     assert record["required"] == ["one", "two", "three"]
-    assert record["properties"]["one"] == {"type": "integer"}
+    assert record["properties"]["one"] == {"type": "integer", "minimum": -1e12, "maximum": 1e12}
+    assert body["schema"]["oneOf"][1]["maxItems"] == 50
     assert body["examples"]["single"]["value"] == SEED_RECORD
     assert "422" in schema["paths"]["/predict"]["post"]["responses"]
     assert client.get("/docs").status_code == 200
