@@ -14,7 +14,7 @@ CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 TF_PLUGIN_MIRROR ?= $(if $(wildcard /opt/tf-plugins),/opt/tf-plugins,)
 export TF_PLUGIN_MIRROR
 
-.PHONY: setup serve model train invoke test lint format wheelhouse image-pins checkov bench clean
+.PHONY: setup serve model train invoke test lint format wheelhouse image-pins checkov bench loadtest clean
 
 $(STAMP): requirements.txt requirements-train.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -68,6 +68,9 @@ test: $(STAMP) $(WHEELHOUSE)/.stamp $(CHECKOV_STAMP) ## set up from nothing and 
 
 bench: $(STAMP) ## benchmark the serving path against the naive path and the floor (prints a table and a verdict)
 	PYTHONPATH=. $(BIN)/python -m benchmarks $(BENCH_ARGS)
+
+loadtest: model ## bounded load test on 127.0.0.1: uvicorn workers, concurrent clients, p50/p99 and errors
+	PYTHONPATH=. $(BIN)/python -m benchmarks.loadtest --model-uri $(MODEL_URI) $(LOADTEST_ARGS)
 
 lint: $(STAMP) ## ruff (lint + format check) and mypy
 	$(BIN)/ruff check .
