@@ -9,6 +9,8 @@ Environment variables (all optional):
                            envelope, even base64-encoded, it stays under Lambda's 6 MB payload)
     MAX_ROWS               most records in one request (default 100,000)
     MODEL_RETRY_SECONDS    after a failed model load, wait this long before trying again (default 2)
+    MODEL_LOAD_TIMEOUT_SECONDS  the longest a request waits for a model load before a 503 (default 5;
+                           keep it well under the function timeout); the load itself goes on
     PRELOAD_MODEL          load the model during the Lambda init phase (default true)
     INFERENCE_THREADS      ONNX Runtime intra-op threads (default: the vCPUs Lambda gives the
                            function's memory, 1 per 1,769 MB; locally the machine's cores)
@@ -40,6 +42,7 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=4_500_000, gt=0)
     max_rows: int = Field(default=100_000, gt=0)
     model_retry_seconds: float = Field(default=2.0, ge=0)
+    model_load_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
     preload_model: bool = True
     aws_endpoint_url: str | None = None
     inference_threads: int | None = Field(default=None, ge=1, le=64)

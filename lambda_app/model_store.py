@@ -1,15 +1,21 @@
 """Finds, verifies and loads the model from the registry, once per container.
 
 The first request (or the Lambda init phase) loads the model; every later request reuses it.
-A failed load is remembered for ``model_retry_seconds`` so a broken registry is not hammered,
-and then retried, so the service recovers by itself once the registry does.
+The load runs in one background thread that all waiting requests share (one download however
+many arrive at once), and a request waits for it at most ``model_load_timeout_seconds``: a slow
+or unreachable registry gives a prompt 503 with Retry-After, well inside the function's timeout,
+while the load goes on. A failed load is remembered for ``model_retry_seconds`` so a broken
+registry is not hammered, and then retried, so the service recovers by itself once the registry does.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeoutError
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -47,7 +53,9 @@ def default_storage(settings: Settings) -> RegistryStorage:
         client = boto3.client(
             "s3",
             endpoint_url=settings.aws_endpoint_url,
-            config=Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 3, "mode": "standard"}),
+            # Short timeouts and bounded retries with backoff: a slow or unreachable S3 fails fast,
+            # and ModelStore bounds how long any request waits for a load anyway.
+            config=Config(connect_timeout=1, read_timeout=2, retries={"max_attempts": 3, "mode": "standard"}),
         )
         return open_storage(settings.model_uri, s3_client=client)
     return open_storage(settings.model_uri)
@@ -68,6 +76,8 @@ class ModelStore:
         self._lock = threading.Lock()
         self._model: LoadedModel | None = None
         self._last_failure: tuple[float, ModelUnavailableError] | None = None
+        self._pending: Future[LoadedModel] | None = None
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-load")
 
     @property
     def current(self) -> LoadedModel | None:
@@ -85,17 +95,37 @@ class ModelStore:
         with self._lock:  # one load at a time: concurrent first requests share it
             if self._model is not None:
                 return self._model
-            if self._last_failure is not None:
-                failed_at, error = self._last_failure
-                if self._clock() - failed_at < self._settings.model_retry_seconds:
-                    raise error
-            try:
-                self._model = self._load()
-            except ModelUnavailableError as error:
+            if self._pending is None:
+                if self._last_failure is not None:
+                    failed_at, error = self._last_failure
+                    if self._clock() - failed_at < self._settings.model_retry_seconds:
+                        raise error
+                self._pending = self._executor.submit(self._load_and_keep)
+            pending = self._pending
+        timeout = self._settings.model_load_timeout_seconds
+        try:
+            return pending.result(timeout=timeout)
+        except FutureTimeoutError:
+            logger.warning("model load still running", extra={"waited_seconds": timeout})
+            raise ModelUnavailableError(
+                f"no model is available yet: loading it took longer than {timeout:g} s; retry shortly",
+                retry_after=max(1, math.ceil(timeout)),
+            ) from None
+
+    def _load_and_keep(self) -> LoadedModel:
+        """Run in the load thread: keep the model, or remember the failure for the retry window."""
+        try:
+            model = self._load()
+        except ModelUnavailableError as error:
+            with self._lock:
                 self._last_failure = (self._clock(), error)
-                raise
+                self._pending = None
+            raise
+        with self._lock:
+            self._model = model
             self._last_failure = None
-            return self._model
+            self._pending = None
+        return model
 
     def try_load(self) -> bool:
         """Load now (the Lambda init phase) without raising; True when a model is loaded."""
