@@ -47,12 +47,18 @@ MALFORMED_EVENT_ERRORS = (
 )
 
 
-def _bad_event(message: str) -> dict[str, Any]:
+def _bad_event(message: str, event: Any, context: LambdaContext) -> dict[str, Any]:
+    """A structured 400 for an event the adapter cannot read, with the best request id there is."""
+    request_id = getattr(context, "aws_request_id", None)
+    request_context = event.get("requestContext") if isinstance(event, dict) else None
+    if isinstance(request_context, dict) and isinstance(request_context.get("requestId"), str):
+        request_id = request_context["requestId"][:200]
+    body: dict[str, Any] = {"error": "bad_event", "message": message, "errors": [], "request_id": request_id}
     return {
         "statusCode": 400,
         "headers": {"content-type": "application/json"},
         "isBase64Encoded": False,
-        "body": json.dumps({"error": "bad_event", "message": message, "errors": []}),
+        "body": json.dumps(body, ensure_ascii=True),
     }
 
 
@@ -62,12 +68,12 @@ def _bad_event(message: str) -> dict[str, Any]:
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Run one API Gateway event through the app; a malformed event is a 400, never an exception."""
     if not isinstance(event, dict) or not isinstance(event.get("requestContext"), dict):
-        return _bad_event("not an API Gateway proxy event: requestContext is missing")
+        return _bad_event("not an API Gateway proxy event: requestContext is missing", event, context)
     try:
         response: dict[str, Any] = adapter(event, context)  # type: ignore[arg-type]
     except MALFORMED_EVENT_ERRORS as exc:
         # Raised while Mangum reads the event (missing keys, wrong types, invalid base64):
         # the app itself turns its own errors into responses and never raises here.
         logger.warning("malformed event", extra={"error": type(exc).__name__})
-        return _bad_event(f"malformed API Gateway event ({type(exc).__name__})")
+        return _bad_event(f"malformed API Gateway event ({type(exc).__name__})", event, context)
     return response

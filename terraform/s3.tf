@@ -42,6 +42,27 @@ resource "aws_s3_bucket_ownership_controls" "this" {
 }
 
 data "aws_iam_policy_document" "bucket" {
+  # Whoever can write the registry decides what the function serves: only the listed
+  # principals (the training job's role, a CI role) may write or delete under the prefix.
+  dynamic "statement" {
+    for_each = length(var.registry_writer_arns) > 0 ? [1] : []
+    content {
+      sid       = "OnlyRegistryWritersWrite"
+      effect    = "Deny"
+      actions   = ["s3:PutObject", "s3:DeleteObject", "s3:DeleteObjectVersion", "s3:PutObjectAcl"]
+      resources = ["${aws_s3_bucket.this.arn}/${var.model_prefix}/*"]
+      principals {
+        type        = "*"
+        identifiers = ["*"]
+      }
+      condition {
+        test     = "StringNotLike"
+        variable = "aws:PrincipalArn"
+        values   = var.registry_writer_arns
+      }
+    }
+  }
+
   statement {
     sid       = "DenyInsecureTransport"
     effect    = "Deny"

@@ -52,6 +52,17 @@ variable "model_prefix" {
   }
 }
 
+variable "registry_writer_arns" {
+  description = "IAM principal ARNs (wildcards allowed) that may write or delete models under the prefix; every other principal is denied by the bucket policy. Empty: no such restriction (set it in production)."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for arn in var.registry_writer_arns : can(regex("^arn:aws[a-z-]*:(iam|sts)::[0-9*]{12}:", arn))])
+    error_message = "registry_writer_arns must be IAM role/user ARNs."
+  }
+}
+
 variable "model_alias" {
   description = "Registry alias the function serves (MODEL_ALIAS)."
   type        = string

@@ -115,3 +115,27 @@ run "architecture_is_checked" {
   }
   expect_failures = [var.lambda_architecture]
 }
+
+run "registry_writes_can_be_restricted_to_named_principals" {
+  command = plan
+  variables {
+    registry_writer_arns = ["arn:aws:iam::123456789012:role/anomaly-detector-training"]
+  }
+
+  assert {
+    condition     = data.aws_iam_policy_document.bucket.statement[0].sid == "OnlyRegistryWritersWrite"
+    error_message = "the bucket policy must deny writes by anyone but the listed writers"
+  }
+  assert {
+    condition     = toset(tolist(data.aws_iam_policy_document.bucket.statement[0].condition)[0].values) == toset(["arn:aws:iam::123456789012:role/anomaly-detector-training"])
+    error_message = "the writers are the listed ARNs"
+  }
+}
+
+run "registry_writers_must_be_iam_arns" {
+  command = plan
+  variables {
+    registry_writer_arns = ["training-role"]
+  }
+  expect_failures = [var.registry_writer_arns]
+}

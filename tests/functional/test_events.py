@@ -158,6 +158,7 @@ def test_malformed_events_get_a_structured_400_never_an_exception(
     assert response["statusCode"] == 400
     # Mangum reads a falsy body ({}) as no body: that reaches the app as an empty, malformed body.
     assert response_json(response)["error"] in {"bad_event", "malformed_json"}
+    assert response_json(response)["request_id"]
     # and the container is fine afterwards
     assert handler(load_event("apigw_v2_predict_single.json"), lambda_context)["statusCode"] == 200
 
