@@ -9,6 +9,8 @@ Environment variables (all optional):
                            envelope, even base64-encoded, it stays under Lambda's 6 MB payload)
     MAX_ROWS               most records in one request (default 100,000)
     MODEL_RETRY_SECONDS    after a failed model load, wait this long before trying again (default 2)
+    MODEL_REFRESH_SECONDS  how often a running container checks whether its alias moved, reloading in the
+                           background without a redeploy (default 60; 0 turns it off)
     MODEL_LOAD_TIMEOUT_SECONDS  the longest a request waits for a model load before a 503 (default 5;
                            keep it well under the function timeout); the load itself goes on
     PRELOAD_MODEL          load the model during the Lambda init phase (default true)
@@ -43,6 +45,7 @@ class Settings(BaseSettings):
     max_rows: int = Field(default=100_000, gt=0)
     model_retry_seconds: float = Field(default=2.0, ge=0)
     model_load_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    model_refresh_seconds: float = Field(default=60.0, ge=0)
     preload_model: bool = True
     aws_endpoint_url: str | None = None
     inference_threads: int | None = Field(default=None, ge=1, le=64)

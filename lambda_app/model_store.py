@@ -77,6 +77,7 @@ class ModelStore:
         self._model: LoadedModel | None = None
         self._last_failure: tuple[float, ModelUnavailableError] | None = None
         self._pending: Future[LoadedModel] | None = None
+        self._checked_at = 0.0  # when the alias was last resolved against the registry
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-load")
 
     @property
@@ -91,6 +92,7 @@ class ModelStore:
         """
         model = self._model
         if model is not None:
+            self._maybe_refresh()
             return model
         with self._lock:  # one load at a time: concurrent first requests share it
             if self._model is not None:
@@ -125,6 +127,46 @@ class ModelStore:
             self._model = model
             self._last_failure = None
             self._pending = None
+            self._checked_at = self._clock()
+        return model
+
+    def _maybe_refresh(self) -> None:
+        """Every MODEL_REFRESH_SECONDS, check the alias in the background; never make a request wait."""
+        ttl = self._settings.model_refresh_seconds
+        if not ttl or self._settings.model_version:
+            return
+        if self._clock() - self._checked_at < ttl:
+            return
+        with self._lock:
+            if self._clock() - self._checked_at < ttl or self._pending is not None:
+                return
+            self._checked_at = self._clock()
+            self._pending = self._executor.submit(self._refresh)
+
+    def _refresh(self) -> LoadedModel:
+        """Run in the load thread: swap in the alias's new version, or keep the current model."""
+        current = self._model
+        assert current is not None  # refreshes start only once a model is loaded
+        try:
+            version = resolve_version(self._storage_factory(self._settings), self._settings.model_alias)
+            if version == current.manifest.version:
+                return current
+            model = self._load(version)
+        except Exception as exc:  # a failed reload must never take the service down
+            logger.error(
+                "model reload failed; the loaded model keeps serving",
+                extra={"model_version": current.manifest.version, "reason": str(exc)},
+            )
+            return current
+        finally:
+            with self._lock:
+                self._pending = None
+        with self._lock:
+            self._model = model  # one reference swap: a request sees the old model or the new one
+        logger.info(
+            "model reloaded",
+            extra={"model_version": model.manifest.version, "previous_version": current.manifest.version},
+        )
         return model
 
     def try_load(self) -> bool:
@@ -136,12 +178,12 @@ class ModelStore:
         return True
 
     @traced
-    def _load(self) -> LoadedModel:
+    def _load(self, version: str | None = None) -> LoadedModel:
         settings = self._settings
-        wanted = settings.model_version or f"alias {settings.model_alias!r}"
+        wanted = version or settings.model_version or f"alias {settings.model_alias!r}"
         try:
             storage = self._storage_factory(settings)
-            version = settings.model_version or resolve_version(storage, settings.model_alias)
+            version = version or settings.model_version or resolve_version(storage, settings.model_alias)
             manifest = read_manifest(storage, version)
             serving = read_verified(storage, manifest, manifest.artifact("serving"))
             predictor = Predictor.from_onnx(serving, manifest.threshold, self._settings.threads)
