@@ -1,4 +1,4 @@
-"""A running container follows its alias: reloads in the background, never half-loaded, keeps the last good model."""
+"""A running container follows its alias: background reloads, never half-loaded, last good model kept."""
 
 from __future__ import annotations
 
