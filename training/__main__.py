@@ -2,6 +2,9 @@
 
     python -m training --data PATH_OR_S3 --model-uri DIR_OR_S3 [--alias production] [--config FILE]
     python -m training generate --rows 5000 --out data/sample.csv [--seed 7] [--anomaly-rate 0.03]
+    python -m training promote --model-uri URI [--to production] [--version V | --from-alias candidate]
+                               [--data LABELLED_HOLDOUT] [--metric pr_auc] [--margin 0.01] [--force]
+    python -m training rollback --model-uri URI [--alias production]
 
 Exits 0 on success; on failure prints one line ``error: <reason>`` and exits 1.
 AWS access uses boto3's usual variables (AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL, ...).
@@ -13,9 +16,10 @@ import argparse
 import logging
 import sys
 
+from lambda_app.registry import RegistryError
 from training.exceptions import TrainingError
 
-COMMANDS = {"train", "generate"}
+COMMANDS = {"train", "generate", "promote", "rollback"}
 
 
 def _train_parser() -> argparse.ArgumentParser:
@@ -52,13 +56,94 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if command == "generate":
             return _generate(_generate_parser().parse_args(argv))
+        if command == "promote":
+            return _promote(_promote_parser().parse_args(argv))
+        if command == "rollback":
+            return _rollback(_rollback_parser().parse_args(argv))
         return _train(_train_parser().parse_args(argv))
-    except TrainingError as exc:
+    except (TrainingError, RegistryError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except (OSError, ValueError) as exc:
         print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
+
+
+def _promote_parser() -> argparse.ArgumentParser:
+    from training.config import DEFAULT_CONFIG_PATH
+
+    parser = argparse.ArgumentParser(
+        prog="python -m training promote",
+        description="Move an alias to a candidate version if it passes the quality gate.",
+    )
+    parser.add_argument(
+        "--model-uri", required=True, help="registry root: a local directory or s3://bucket/prefix"
+    )
+    parser.add_argument("--to", default="production", help="the alias to move (default production)")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--version", help="the candidate version")
+    which.add_argument(
+        "--from-alias", default="candidate", help="take the candidate from this alias (default)"
+    )
+    parser.add_argument("--data", help="a labelled holdout file; default: the candidate's own test split")
+    parser.add_argument("--metric", help="gate metric (default from the config: pr_auc)")
+    parser.add_argument("--margin", type=float, help="allowed shortfall (default from the config: 0.01)")
+    parser.add_argument("--force", action="store_true", help="promote even if the gate refuses (recorded)")
+    parser.add_argument("--config", default=str(DEFAULT_CONFIG_PATH), help="training config (TOML)")
+    return parser
+
+
+def _rollback_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m training rollback", description="Point an alias back at its previous version."
+    )
+    parser.add_argument("--model-uri", required=True)
+    parser.add_argument("--alias", default="production")
+    return parser
+
+
+def _promote(args: argparse.Namespace) -> int:
+    from lambda_app.registry import open_storage, resolve_version
+    from training.config import load_config
+    from training.lifecycle import PromotionRefusedError, promote
+
+    config = load_config(args.config)
+    storage = open_storage(args.model_uri)
+    version = args.version or resolve_version(storage, args.from_alias)
+    metric = args.metric or config.promotion.metric
+    margin = config.promotion.margin if args.margin is None else args.margin
+    try:
+        comparison, record = promote(
+            storage, version, args.to, metric=metric, margin=margin, data_uri=args.data, force=args.force
+        )
+    except PromotionRefusedError as exc:
+        print(f"refused: {exc}", file=sys.stderr)
+        return 1
+    if comparison is not None:
+        print(f"| model | version | {' | '.join(('pr_auc', 'roc_auc', 'f1', 'precision', 'recall'))} |")
+        print("| --- | --- |" + " ---: |" * 5)
+        for name, row in (("candidate", comparison.candidate), ("serving", comparison.current)):
+            if row is not None:
+                values = " | ".join(
+                    f"{row[k]:.4f}" if row.get(k) is not None else "-"
+                    for k in ("pr_auc", "roc_auc", "f1", "precision", "recall")
+                )
+                print(f"| {name} | {row['version']} | {values} |")
+        print(
+            f"holdout: {comparison.holdout_rows} rows of {comparison.holdout_uri};"
+            f" gate: {metric}, margin {margin}"
+        )
+    print(f"{args.to} -> {record.version} ({record.reason})")
+    return 0
+
+
+def _rollback(args: argparse.Namespace) -> int:
+    from lambda_app.registry import open_storage
+    from training.lifecycle import rollback
+
+    record = rollback(open_storage(args.model_uri), args.alias)
+    print(f"{args.alias} -> {record.version} ({record.reason})")
+    return 0
 
 
 def _generate(args: argparse.Namespace) -> int:

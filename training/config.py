@@ -48,12 +48,18 @@ class ThresholdConfig(_Section):
     quantile: float = Field(default=0.97, gt=0, lt=1)
 
 
+class PromotionConfig(_Section):
+    metric: Literal["pr_auc", "roc_auc", "f1", "precision", "recall"] = "pr_auc"
+    margin: float = Field(default=0.01, ge=0, le=1)
+
+
 class TrainingConfig(_Section):
     name: str = "anomaly-detector"
     data: DataConfig
     split: SplitConfig = Field(default_factory=SplitConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     threshold: ThresholdConfig = Field(default_factory=ThresholdConfig)
+    promotion: PromotionConfig = Field(default_factory=PromotionConfig)
 
 
 def load_config(path: str | Path = DEFAULT_CONFIG_PATH) -> TrainingConfig:

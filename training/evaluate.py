@@ -27,12 +27,27 @@ def threshold_max_f1(scores: np.ndarray, labels: np.ndarray) -> float:
         out=np.zeros_like(precision),
         where=(precision + recall) > 0,
     )
-    return float(thresholds[int(np.argmax(f1[:-1]))])
+    return between_scores(scores, float(thresholds[int(np.argmax(f1[:-1]))]))
 
 
 def threshold_quantile(scores: np.ndarray, quantile: float) -> float:
     """The score below which ``quantile`` of the rows fall: the rest are flagged."""
-    return float(np.quantile(scores, quantile))
+    return between_scores(scores, float(np.quantile(scores, quantile)))
+
+
+def between_scores(scores: np.ndarray, threshold: float) -> float:
+    """The same decision on ``scores``, with the threshold moved into the gap below it.
+
+    A threshold equal to some score flips on float noise (the served graph computes in float32);
+    halfway between the scores on either side, no row sits on it.
+    """
+    above = scores[scores >= threshold]
+    below = scores[scores < threshold]
+    if not len(above):
+        return threshold
+    upper = float(above.min())
+    lower = float(below.max()) if len(below) else upper - 1e-3
+    return (upper + lower) / 2
 
 
 def classification_metrics(

@@ -1,0 +1,157 @@
+"""Promotion through the quality gate, forced promotion on the record, and rollback."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lambda_app.registry import LocalStorage, read_alias
+from tests.conftest import SAMPLE_DATA
+from training.__main__ import main
+from training.evaluate import between_scores, threshold_max_f1, threshold_quantile
+from training.synthetic import generate
+
+WEAK_CONFIG = """
+[data]
+features = ["one", "two", "three"]
+[model.params]
+n_estimators = 3
+max_samples = 16
+random_state = 1
+"""
+
+
+@pytest.fixture
+def lifecycle(tmp_path: Path) -> tuple[Path, str, str]:
+    """A registry with a good production model and a much weaker candidate."""
+    registry = tmp_path / "registry"
+    assert main(["--data", str(SAMPLE_DATA), "--model-uri", str(registry)]) == 0
+    weak = tmp_path / "weak.toml"
+    weak.write_text(WEAK_CONFIG)
+    newer = tmp_path / "newer.csv"
+    generate(4000, seed=3).to_csv(newer, index=False)
+    assert (
+        main(
+            [
+                "--data",
+                str(newer),
+                "--model-uri",
+                str(registry),
+                "--alias",
+                "candidate",
+                "--config",
+                str(weak),
+            ]
+        )
+        == 0
+    )
+    storage = LocalStorage(registry)
+    production = read_alias(storage, "production")
+    candidate = read_alias(storage, "candidate")
+    assert production is not None
+    assert candidate is not None
+    return registry, production.version, candidate.version
+
+
+def test_a_worse_candidate_is_refused_and_the_alias_does_not_move(
+    lifecycle: tuple[Path, str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    registry, production, candidate = lifecycle
+    assert main(["promote", "--model-uri", str(registry)]) == 1
+    err = capsys.readouterr().err
+    assert f"refused: {candidate} is worse than {production} on pr_auc" in err
+    record = read_alias(LocalStorage(registry), "production")
+    assert record is not None
+    assert record.version == production
+
+
+def test_force_promotes_and_says_so_in_the_history_then_rollback_restores(
+    lifecycle: tuple[Path, str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    registry, production, candidate = lifecycle
+    assert main(["promote", "--model-uri", str(registry), "--force"]) == 0
+    record = read_alias(LocalStorage(registry), "production")
+    assert record is not None
+    assert record.version == candidate
+    assert record.reason.startswith("forced promotion past the quality gate")
+    assert main(["rollback", "--model-uri", str(registry)]) == 0
+    record = read_alias(LocalStorage(registry), "production")
+    assert record is not None
+    assert record.version == production
+    assert record.reason == f"rollback from {candidate}"
+    assert [h.reason.split(" ")[0] for h in record.history][-2:] == ["published", "forced"]
+
+
+def test_a_candidate_as_good_within_the_margin_is_promoted_on_an_independent_holdout(
+    lifecycle: tuple[Path, str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    registry, _, _ = lifecycle
+    holdout = tmp_path / "holdout.csv"
+    generate(3000, seed=77).to_csv(holdout, index=False)
+    # the production model itself, published again, ties on every metric
+    assert main(["--data", str(SAMPLE_DATA), "--model-uri", str(registry), "--alias", "staging"]) == 0
+    code = main(
+        [
+            "promote",
+            "--model-uri",
+            str(registry),
+            "--from-alias",
+            "staging",
+            "--data",
+            str(holdout),
+            "--margin",
+            "0.05",
+        ]
+    )
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "holdout: 3000 rows" in out
+    assert "| candidate |" in out
+    assert "| serving |" in out
+
+
+def test_the_first_promotion_of_an_alias_needs_no_comparison(lifecycle: tuple[Path, str, str]) -> None:
+    registry, _, candidate = lifecycle
+    assert main(["promote", "--model-uri", str(registry), "--to", "canary", "--version", candidate]) == 0
+    record = read_alias(LocalStorage(registry), "canary")
+    assert record is not None
+    assert record.reason == "promoted: first model for this alias"
+
+
+def test_unlabelled_holdout_cannot_gate_without_force(
+    lifecycle: tuple[Path, str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    registry, _, _ = lifecycle
+    unlabelled = tmp_path / "unlabelled.csv"
+    generate(500, seed=1).drop(columns=["label"]).to_csv(unlabelled, index=False)
+    assert main(["promote", "--model-uri", str(registry), "--data", str(unlabelled)]) == 1
+    assert "the quality gate needs labels" in capsys.readouterr().err
+
+
+def test_missing_candidate_and_nothing_to_roll_back_are_one_line_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    registry = tmp_path / "registry"
+    assert main(["--data", str(SAMPLE_DATA), "--model-uri", str(registry)]) == 0
+    assert main(["promote", "--model-uri", str(registry)]) == 1
+    assert "no alias 'candidate'" in capsys.readouterr().err
+    assert main(["rollback", "--model-uri", str(registry)]) == 1
+    assert "no earlier version" in capsys.readouterr().err
+
+
+def test_thresholds_never_sit_on_a_score() -> None:
+    scores = np.repeat(np.array([0.4, 0.5, 0.6, 0.7]), 25)
+    labels = (scores >= 0.6).astype(int)
+    for threshold in (threshold_max_f1(scores, labels), threshold_quantile(scores, 0.5)):
+        assert threshold not in set(scores.tolist())
+    assert threshold_max_f1(scores, labels) == pytest.approx(0.55)
+    assert between_scores(scores, 0.9) == 0.9  # nothing above: unchanged
+
+
+def test_alias_file_stays_valid_json_for_other_tools(lifecycle: tuple[Path, str, str]) -> None:
+    registry, production, _ = lifecycle
+    data = json.loads((registry / "aliases" / "production.json").read_text())
+    assert data["version"] == production
