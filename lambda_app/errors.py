@@ -57,6 +57,13 @@ class TooManyRecordsError(InvalidInputError):
     code = "too_many_records"
 
 
+class ModelOutputError(ServiceError):
+    """The model produced something that cannot be a prediction (a non-finite score)."""
+
+    status = 500
+    code = "model_error"
+
+
 class ModelUnavailableError(ServiceError):
     """No model is loaded (none published, unreachable registry, or refused artifact)."""
 

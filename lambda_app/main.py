@@ -73,6 +73,7 @@ async def _service_error(request: Request, exc: Exception) -> JSONResponse:
     if exc.status >= 500:
         logger.warning("request refused", extra={"code": exc.code, "reason": exc.message})
     else:
+        metrics.add_metric(name="InvalidRequests", unit=MetricUnit.Count, value=1)
         logger.info("invalid request", extra={"code": exc.code, "reason": exc.message})
     return error_response(request, exc.status, exc.code, exc.message, exc.details, headers)
 

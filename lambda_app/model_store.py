@@ -19,9 +19,12 @@ from concurrent.futures import TimeoutError as FutureTimeoutError
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from aws_lambda_powertools.metrics import MetricUnit
+
 from lambda_app.config import Settings
+from lambda_app.drift import DriftMonitor
 from lambda_app.errors import ModelUnavailableError
-from lambda_app.observability import logger, traced
+from lambda_app.observability import logger, metrics, traced
 from lambda_app.predictor import Predictor
 from lambda_app.registry import (
     ArtifactIntegrityError,
@@ -42,6 +45,7 @@ class LoadedModel:
     manifest: Manifest
     predictor: Predictor
     loaded_at: datetime
+    drift: DriftMonitor
 
 
 def default_storage(settings: Settings) -> RegistryStorage:
@@ -153,6 +157,7 @@ class ModelStore:
                 return current
             model = self._load(version)
         except Exception as exc:  # a failed reload must never take the service down
+            metrics.add_metric(name="ModelReloadFailed", unit=MetricUnit.Count, value=1)
             logger.error(
                 "model reload failed; the loaded model keeps serving",
                 extra={"model_version": current.manifest.version, "reason": str(exc)},
@@ -212,6 +217,7 @@ class ModelStore:
             manifest=manifest,
             predictor=predictor,
             loaded_at=datetime.now(UTC),
+            drift=DriftMonitor(manifest.reference, manifest.feature_names),
         )
 
 

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import time
+from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import orjson
 from aws_lambda_powertools.metrics import MetricUnit
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from lambda_app.config import Settings
-from lambda_app.errors import PayloadTooLargeError
+from lambda_app.drift import DriftSnapshot
+from lambda_app.errors import ModelOutputError, PayloadTooLargeError
 from lambda_app.model_store import LoadedModel, ModelStore
-from lambda_app.observability import metrics, traced
+from lambda_app.observability import SERVICE_NAME, metrics, traced
 from lambda_app.schemas import ErrorBody, PredictResponse, request_body_schema
 from lambda_app.validation import parse_body, records_to_matrix
 
@@ -68,6 +72,28 @@ async def predict(request: Request) -> Response:
     return Response(content=content, media_type="application/json")
 
 
+def record_prediction(
+    model: LoadedModel, rows: int, anomalies: int, drift: DriftSnapshot, started: float
+) -> None:
+    """EMF metrics for this request: volume, anomalies, out-of-range share, latency; drift and model age
+    whenever the container's drift window is recomputed (every 50 rows), to keep 1-row requests cheap.
+
+    Two dimension sets: {service} for the alarms, {service, model_version} to compare versions.
+    """
+    metrics.add_dimensions(service=SERVICE_NAME, model_version=model.manifest.version)
+    metrics.add_metric(name="Predictions", unit=MetricUnit.Count, value=rows)
+    metrics.add_metric(name="Anomalies", unit=MetricUnit.Count, value=anomalies)
+    metrics.add_metric(name="OutOfRangeShare", unit=MetricUnit.Percent, value=100 * drift.out_of_range_share)
+    if drift.fresh:
+        for name, value in drift.psi.items():
+            metrics.add_metric(name=f"FeaturePSI_{name}", unit=MetricUnit.NoUnit, value=value)
+        age = (datetime.now(UTC) - model.manifest.created_at).total_seconds() / 3600
+        metrics.add_metric(name="ModelAgeHours", unit=MetricUnit.NoUnit, value=round(age, 3))
+    metrics.add_metric(
+        name="ScoringLatency", unit=MetricUnit.Milliseconds, value=(time.perf_counter() - started) * 1000
+    )
+
+
 def _too_large(size: int, settings: Settings) -> PayloadTooLargeError:
     return PayloadTooLargeError(
         f"request body of {size} bytes exceeds the limit of {settings.max_body_bytes} bytes"
@@ -76,12 +102,15 @@ def _too_large(size: int, settings: Settings) -> PayloadTooLargeError:
 
 @traced
 def _score(payload: Any, model: LoadedModel, settings: Settings) -> bytes:
-    """Validate and score off the event loop; returns the serialised response."""
+    """Validate, score, and record what the monitoring needs; returns the serialised response."""
+    started = time.perf_counter()
     features = records_to_matrix(payload, model.manifest.features, settings.max_rows)
     prediction = model.predictor.predict(features)
-    anomalies = int(prediction.labels.sum())
-    metrics.add_metric(name="Predictions", unit=MetricUnit.Count, value=len(prediction.labels))
-    metrics.add_metric(name="Anomalies", unit=MetricUnit.Count, value=anomalies)
+    if not np.isfinite(prediction.scores).all():
+        metrics.add_metric(name="NonFiniteScores", unit=MetricUnit.Count, value=1)
+        raise ModelOutputError("the model produced a non-finite score; this request was not scored")
+    drift = model.drift.observe(features)
+    record_prediction(model, len(prediction.labels), int(prediction.labels.sum()), drift, started)
     return orjson.dumps(
         {
             "predictions": prediction.labels.tolist(),

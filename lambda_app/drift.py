@@ -1,0 +1,142 @@
+"""Drift against the training distribution: population stability index and out-of-range share.
+
+The manifest's reference summary holds, per feature, decile bin edges of the training data and
+the fraction of training rows in each bin. New data is binned the same way (with one bin below
+and one above the training range), and PSI = sum((actual - expected) * ln(actual / expected)).
+Rules of thumb: < 0.1 stable, 0.1-0.25 moderate shift, > 0.25 major shift.
+
+Training (offline reports) and the service (online metrics) share this module, so the two
+can never compute drift differently.
+"""
+
+from __future__ import annotations
+
+import bisect
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+from lambda_app.registry import Reference
+
+EPSILON = 1e-4  # floor for empty bins: ln(0) has no place in PSI
+
+
+@dataclass(frozen=True)
+class FeatureBins:
+    name: str
+    inner_edges: np.ndarray  # edges strictly inside the training range; searchsorted bins on these
+    expected: np.ndarray  # fractions: [below min, training bins..., above max]
+    low: float
+    high: float
+
+
+def feature_bins(reference: Reference, names: list[str]) -> list[FeatureBins]:
+    """Per-feature bins from the manifest's reference summary, in feature order."""
+    bins = []
+    for name in names:
+        ref = reference.features[name]
+        edges = np.asarray(ref.bin_edges, dtype=np.float64)
+        expected = np.concatenate([[0.0], np.asarray(ref.bin_fractions, dtype=np.float64), [0.0]])
+        bins.append(FeatureBins(name, edges[1:-1], expected, float(ref.min), float(ref.max)))
+    return bins
+
+
+def bin_counts(values: np.ndarray, bins: FeatureBins) -> np.ndarray:
+    """Counts in [below min, each training bin, above max] for one feature's values."""
+    inner = np.searchsorted(bins.inner_edges, values, side="right") + 1
+    inner[values < bins.low] = 0
+    inner[values > bins.high] = len(bins.expected) - 1
+    return np.bincount(inner, minlength=len(bins.expected)).astype(np.float64)
+
+
+def psi(counts: np.ndarray, expected: np.ndarray) -> float:
+    """Population stability index of observed ``counts`` against ``expected`` fractions."""
+    total = counts.sum()
+    if total <= 0:
+        return 0.0
+    actual = np.maximum(counts / total, EPSILON)
+    wanted = np.maximum(expected, EPSILON)
+    return float(np.sum((actual - wanted) * np.log(actual / wanted)))
+
+
+@dataclass(frozen=True)
+class DriftSnapshot:
+    psi: dict[str, float]
+    out_of_range_share: float  # of the values in this batch, across features
+    window_rows: float
+    fresh: bool  # PSI was recomputed by this batch (it is emitted then, not with every request)
+
+
+class DriftMonitor:
+    """Online drift for a container: each batch adds to a decaying window of bin counts.
+
+    PSI needs a population, not one row, so it is computed over roughly the last
+    ``window_rows`` rows this container scored, recomputed every ``refresh_rows`` rows and
+    reported with every request in between; the out-of-range share is per batch. Small
+    batches take a pure-Python path (a bisect per value): a 1-row request pays a few
+    microseconds for drift.
+    """
+
+    def __init__(
+        self,
+        reference: Reference,
+        names: list[str],
+        window_rows: int = 2000,
+        min_rows: int = 200,
+        refresh_rows: int = 50,
+    ) -> None:
+        self._bins = feature_bins(reference, names)
+        self._edges = [b.inner_edges.tolist() for b in self._bins]
+        self._window = float(window_rows)
+        self._min_rows = float(min_rows)
+        self._refresh_rows = refresh_rows
+        self._counts = [np.zeros(len(b.expected)) for b in self._bins]
+        self._pending = [[0.0] * len(b.expected) for b in self._bins]
+        self._pending_rows = 0
+        self._rows = 0.0
+        self._psi: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def observe(self, features: np.ndarray) -> DriftSnapshot:
+        n, k = features.shape
+        outside = 0.0
+        with self._lock:
+            if n <= 8:
+                for row in features.tolist():
+                    for i, value in enumerate(row):
+                        bins = self._bins[i]
+                        if value < bins.low:
+                            index = 0
+                        elif value > bins.high:
+                            index = len(bins.expected) - 1
+                        else:
+                            index = bisect.bisect_right(self._edges[i], value) + 1
+                        self._pending[i][index] += 1
+                        outside += index == 0 or index == len(bins.expected) - 1
+            else:
+                for i, bins in enumerate(self._bins):
+                    counts = bin_counts(features[:, i], bins)
+                    outside += counts[0] + counts[-1]
+                    self._pending[i] = (np.asarray(self._pending[i]) + counts).tolist()
+            self._pending_rows += n
+            fresh = self._fold() if self._pending_rows >= self._refresh_rows else False
+            values = dict(self._psi)
+            rows = self._rows + self._pending_rows
+        return DriftSnapshot(
+            psi=values, out_of_range_share=float(outside) / (n * k), window_rows=rows, fresh=fresh
+        )
+
+    def _fold(self) -> bool:
+        """Move pending counts into the decaying window; recompute PSI when there is enough (lock held)."""
+        keep = max(0.0, 1.0 - self._pending_rows / self._window)
+        for counts, pending in zip(self._counts, self._pending, strict=True):
+            counts *= keep
+            counts += np.asarray(pending)
+        self._rows = self._rows * keep + self._pending_rows
+        self._pending = [[0.0] * len(b.expected) for b in self._bins]
+        self._pending_rows = 0
+        if self._rows < self._min_rows:
+            return False
+        self._psi = {b.name: psi(c, b.expected) for b, c in zip(self._bins, self._counts, strict=True)}
+        return True

@@ -1,0 +1,113 @@
+"""What the service emits: EMF metrics with their dimensions, and structured logs without payloads."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from tests.conftest import load_event, response_json
+
+
+def emitted(capsys: pytest.CaptureFixture[str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(EMF documents, log records) printed to stdout, as CloudWatch would ingest them."""
+    return emitted_from(capsys.readouterr().out)
+
+
+def value(doc: dict[str, Any], name: str) -> float:
+    """A metric's value in an EMF document (Powertools writes a list of values)."""
+    raw = doc[name]
+    return float(sum(raw)) if isinstance(raw, list) else float(raw)
+
+
+@pytest.fixture
+def handler(handler_module: Callable[..., ModuleType], registry: Path) -> Any:
+    return handler_module(MODEL_URI=str(registry)).handler
+
+
+def test_a_prediction_emits_volume_anomalies_drift_and_latency_per_version(
+    handler: Any, lambda_context: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+    response = handler(load_event("apigw_v2_predict_batch.json"), lambda_context)
+    version = response_json(response)["version"]
+    documents, _ = emitted(capsys)
+    (doc,) = [d for d in documents if "Predictions" in d]
+    definition = doc["_aws"]["CloudWatchMetrics"][0]
+    assert definition["Dimensions"] == [["service"], ["service", "model_version"]]
+    assert doc["model_version"] == version
+    assert value(doc, "Predictions") == 3
+    assert value(doc, "Anomalies") == 1
+    assert value(doc, "ScoringLatency") > 0
+    assert "OutOfRangeShare" in doc
+    units = {m["Name"]: m["Unit"] for m in definition["Metrics"]}
+    assert units["ScoringLatency"] == "Milliseconds"
+
+
+def test_drift_and_model_age_are_emitted_once_the_window_is_full(
+    handler: Any, lambda_context: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.conftest import SEED_RECORD
+
+    event = load_event("apigw_v2_predict_single.json")
+    event["body"] = json.dumps([SEED_RECORD] * 250)
+    capsys.readouterr()
+    handler(event, lambda_context)
+    documents, _ = emitted(capsys)
+    doc = next(d for d in documents if "Predictions" in d)
+    assert {"FeaturePSI_one", "FeaturePSI_two", "FeaturePSI_three", "ModelAgeHours"} <= set(doc)
+    assert value(doc, "FeaturePSI_two") > 1  # 250 identical rows are nothing like the training data
+    assert value(doc, "ModelAgeHours") >= 0
+
+
+def test_invalid_requests_are_counted(
+    handler: Any, lambda_context: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+    handler(load_event("apigw_v2_predict_wrong_type.json"), lambda_context)
+    documents, _ = emitted(capsys)
+    assert any("InvalidRequests" in d and value(d, "InvalidRequests") == 1 for d in documents)
+
+
+def test_logs_are_structured_correlated_flag_cold_start_and_never_hold_payloads(
+    handler_module: Callable[..., ModuleType],
+    registry: Path,
+    lambda_context: Any,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from aws_lambda_powertools.logging import logger as powertools_logging
+
+    from lambda_app.observability import logger
+
+    module = handler_module(MODEL_URI=str(registry))
+    monkeypatch.setattr(
+        powertools_logging, "is_cold_start", True
+    )  # a new container, as far as Powertools knows
+    stream = io.StringIO()
+    handler = logger.registered_handler
+    previous = handler.setStream(stream)  # type: ignore[attr-defined]
+    try:
+        event = load_event("apigw_v2_predict_wrong_type.json")
+        module.handler(event, lambda_context)
+        module.handler(event, lambda_context)
+    finally:
+        handler.setStream(previous)  # type: ignore[attr-defined]
+    out = stream.getvalue() + capsys.readouterr().out
+    _, logs = emitted_from(out)
+    invalid = [r for r in logs if r["message"] == "invalid request"]
+    assert len(invalid) == 2
+    assert {r["correlation_id"] for r in invalid} == {event["requestContext"]["requestId"]}
+    assert [r["cold_start"] for r in invalid] == [True, False]
+    assert "twelve" not in out  # the offending value itself is never logged
+    assert event["body"] not in out
+
+
+def emitted_from(out: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    return [line for line in lines if "_aws" in line], [line for line in lines if "level" in line]
