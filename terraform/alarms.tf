@@ -183,3 +183,112 @@ resource "aws_cloudwatch_metric_alarm" "model_unavailable" {
   alarm_actions       = local.alarm_actions
   ok_actions          = local.alarm_actions
 }
+
+# --- model quality and drift (metrics emitted by the service; see README "Monitoring") ---
+
+resource "aws_cloudwatch_metric_alarm" "feature_drift" {
+  for_each            = toset(var.drift_features)
+  alarm_name          = "${var.name}-drift-${each.value}"
+  alarm_description   = "Population stability index of ${each.value} against the training reference is above ${var.alarm_psi_threshold} (major shift)."
+  namespace           = var.metrics_namespace
+  metric_name         = "FeaturePSI_${each.value}"
+  dimensions          = local.service_dims
+  statistic           = "Average"
+  period              = 900
+  evaluation_periods  = 2
+  datapoints_to_alarm = 2
+  threshold           = var.alarm_psi_threshold
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+}
+
+resource "aws_cloudwatch_metric_alarm" "out_of_range" {
+  alarm_name          = "${var.name}-inputs-out-of-range"
+  alarm_description   = "More than ${var.alarm_out_of_range_percent}% of input values fall outside the training range."
+  namespace           = var.metrics_namespace
+  metric_name         = "OutOfRangeShare"
+  dimensions          = local.service_dims
+  statistic           = "Average"
+  period              = 900
+  evaluation_periods  = 2
+  datapoints_to_alarm = 2
+  threshold           = var.alarm_out_of_range_percent
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+}
+
+resource "aws_cloudwatch_metric_alarm" "anomaly_rate_low" {
+  alarm_name          = "${var.name}-anomaly-rate-low"
+  alarm_description   = "Fewer than ${var.alarm_anomaly_rate_min * 100}% of scored records were anomalies over an hour: the model may have gone blind."
+  evaluation_periods  = 1
+  threshold           = var.alarm_anomaly_rate_min
+  comparison_operator = "LessThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+
+  metric_query {
+    id          = "rate"
+    expression  = "IF(predictions > ${var.alarm_anomaly_rate_min_volume}, anomalies / predictions, ${var.alarm_anomaly_rate_min})"
+    label       = "anomaly rate (only with enough volume)"
+    return_data = true
+  }
+
+  metric_query {
+    id = "anomalies"
+    metric {
+      namespace   = var.metrics_namespace
+      metric_name = "Anomalies"
+      dimensions  = local.service_dims
+      period      = 3600
+      stat        = "Sum"
+    }
+  }
+
+  metric_query {
+    id = "predictions"
+    metric {
+      namespace   = var.metrics_namespace
+      metric_name = "Predictions"
+      dimensions  = local.service_dims
+      period      = 3600
+      stat        = "Sum"
+    }
+  }
+}
+
+resource "aws_cloudwatch_metric_alarm" "non_finite_scores" {
+  alarm_name          = "${var.name}-non-finite-scores"
+  alarm_description   = "The model produced NaN or infinite scores (those requests were refused with a 500)."
+  namespace           = var.metrics_namespace
+  metric_name         = "NonFiniteScores"
+  dimensions          = local.service_dims
+  statistic           = "Sum"
+  period              = 60
+  evaluation_periods  = 1
+  threshold           = 0
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+}
+
+resource "aws_cloudwatch_metric_alarm" "model_reload_failed" {
+  alarm_name          = "${var.name}-model-reload-failed"
+  alarm_description   = "A container could not load the version its alias moved to; it keeps serving the previous one."
+  namespace           = var.metrics_namespace
+  metric_name         = "ModelReloadFailed"
+  dimensions          = local.service_dims
+  statistic           = "Sum"
+  period              = 300
+  evaluation_periods  = 1
+  threshold           = 0
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+}

@@ -27,6 +27,7 @@ resource "aws_lambda_function" "this" {
         MAX_ROWS                     = tostring(var.max_rows)
         MAX_BODY_BYTES               = tostring(var.max_body_bytes)
         MODEL_RETRY_SECONDS          = tostring(var.model_retry_seconds)
+        MODEL_REFRESH_SECONDS        = tostring(var.model_refresh_seconds)
         POWERTOOLS_SERVICE_NAME      = var.name
         POWERTOOLS_METRICS_NAMESPACE = var.metrics_namespace
         POWERTOOLS_LOG_LEVEL         = var.log_level

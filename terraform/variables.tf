@@ -279,6 +279,62 @@ variable "alarm_anomaly_rate_max" {
   }
 }
 
+variable "drift_features" {
+  description = "The model's input features: one PSI drift alarm each (FeaturePSI_<name> metrics)."
+  type        = list(string)
+  default     = ["one", "two", "three"]
+}
+
+variable "alarm_psi_threshold" {
+  description = "Alarm when a feature's population stability index against the training reference stays above this (0.25: major shift)."
+  type        = number
+  default     = 0.25
+
+  validation {
+    condition     = var.alarm_psi_threshold > 0
+    error_message = "alarm_psi_threshold must be positive."
+  }
+}
+
+variable "alarm_out_of_range_percent" {
+  description = "Alarm when more than this percentage of input values fall outside the training range."
+  type        = number
+  default     = 5
+
+  validation {
+    condition     = var.alarm_out_of_range_percent > 0 && var.alarm_out_of_range_percent <= 100
+    error_message = "alarm_out_of_range_percent must be in (0, 100]."
+  }
+}
+
+variable "alarm_anomaly_rate_min" {
+  description = "Alarm when the hourly anomaly rate falls below this (the lower edge of the expected band)."
+  type        = number
+  default     = 0.001
+
+  validation {
+    condition     = var.alarm_anomaly_rate_min >= 0 && var.alarm_anomaly_rate_min < 1
+    error_message = "alarm_anomaly_rate_min must be in [0, 1)."
+  }
+}
+
+variable "alarm_anomaly_rate_min_volume" {
+  description = "The low anomaly-rate alarm only judges hours with more scored records than this."
+  type        = number
+  default     = 1000
+}
+
+variable "model_refresh_seconds" {
+  description = "How often a running function checks whether its alias moved (MODEL_REFRESH_SECONDS); 0 never."
+  type        = number
+  default     = 60
+
+  validation {
+    condition     = var.model_refresh_seconds >= 0
+    error_message = "model_refresh_seconds must not be negative."
+  }
+}
+
 variable "ecr_keep_images" {
   description = "How many most recent images the ECR lifecycle policy keeps."
   type        = number

@@ -5,6 +5,8 @@
     python -m training promote --model-uri URI [--to production] [--version V | --from-alias candidate]
                                [--data LABELLED_HOLDOUT] [--metric pr_auc] [--margin 0.01] [--force]
     python -m training rollback --model-uri URI [--alias production]
+    python -m training drift --data WINDOW --model-uri URI [--alias production | --version V]
+                             [--threshold 0.25] [--out reports/drift]
 
 Exits 0 on success; on failure prints one line ``error: <reason>`` and exits 1.
 AWS access uses boto3's usual variables (AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL, ...).
@@ -19,7 +21,7 @@ import sys
 from lambda_app.registry import RegistryError
 from training.exceptions import TrainingError
 
-COMMANDS = {"train", "generate", "promote", "rollback"}
+COMMANDS = {"train", "generate", "promote", "rollback", "drift"}
 
 
 def _train_parser() -> argparse.ArgumentParser:
@@ -60,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
             return _promote(_promote_parser().parse_args(argv))
         if command == "rollback":
             return _rollback(_rollback_parser().parse_args(argv))
+        if command == "drift":
+            return _drift(_drift_parser().parse_args(argv))
         return _train(_train_parser().parse_args(argv))
     except (TrainingError, RegistryError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -143,6 +147,54 @@ def _rollback(args: argparse.Namespace) -> int:
 
     record = rollback(open_storage(args.model_uri), args.alias)
     print(f"{args.alias} -> {record.version} ({record.reason})")
+    return 0
+
+
+def _drift_parser() -> argparse.ArgumentParser:
+    from training.config import DEFAULT_CONFIG_PATH
+
+    parser = argparse.ArgumentParser(
+        prog="python -m training drift",
+        description="Compare a data window with a model's training reference; exit 1 on drift.",
+    )
+    parser.add_argument("--data", required=True, help="the window: CSV or Parquet, local or s3://")
+    parser.add_argument("--model-uri", required=True)
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--alias", default="production")
+    which.add_argument("--version")
+    parser.add_argument(
+        "--threshold", type=float, help="PSI above which a feature has drifted (config: 0.25)"
+    )
+    parser.add_argument("--out", default="reports/drift", help="directory for drift.json and drift.html")
+    parser.add_argument("--config", default=str(DEFAULT_CONFIG_PATH))
+    return parser
+
+
+def _drift(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from lambda_app.registry import open_storage
+    from training.config import load_config
+    from training.drift import check_drift
+
+    threshold = load_config(args.config).drift.psi_threshold if args.threshold is None else args.threshold
+    report = check_drift(
+        open_storage(args.model_uri),
+        args.data,
+        alias=args.alias,
+        version=args.version,
+        threshold=threshold,
+        out_dir=Path(args.out),
+    )
+    for name, values in report.features.items():
+        print(f"{name}: PSI {values['psi']:.4f}, out of range {values['out_of_range_share']:.2%}")
+    print(
+        f"anomaly rate {report.anomaly_rate:.4f} (training {report.reference_anomaly_rate:.4f});"
+        f" report: {args.out}"
+    )
+    if report.drifted:
+        print(f"drift: {', '.join(report.drifted)} above PSI {threshold}", file=sys.stderr)
+        return 1
     return 0
 
 

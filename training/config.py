@@ -53,6 +53,10 @@ class PromotionConfig(_Section):
     margin: float = Field(default=0.01, ge=0, le=1)
 
 
+class DriftConfig(_Section):
+    psi_threshold: float = Field(default=0.25, gt=0)
+
+
 class TrainingConfig(_Section):
     name: str = "anomaly-detector"
     data: DataConfig
@@ -60,6 +64,7 @@ class TrainingConfig(_Section):
     model: ModelConfig = Field(default_factory=ModelConfig)
     threshold: ThresholdConfig = Field(default_factory=ThresholdConfig)
     promotion: PromotionConfig = Field(default_factory=PromotionConfig)
+    drift: DriftConfig = Field(default_factory=DriftConfig)
 
 
 def load_config(path: str | Path = DEFAULT_CONFIG_PATH) -> TrainingConfig:

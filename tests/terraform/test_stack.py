@@ -77,6 +77,7 @@ def test_function_image_environment_and_limits(terraform: Terraform, stack: dict
         "MAX_ROWS": "100000",
         "MAX_BODY_BYTES": "4500000",
         "MODEL_RETRY_SECONDS": "2",
+        "MODEL_REFRESH_SECONDS": "60",
         "POWERTOOLS_SERVICE_NAME": NAME,
         "POWERTOOLS_METRICS_NAMESPACE": "AnomalyDetector",
         "POWERTOOLS_LOG_LEVEL": "INFO",
@@ -167,6 +168,13 @@ def test_alarms_and_their_thresholds_notify_the_encrypted_topic(
             "api-4xx-spike",
             "anomaly-rate-high",
             "model-unavailable",
+            "drift-one",
+            "drift-two",
+            "drift-three",
+            "inputs-out-of-range",
+            "anomaly-rate-low",
+            "non-finite-scores",
+            "model-reload-failed",
         )
     }
     for alarm in alarms.values():
@@ -179,6 +187,9 @@ def test_alarms_and_their_thresholds_notify_the_encrypted_topic(
     rate = {q["Id"]: q for q in alarms[f"{NAME}-api-5xx-rate"]["Metrics"]}
     assert rate["errors"]["MetricStat"]["Metric"]["MetricName"] == "5xx"
     assert alarms[f"{NAME}-anomaly-rate-high"]["Threshold"] == 0.2
+    assert alarms[f"{NAME}-drift-two"]["MetricName"] == "FeaturePSI_two"
+    assert alarms[f"{NAME}-drift-two"]["Threshold"] == 0.25
+    assert alarms[f"{NAME}-anomaly-rate-low"]["ComparisonOperator"] == "LessThanThreshold"
     attributes = terraform.client("sns").get_topic_attributes(TopicArn=stack["alarm_topic_arn"])["Attributes"]
     assert attributes["KmsMasterKeyId"] == stack["kms_key_arn"]
 

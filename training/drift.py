@@ -1,0 +1,119 @@
+"""Offline drift: compare a window of data with a published model's training reference.
+
+``python -m training drift --data WINDOW --model-uri URI`` writes drift.json and drift.html and
+exits 1 when any feature's PSI passes the threshold, so a scheduler or CI step can act on it.
+The PSI is the service's own (lambda_app/drift.py): online metrics and offline reports agree.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lambda_app.drift import bin_counts, feature_bins, psi
+from lambda_app.predictor import Predictor
+from lambda_app.registry import RegistryStorage, read_manifest, read_verified, resolve_version
+from training.data import load_dataset
+from training.report import feature_histograms, page, table
+
+log = logging.getLogger("training")
+
+
+@dataclass(frozen=True)
+class DriftReport:
+    version: str
+    data_uri: str
+    rows: int
+    threshold: float
+    features: dict[str, dict[str, float]]
+    anomaly_rate: float
+    reference_anomaly_rate: float
+
+    @property
+    def drifted(self) -> list[str]:
+        return [name for name, values in self.features.items() if values["psi"] > self.threshold]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "model_version": self.version,
+            "data_uri": self.data_uri,
+            "rows": self.rows,
+            "psi_threshold": self.threshold,
+            "features": self.features,
+            "anomaly_rate": self.anomaly_rate,
+            "reference_anomaly_rate": self.reference_anomaly_rate,
+            "drifted_features": self.drifted,
+            "created_at": datetime.now(UTC).isoformat(),
+        }
+
+
+def check_drift(
+    storage: RegistryStorage,
+    data_uri: str,
+    *,
+    alias: str = "production",
+    version: str | None = None,
+    threshold: float = 0.25,
+    out_dir: Path,
+    s3_client: Any = None,
+) -> DriftReport:
+    """Score the window's drift against the model's reference; write drift.json and drift.html."""
+    version = version or resolve_version(storage, alias)
+    manifest = read_manifest(storage, version)
+    dataset = load_dataset(data_uri, manifest.feature_names, None, s3_client=s3_client)
+    features: dict[str, dict[str, float]] = {}
+    for column, bins in enumerate(feature_bins(manifest.reference, manifest.feature_names)):
+        counts = bin_counts(dataset.features[:, column], bins)
+        features[bins.name] = {
+            "psi": psi(counts, bins.expected),
+            "out_of_range_share": float((counts[0] + counts[-1]) / counts.sum()),
+            "mean": float(dataset.features[:, column].mean()),
+            "reference_mean": manifest.reference.features[bins.name].mean,
+        }
+    serving = read_verified(storage, manifest, manifest.artifact("serving"))
+    predicted = Predictor.from_onnx(serving, manifest.threshold, 1).predict(dataset.features)
+    report = DriftReport(
+        version=version,
+        data_uri=data_uri,
+        rows=dataset.rows,
+        threshold=threshold,
+        features=features,
+        anomaly_rate=float(predicted.labels.mean()),
+        reference_anomaly_rate=manifest.reference.anomaly_rate,
+    )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "drift.json").write_text(json.dumps(report.as_dict(), indent=2))
+    (out_dir / "drift.html").write_text(_html(report, manifest, dataset.features))
+    log.info("drift report written to %s", out_dir)
+    return report
+
+
+def _html(report: DriftReport, manifest: Any, current: np.ndarray) -> str:
+    verdict = (
+        f"<p class='bad'>Drift in {', '.join(report.drifted)} (PSI above {report.threshold}).</p>"
+        if report.drifted
+        else f"<p class='good'>No feature's PSI is above {report.threshold}.</p>"
+    )
+    rows = [
+        [name, v["psi"], v["out_of_range_share"], v["mean"], v["reference_mean"]]
+        for name, v in report.features.items()
+    ]
+    return page(
+        f"Drift report: {report.data_uri} against model {report.version}",
+        [
+            verdict,
+            f"<p>{report.rows} rows. Predicted anomaly rate {report.anomaly_rate:.4f}"
+            f" (training reference {report.reference_anomaly_rate:.4f}).</p>",
+            table(["feature", "PSI", "out-of-range share", "mean", "training mean"], rows),
+            "<p>PSI: &lt; 0.1 stable, 0.1-0.25 moderate, &gt; 0.25 major shift.</p>",
+            feature_histograms(
+                manifest.reference, manifest.feature_names, current, "Training reference vs window"
+            ),
+        ],
+    )

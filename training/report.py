@@ -1,0 +1,126 @@
+"""Self-contained HTML reports (plots inlined as PNG) for evaluations and drift checks.
+
+matplotlib renders off-screen (Agg); every plot is embedded as base64, so a report is one file
+that opens anywhere, including from an S3 console download.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1100px; color: #222; }
+table { border-collapse: collapse; margin: 1rem 0; }
+th, td { border: 1px solid #ccc; padding: 0.3rem 0.7rem; text-align: right; }
+th:first-child, td:first-child { text-align: left; }
+.bad { color: #b00020; font-weight: bold; } .good { color: #1b5e20; }
+img { max-width: 100%; }
+"""
+
+
+def _png(fig: Any) -> str:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return "<img alt='plot' src='data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode() + "'>"
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    def cell(value: Any) -> str:
+        if isinstance(value, float):
+            return f"{value:.4f}"
+        return html.escape(str(value)) if value is not None else "-"
+
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def page(title: str, sections: Sequence[str]) -> str:
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>{''.join(sections)}</body></html>"
+    )
+
+
+def score_distributions(scores: np.ndarray, labels: np.ndarray, threshold: float) -> str:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    bins = np.linspace(float(scores.min()), float(scores.max()), 50)
+    ax.hist(scores[labels == 0], bins=bins, alpha=0.6, label="normal", density=True)
+    ax.hist(scores[labels == 1], bins=bins, alpha=0.6, label="anomaly", density=True)
+    ax.axvline(threshold, color="black", linestyle="--", label=f"threshold {threshold:.3f}")
+    ax.set_xlabel("anomaly score")
+    ax.legend()
+    ax.set_title("Score distributions on the holdout")
+    return _png(fig)
+
+
+def roc_and_pr_curves(curves: dict[str, tuple[np.ndarray, np.ndarray]]) -> str:
+    """``curves``: name -> (scores, labels); draws ROC and precision-recall for each."""
+    from sklearn.metrics import precision_recall_curve, roc_curve
+
+    plt = _pyplot()
+    fig, (roc_ax, pr_ax) = plt.subplots(1, 2, figsize=(10, 4))
+    for name, (scores, labels) in curves.items():
+        fpr, tpr, _ = roc_curve(labels, scores)
+        precision, recall, _ = precision_recall_curve(labels, scores)
+        roc_ax.plot(fpr, tpr, label=name)
+        pr_ax.plot(recall, precision, label=name)
+    roc_ax.plot([0, 1], [0, 1], color="grey", linestyle=":")
+    roc_ax.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC")
+    pr_ax.set(xlabel="recall", ylabel="precision", title="Precision-recall")
+    roc_ax.legend()
+    pr_ax.legend()
+    return _png(fig)
+
+
+def confusion(metrics: dict[str, Any]) -> str:
+    return table(
+        ["", "predicted normal", "predicted anomaly"],
+        [
+            ["actual normal", metrics["true_negatives"], metrics["false_positives"]],
+            ["actual anomaly", metrics["false_negatives"], metrics["true_positives"]],
+        ],
+    )
+
+
+def feature_histograms(
+    reference: Any, names: Sequence[str], current: np.ndarray, title: str, label: str = "current"
+) -> str:
+    """Per feature: the reference's bin fractions against ``current`` binned the same way."""
+    from lambda_app.drift import bin_counts, feature_bins
+
+    plt = _pyplot()
+    bins = feature_bins(reference, list(names))
+    fig, axes = plt.subplots(1, len(bins), figsize=(4.5 * len(bins), 3.2), squeeze=False)
+    for ax, column, feature in zip(axes[0], range(current.shape[1]), bins, strict=True):
+        counts = bin_counts(current[:, column], feature)
+        fractions = counts / max(counts.sum(), 1)
+        positions = np.arange(len(fractions))
+        ax.bar(positions - 0.2, feature.expected, width=0.4, label="training reference")
+        ax.bar(positions + 0.2, fractions, width=0.4, label=label)
+        ax.set_xticks(
+            positions, ["<min", *[str(i) for i in range(1, len(fractions) - 1)], ">max"], fontsize=7
+        )
+        ax.set_title(feature.name)
+    axes[0][0].legend(fontsize=8)
+    fig.suptitle(title)
+    return _png(fig)
