@@ -71,7 +71,7 @@ class ArtifactFile(_Strict):
     """One file of a version, with what it takes to verify it before use."""
 
     path: str
-    role: Literal["model", "serving", "evaluation", "other"]
+    role: Literal["model", "serving", "evaluation", "report", "other"]
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     size: int = Field(ge=0)
 
@@ -132,6 +132,7 @@ class Manifest(_Strict):
     metrics: dict[str, float | int | None] | None
     reference: Reference
     provenance: Provenance
+    tuning: dict[str, Any] | None = None  # the hyperparameter search: objective, trials, best
 
     @property
     def feature_names(self) -> list[str]:
@@ -429,7 +430,7 @@ class PendingArtifact:
     """A file about to be published, with the manifest entry that describes it."""
 
     path: str
-    role: Literal["model", "serving", "evaluation", "other"]
+    role: Literal["model", "serving", "evaluation", "report", "other"]
     data: bytes
 
     def describe(self) -> ArtifactFile:

@@ -15,6 +15,7 @@ AWS access uses boto3's usual variables (AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_U
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 
@@ -36,6 +37,11 @@ def _train_parser() -> argparse.ArgumentParser:
         "--alias", default="production", help="alias to move to the new version ('' for none)"
     )
     parser.add_argument("--config", default=str(DEFAULT_CONFIG_PATH), help="training config (TOML)")
+    parser.add_argument(
+        "--allow-worse-than-baseline",
+        action="store_true",
+        help="publish even if the baseline beats the model",
+    )
     return parser
 
 
@@ -218,7 +224,13 @@ def _train(args: argparse.Namespace) -> int:
     from training.config import load_config
     from training.train import run_training
 
-    published = run_training(args.data, args.model_uri, load_config(args.config), alias=args.alias or None)
+    published = run_training(
+        args.data,
+        args.model_uri,
+        load_config(args.config),
+        alias=args.alias or None,
+        allow_worse_than_baseline=args.allow_worse_than_baseline,
+    )
     manifest = published.manifest
     alias = f" as {published.alias.alias}" if published.alias else ""
     print(f"published {manifest.name} version {manifest.version} to {args.model_uri}{alias}")
@@ -229,6 +241,19 @@ def _train(args: argparse.Namespace) -> int:
             if manifest.metrics.get(k) is not None
         )
         print(f"holdout: {summary} at threshold {manifest.threshold:.4f}")
+        from lambda_app.registry import artifact_key, open_storage
+
+        evaluation = json.loads(
+            open_storage(args.model_uri).read(artifact_key(manifest.version, "evaluation.json"))
+        )
+        baseline = (evaluation.get("baseline") or {}).get("metrics")
+        if baseline:
+            keys = ("pr_auc", "roc_auc", "f1", "precision", "recall")
+            print("| holdout | " + " | ".join(keys) + " |")
+            print("| --- |" + " ---: |" * len(keys))
+            for label, values in (("model", manifest.metrics), ("robust z-score baseline", baseline)):
+                print(f"| {label} | " + " | ".join(f"{values[k]:.3f}" for k in keys) + " |")
+        print(f"report: {args.model_uri}/{manifest.version}/evaluation.html")
     return 0
 
 

@@ -48,6 +48,19 @@ class ThresholdConfig(_Section):
     quantile: float = Field(default=0.97, gt=0, lt=1)
 
 
+class TuningConfig(_Section):
+    enabled: bool = True
+    budget: int = Field(default=8, ge=1, le=200)
+    folds: int = Field(default=3, ge=2, le=10)
+    metric: Literal["pr_auc", "roc_auc"] = "pr_auc"
+    seed: int = 42
+    space: dict[str, list[Any]] = Field(default_factory=dict)
+
+
+class EvaluationConfig(_Section):
+    beat_baseline: bool = True  # refuse to publish a model that the robust z-score baseline beats
+
+
 class PromotionConfig(_Section):
     metric: Literal["pr_auc", "roc_auc", "f1", "precision", "recall"] = "pr_auc"
     margin: float = Field(default=0.01, ge=0, le=1)
@@ -63,6 +76,8 @@ class TrainingConfig(_Section):
     split: SplitConfig = Field(default_factory=SplitConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     threshold: ThresholdConfig = Field(default_factory=ThresholdConfig)
+    tuning: TuningConfig = Field(default_factory=TuningConfig)
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     promotion: PromotionConfig = Field(default_factory=PromotionConfig)
     drift: DriftConfig = Field(default_factory=DriftConfig)
 

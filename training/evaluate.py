@@ -107,3 +107,89 @@ def reference_summary(
         score_quantiles={k: float(np.quantile(scores, q)) for k, q in QUANTILES.items()},
         anomaly_rate=float(np.mean(scores >= threshold)),
     )
+
+
+class RobustZBaseline:
+    """The simple baseline every model must beat: max over features of |x - median| / (1.4826 MAD)."""
+
+    def __init__(self, median: np.ndarray, scale: np.ndarray) -> None:
+        self.median = median
+        self.scale = scale
+
+    @classmethod
+    def fit(cls, features: np.ndarray) -> RobustZBaseline:
+        median = np.median(features, axis=0)
+        mad = 1.4826 * np.median(np.abs(features - median), axis=0)
+        fallback = features.std(axis=0)
+        scale = np.where(mad > 0, mad, np.where(fallback > 0, fallback, 1.0))
+        return cls(median, scale)
+
+    def score(self, features: np.ndarray) -> np.ndarray:
+        return np.asarray(np.max(np.abs(features - self.median) / self.scale, axis=1), dtype=np.float64)
+
+
+def evaluation_html(
+    name: str,
+    feature_names: list[str],
+    reference: Reference,
+    test_features: np.ndarray,
+    test_scores: np.ndarray,
+    test_labels: np.ndarray | None,
+    threshold: float,
+    metrics: dict[str, Any] | None,
+    baseline_metrics: dict[str, Any] | None,
+    baseline_scores: np.ndarray | None,
+    tuning: dict[str, Any] | None,
+) -> str:
+    """The self-contained evaluation report written next to every version."""
+    from training.report import (
+        confusion,
+        feature_histograms,
+        page,
+        roc_and_pr_curves,
+        score_distributions,
+        table,
+    )
+
+    sections = [f"<p>Decision threshold {threshold:.4f}; {len(test_scores)} held-out rows.</p>"]
+    if metrics and baseline_metrics and test_labels is not None and baseline_scores is not None:
+        keys = ["pr_auc", "roc_auc", "f1", "precision", "recall"]
+        sections.append("<h2>Holdout metrics</h2>")
+        sections.append(
+            table(
+                ["model", *keys],
+                [
+                    [name, *[metrics[k] for k in keys]],
+                    ["robust z-score baseline", *[baseline_metrics[k] for k in keys]],
+                ],
+            )
+        )
+        beaten = (baseline_metrics["pr_auc"] or 0) > (metrics["pr_auc"] or 0)
+        verdict = "bad'>The baseline beats the model" if beaten else "good'>The model beats the baseline"
+        sections.append(f"<p class='{verdict} on PR-AUC.</p>")
+        sections.append("<h2>Confusion matrix at the threshold</h2>" + confusion(metrics))
+        sections.append(score_distributions(test_scores, test_labels, threshold))
+        sections.append(
+            roc_and_pr_curves({name: (test_scores, test_labels), "baseline": (baseline_scores, test_labels)})
+        )
+    else:
+        sections.append(
+            "<p>No labels: no classification metrics; see the score and feature distributions.</p>"
+        )
+    sections.append("<h2>Holdout features against the training reference</h2>")
+    sections.append(
+        feature_histograms(reference, feature_names, test_features, "Feature distributions", "holdout")
+    )
+    if tuning:
+        sections.append(f"<h2>Tuning ({html_escape(tuning['objective'])})</h2>")
+        ranked = sorted(tuning["trials"], key=lambda t: -t["mean"])
+        sections.append(
+            table(["params", "mean", "std"], [[str(t["params"]), t["mean"], t["std"]] for t in ranked])
+        )
+    return page(f"Evaluation report: {name}", sections)
+
+
+def html_escape(text: str) -> str:
+    import html
+
+    return html.escape(text)

@@ -30,6 +30,7 @@ log = logging.getLogger("training")
 MODEL_FILE = "model.joblib"
 SERVING_FILE = "model.onnx"
 EVALUATION_FILE = "evaluation.json"
+REPORT_FILE = "evaluation.html"
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,8 @@ def publish(
     metrics: dict[str, Any] | None,
     evaluation: dict[str, Any],
     reference: Reference,
+    report_html: str | None = None,
+    tuning: dict[str, Any] | None = None,
     provenance: Provenance,
     alias: str | None,
 ) -> Published:
@@ -66,6 +69,8 @@ def publish(
             EVALUATION_FILE, "evaluation", json.dumps(evaluation, indent=2, sort_keys=True).encode()
         ),
     ]
+    if report_html is not None:
+        artifacts.append(PendingArtifact(REPORT_FILE, "report", report_html.encode()))
     manifest = Manifest(
         name=name,
         version=version,
@@ -78,6 +83,7 @@ def publish(
         metrics=metrics,
         reference=reference,
         provenance=provenance,
+        tuning=tuning,
     )
     files = {a.path: a.data for a in artifacts}
     files[MANIFEST_FILE] = dump_json(manifest)

@@ -15,15 +15,18 @@ from training.compile import PARITY_TOLERANCE, check_parity, compile_isolation_f
 from training.config import TrainingConfig
 from training.data import Dataset, load_dataset
 from training.evaluate import (
+    RobustZBaseline,
     anomaly_scores,
     classification_metrics,
+    evaluation_html,
     reference_summary,
     threshold_max_f1,
     threshold_quantile,
 )
-from training.exceptions import DataValidationError
+from training.exceptions import DataValidationError, TrainingError
 from training.model import build_estimator, estimator_name
 from training.publish import Published, publish
+from training.tune import fit_params, tune
 
 log = logging.getLogger("training")
 
@@ -92,7 +95,7 @@ def split_indices(dataset: Dataset, config: TrainingConfig) -> tuple[np.ndarray,
 class _Stage:
     """Progress lines on stderr: '[2/5] fitting IsolationForest ... done in 1.2s'."""
 
-    TOTAL = 6
+    TOTAL = 7
 
     def __init__(self) -> None:
         self.number = 0
@@ -124,6 +127,7 @@ def run_training(
     *,
     alias: str | None = "production",
     s3_client: Any = None,
+    allow_worse_than_baseline: bool = False,
 ) -> Published:
     """Train on ``data_uri`` and publish a new version under ``model_uri``; move ``alias``."""
     stage = _Stage()
@@ -136,50 +140,94 @@ def run_training(
         log.warning("label column has a single class: evaluating without labels")
     train, validation, test = split_indices(dataset, config)
     x = dataset.features
+    labels = dataset.labels if labelled else None
 
-    estimator = build_estimator(config.model)
-    ensure_compilable(estimator)  # fail before fitting, not after
+    ensure_compilable(build_estimator(config.model))  # fail before any fitting, not after
+    params = dict(config.model.params)
+    tuning = None
+    if config.tuning.enabled and config.tuning.space:
+        with stage(f"tuning: {config.tuning.budget} configurations x {config.tuning.folds} folds"):
+            result = tune(x[train], None if labels is None else labels[train], config.tuning, params)
+            params = result.best_params
+            tuning = result.as_dict(config.tuning)
+            log.info(
+                "tuning (%s): best %.4f with %s", result.objective, result.best_score, result.best_params
+            )
+    params = fit_params(params, len(train))
+    estimator = build_estimator(config.model.model_copy(update={"params": params}))
     name = estimator_name(estimator)
     with stage(f"fitting {name} on {len(train)} rows"):
         estimator.fit(x[train])
 
     with stage(f"choosing the threshold ({config.threshold.strategy}) on {len(validation)} rows"):
         validation_scores = anomaly_scores(estimator, x[validation])
-        if config.threshold.strategy == "max_f1" and labelled:
-            threshold = threshold_max_f1(validation_scores, dataset.labels[validation])  # type: ignore[index]
-            rule = "maximises F1 on the validation split"
+        if config.threshold.strategy == "max_f1" and labels is not None:
+            threshold = threshold_max_f1(validation_scores, labels[validation])
+            rule = "maximises F1 on the validation split (placed between two scores)"
         else:
             if config.threshold.strategy == "max_f1":
                 log.warning("no labels: falling back to the quantile threshold rule")
             threshold = threshold_quantile(anomaly_scores(estimator, x[train]), config.threshold.quantile)
-            rule = f"the {config.threshold.quantile} quantile of training scores"
+            rule = f"the {config.threshold.quantile} quantile of training scores (placed between two scores)"
 
-    with stage(f"evaluating on {len(test)} held-out rows"):
+    with stage(f"evaluating on {len(test)} held-out rows, beside a robust z-score baseline"):
         test_scores = anomaly_scores(estimator, x[test])
-        metrics = (
-            classification_metrics(test_scores, dataset.labels[test], threshold)  # type: ignore[index]
-            if labelled
-            else None
-        )
         train_scores = anomaly_scores(estimator, x[train])
         reference = reference_summary(x[train], dataset.feature_names, train_scores, threshold)
+        metrics = None
+        baseline_metrics = None
+        baseline = RobustZBaseline.fit(x[train])
+        if labels is not None:
+            metrics = classification_metrics(test_scores, labels[test], threshold)
+            baseline_threshold = threshold_max_f1(baseline.score(x[validation]), labels[validation])
+            baseline_metrics = classification_metrics(
+                baseline.score(x[test]), labels[test], baseline_threshold
+            )
         evaluation = {
             "split": {"train": len(train), "validation": len(validation), "test": len(test)},
             "threshold": threshold,
             "threshold_rule": rule,
             "metrics": metrics,
+            "baseline": {
+                "name": "per-feature robust z-score (max over features)",
+                "metrics": baseline_metrics,
+            },
+            "tuning": tuning,
+            "params": params,
             "test_anomaly_rate_predicted": float(np.mean(test_scores >= threshold)),
         }
-        if metrics:
+        if metrics and baseline_metrics:
             log.info(
-                "holdout: precision=%.3f recall=%.3f f1=%.3f roc_auc=%.3f pr_auc=%.3f threshold=%.4f",
-                metrics["precision"],
-                metrics["recall"],
-                metrics["f1"],
-                metrics["roc_auc"],
+                "holdout: pr_auc=%.3f (baseline %.3f) roc_auc=%.3f f1=%.3f threshold=%.4f",
                 metrics["pr_auc"],
+                baseline_metrics["pr_auc"],
+                metrics["roc_auc"],
+                metrics["f1"],
                 threshold,
             )
+            gate = config.promotion.metric
+            if (
+                config.evaluation.beat_baseline
+                and not allow_worse_than_baseline
+                and (metrics[gate] or 0) < (baseline_metrics[gate] or 0)
+            ):
+                raise TrainingError(
+                    f"the model's holdout {gate} {metrics[gate]:.4f} is below the robust z-score baseline's"
+                    f" {baseline_metrics[gate]:.4f}: not published (--allow-worse-than-baseline to override)"
+                )
+        report_html = evaluation_html(
+            config.name,
+            dataset.feature_names,
+            reference,
+            x[test],
+            test_scores,
+            None if labels is None else labels[test],
+            threshold,
+            metrics,
+            baseline_metrics,
+            None if labels is None else baseline.score(x[test]),
+            tuning,
+        )
 
     with stage("compiling the serving graph and checking parity"):
         serving_model = compile_isolation_forest(estimator)
@@ -216,12 +264,14 @@ def run_training(
             threshold=threshold,
             metrics=metrics,
             evaluation=evaluation,
+            report_html=report_html,
+            tuning=tuning,
             reference=reference,
             provenance=Provenance(
                 data_uri=data_uri,
                 data_sha256=dataset.sha256,
                 rows=dataset.rows,
-                params={"estimator": config.model.estimator, **config.model.params},
+                params={"estimator": config.model.estimator, **params},
                 library_versions=library_versions(),
                 code_revision=code_revision(),
                 config=config.model_dump(mode="json"),

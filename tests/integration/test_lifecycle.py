@@ -33,21 +33,8 @@ def lifecycle(tmp_path: Path) -> tuple[Path, str, str]:
     weak.write_text(WEAK_CONFIG)
     newer = tmp_path / "newer.csv"
     generate(4000, seed=3).to_csv(newer, index=False)
-    assert (
-        main(
-            [
-                "--data",
-                str(newer),
-                "--model-uri",
-                str(registry),
-                "--alias",
-                "candidate",
-                "--config",
-                str(weak),
-            ]
-        )
-        == 0
-    )
+    weak_args = ["--alias", "candidate", "--config", str(weak), "--allow-worse-than-baseline"]
+    assert main(["--data", str(newer), "--model-uri", str(registry), *weak_args]) == 0
     storage = LocalStorage(registry)
     production = read_alias(storage, "production")
     candidate = read_alias(storage, "candidate")

@@ -49,7 +49,7 @@ def test_train_from_s3_publish_to_s3_and_serve_from_it(
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket="models", Prefix=f"registry/{version}/")["Contents"]}
     assert keys == {
         f"registry/{version}/{name}"
-        for name in ("manifest.json", "model.joblib", "model.onnx", "evaluation.json")
+        for name in ("manifest.json", "model.joblib", "model.onnx", "evaluation.json", "evaluation.html")
     }
     manifest = json.loads(
         s3.get_object(Bucket="models", Key=f"registry/{version}/manifest.json")["Body"].read()
