@@ -1,4 +1,4 @@
-"""Tuning is reproducible and recorded; each version has an HTML report; a model the baseline beats is refused."""
+"""Tuning is reproducible and recorded; an HTML report per version; a model the baseline beats is refused."""
 
 from __future__ import annotations
 
