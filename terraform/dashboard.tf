@@ -27,6 +27,16 @@ locals {
       stat    = "Sum"
     },
     {
+      title   = "Drift: PSI per feature against the training reference"
+      metrics = [for feature in var.drift_features : [var.metrics_namespace, "FeaturePSI_${feature}", "service", var.name]]
+      stat    = "Average"
+    },
+    {
+      title   = "Inputs outside the training range (%), scoring latency (ms)"
+      metrics = [[var.metrics_namespace, "OutOfRangeShare", "service", var.name], [".", "ScoringLatency", ".", ".", { stat = "p99" }]]
+      stat    = "Average"
+    },
+    {
       title   = "Cold starts"
       metrics = [[var.metrics_namespace, "ColdStart", "function_name", aws_lambda_function.this.function_name, "service", var.name]]
       stat    = "Sum"
