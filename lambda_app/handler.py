@@ -12,7 +12,6 @@ import json
 import warnings
 from typing import Any
 
-from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from mangum import Mangum
 
@@ -62,12 +61,17 @@ def _bad_event(message: str, event: Any, context: LambdaContext) -> dict[str, An
     }
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@logger.inject_lambda_context
 @traced_handler
 @metrics.log_metrics(capture_cold_start_metric=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Run one API Gateway event through the app; a malformed event is a 400, never an exception."""
-    if not isinstance(event, dict) or not isinstance(event.get("requestContext"), dict):
+    request_context = event.get("requestContext") if isinstance(event, dict) else None
+    # The API Gateway request id (v1 and v2 alike) correlates every log line of this request;
+    # read directly rather than through a JMESPath expression on each invocation.
+    request_id = request_context.get("requestId") if isinstance(request_context, dict) else None
+    logger.set_correlation_id(request_id if isinstance(request_id, str) else None)
+    if not isinstance(request_context, dict):
         return _bad_event("not an API Gateway proxy event: requestContext is missing", event, context)
     try:
         response: dict[str, Any] = adapter(event, context)  # type: ignore[arg-type]
