@@ -292,3 +292,19 @@ resource "aws_cloudwatch_metric_alarm" "model_reload_failed" {
   alarm_actions       = local.alarm_actions
   ok_actions          = local.alarm_actions
 }
+
+resource "aws_cloudwatch_metric_alarm" "model_stale" {
+  alarm_name          = "${var.name}-model-stale"
+  alarm_description   = "The served model was trained more than ${var.alarm_model_age_hours} hours ago: retrain and promote."
+  namespace           = var.metrics_namespace
+  metric_name         = "ModelAgeHours"
+  dimensions          = local.service_dims
+  statistic           = "Maximum"
+  period              = 3600
+  evaluation_periods  = 1
+  threshold           = var.alarm_model_age_hours
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+}

@@ -324,6 +324,17 @@ variable "alarm_anomaly_rate_min_volume" {
   default     = 1000
 }
 
+variable "alarm_model_age_hours" {
+  description = "Alarm when the served model is older than this many hours (ModelAgeHours)."
+  type        = number
+  default     = 720
+
+  validation {
+    condition     = var.alarm_model_age_hours > 0
+    error_message = "alarm_model_age_hours must be positive."
+  }
+}
+
 variable "model_refresh_seconds" {
   description = "How often a running function checks whether its alias moved (MODEL_REFRESH_SECONDS); 0 never."
   type        = number

@@ -175,6 +175,7 @@ def test_alarms_and_their_thresholds_notify_the_encrypted_topic(
             "anomaly-rate-low",
             "non-finite-scores",
             "model-reload-failed",
+            "model-stale",
         )
     }
     for alarm in alarms.values():
