@@ -86,7 +86,19 @@ class ModelStore:
 
     @property
     def current(self) -> LoadedModel | None:
+        """The loaded model as it is, without touching the registry."""
         return self._model
+
+    def loaded(self) -> LoadedModel | None:
+        """The loaded model, or None; never waits. Starts a background alias check when one is due.
+
+        The request path uses this: a loaded model is served at once, and the refresh that keeps
+        it following its alias is triggered here rather than only from ``get``.
+        """
+        model = self._model
+        if model is not None:
+            self._maybe_refresh()
+        return model
 
     def get(self) -> LoadedModel:
         """The loaded model, loading it first if needed.

@@ -22,7 +22,7 @@ async def get_model(store: Annotated[ModelStore, Depends(get_store)]) -> LoadedM
 
     Only a first load (S3, deserialising) leaves the event loop.
     """
-    model = store.current
+    model = store.loaded()
     if model is None:
         model = await run_in_threadpool(store.get)
     return model

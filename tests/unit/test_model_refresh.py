@@ -91,3 +91,23 @@ def test_refresh_can_be_turned_off(registry: Path) -> None:
     clock.now += 10_000
     assert store.get().manifest.version == first
     assert store._pending is None
+
+
+def test_the_running_app_follows_a_moved_alias(registry: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from lambda_app.main import create_app
+    from tests.conftest import SEED_RECORD
+
+    clock = Clock()
+    settings = Settings(model_uri=str(registry), model_refresh_seconds=10)
+    store = ModelStore(settings, clock=clock)
+    client = TestClient(create_app(settings, store))
+    first = client.post("/predict", json=SEED_RECORD).json()["version"]
+    second = second_version(registry)
+    move_alias(LocalStorage(registry), "production", second, reason="test")
+    clock.now += 11
+    assert client.post("/predict", json=SEED_RECORD).json()["version"] == first  # never waits
+    settle(store)
+    assert client.post("/predict", json=SEED_RECORD).json()["version"] == second
+    assert client.get("/health").json()["version"] == second

@@ -61,7 +61,7 @@ async def predict(request: Request) -> Response:
         raise _too_large(len(body), settings)
     # The body is judged before the model is needed: bad input is a 4xx even while no model is loaded.
     payload = parse_body(body)
-    model = store.current
+    model = store.loaded()
     if model is None:  # the first load may block on S3: off the event loop
         model = await run_in_threadpool(store.get)
     rows = len(payload) if isinstance(payload, list) else 1
