@@ -77,9 +77,7 @@ def _has_surrogate(value: Any) -> bool:
 def _check_value(value: Any, spec: FeatureSpec) -> str | None:
     """The problem with one value, or None when it is acceptable."""
     if isinstance(value, bool) or not isinstance(value, int | float):
-        kind = "null" if value is None else type(value).__name__
-        kind = {"str": "string", "dict": "object", "list": "array", "bool": "boolean"}.get(kind, kind)
-        return f"must be a number, got {kind}"
+        return f"must be a number, got {_json_kind(value)}"
     if isinstance(value, float) and not math.isfinite(value):
         return "must be a finite number"
     if abs(value) > MAX_ABS_VALUE:

@@ -17,53 +17,80 @@ locals {
   api_dims      = { ApiId = aws_apigatewayv2_api.this.id, Stage = aws_apigatewayv2_stage.this.name }
   service_dims  = { service = var.name }
   p99_threshold = var.lambda_timeout_seconds * 1000 * 0.8
+
+  # Every alarm on one metric against a threshold, by name suffix. The ones built on metric math
+  # (rates) follow as their own resources.
+  threshold_alarms = merge(
+    {
+      "lambda-errors" = {
+        description = "The function raised errors (unhandled exceptions, timeouts, out of memory)."
+        namespace   = "AWS/Lambda", metric = "Errors", dimensions = local.lambda_dims
+        statistic   = "Sum", period = 60, evaluation_periods = 5, datapoints = 2, threshold = 0
+      }
+      "lambda-throttles" = {
+        description = "Invocations were throttled: reserved concurrency is exhausted."
+        namespace   = "AWS/Lambda", metric = "Throttles", dimensions = local.lambda_dims
+        statistic   = "Sum", period = 60, evaluation_periods = 5, datapoints = 2, threshold = 0
+      }
+      "lambda-duration-p99" = {
+        description = "p99 duration is above 80% of the function timeout."
+        namespace   = "AWS/Lambda", metric = "Duration", dimensions = local.lambda_dims
+        statistic   = "p99", period = 300, evaluation_periods = 3, datapoints = 2, threshold = local.p99_threshold
+      }
+      "api-4xx-spike" = {
+        description = "More than ${var.alarm_4xx_count} 4xx answers in 5 minutes: a broken client or abuse."
+        namespace   = "AWS/ApiGateway", metric = "4xx", dimensions = local.api_dims
+        statistic   = "Sum", period = 300, evaluation_periods = 1, datapoints = 1, threshold = var.alarm_4xx_count
+      }
+      "model-unavailable" = {
+        description = "Requests were answered 503 because no model could be loaded."
+        namespace   = var.metrics_namespace, metric = "ModelUnavailable", dimensions = local.service_dims
+        statistic   = "Sum", period = 60, evaluation_periods = 3, datapoints = 2, threshold = 0
+      }
+      "inputs-out-of-range" = {
+        description = "More than ${var.alarm_out_of_range_percent}% of input values fall outside the training range."
+        namespace   = var.metrics_namespace, metric = "OutOfRangeShare", dimensions = local.service_dims
+        statistic   = "Average", period = 900, evaluation_periods = 2, datapoints = 2, threshold = var.alarm_out_of_range_percent
+      }
+      "non-finite-scores" = {
+        description = "The model produced NaN or infinite scores (those requests were refused with a 500)."
+        namespace   = var.metrics_namespace, metric = "NonFiniteScores", dimensions = local.service_dims
+        statistic   = "Sum", period = 60, evaluation_periods = 1, datapoints = 1, threshold = 0
+      }
+      "model-reload-failed" = {
+        description = "A container could not load the version its alias moved to; it keeps serving the previous one."
+        namespace   = var.metrics_namespace, metric = "ModelReloadFailed", dimensions = local.service_dims
+        statistic   = "Sum", period = 300, evaluation_periods = 1, datapoints = 1, threshold = 0
+      }
+      "model-stale" = {
+        description = "The served model was trained more than ${var.alarm_model_age_hours} hours ago: retrain and promote."
+        namespace   = var.metrics_namespace, metric = "ModelAgeHours", dimensions = local.service_dims
+        statistic   = "Maximum", period = 3600, evaluation_periods = 1, datapoints = 1, threshold = var.alarm_model_age_hours
+      }
+    },
+    {
+      for feature in var.drift_features : "drift-${feature}" => {
+        description = "Population stability index of ${feature} against the training reference is above ${var.alarm_psi_threshold} (major shift)."
+        namespace   = var.metrics_namespace, metric = "FeaturePSI_${feature}", dimensions = local.service_dims
+        statistic   = "Average", period = 900, evaluation_periods = 2, datapoints = 2, threshold = var.alarm_psi_threshold
+      }
+    },
+  )
 }
 
-resource "aws_cloudwatch_metric_alarm" "lambda_errors" {
-  alarm_name          = "${var.name}-lambda-errors"
-  alarm_description   = "The function raised errors (unhandled exceptions, timeouts, out of memory)."
-  namespace           = "AWS/Lambda"
-  metric_name         = "Errors"
-  dimensions          = local.lambda_dims
-  statistic           = "Sum"
-  period              = 60
-  evaluation_periods  = 5
-  datapoints_to_alarm = 2
-  threshold           = 0
-  comparison_operator = "GreaterThanThreshold"
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = local.alarm_actions
-  ok_actions          = local.alarm_actions
-}
-
-resource "aws_cloudwatch_metric_alarm" "lambda_throttles" {
-  alarm_name          = "${var.name}-lambda-throttles"
-  alarm_description   = "Invocations were throttled: reserved concurrency is exhausted."
-  namespace           = "AWS/Lambda"
-  metric_name         = "Throttles"
-  dimensions          = local.lambda_dims
-  statistic           = "Sum"
-  period              = 60
-  evaluation_periods  = 5
-  datapoints_to_alarm = 2
-  threshold           = 0
-  comparison_operator = "GreaterThanThreshold"
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = local.alarm_actions
-  ok_actions          = local.alarm_actions
-}
-
-resource "aws_cloudwatch_metric_alarm" "lambda_duration_p99" {
-  alarm_name          = "${var.name}-lambda-duration-p99"
-  alarm_description   = "p99 duration is above 80% of the function timeout."
-  namespace           = "AWS/Lambda"
-  metric_name         = "Duration"
-  dimensions          = local.lambda_dims
-  extended_statistic  = "p99"
-  period              = 300
-  evaluation_periods  = 3
-  datapoints_to_alarm = 2
-  threshold           = local.p99_threshold
+resource "aws_cloudwatch_metric_alarm" "threshold" {
+  for_each            = local.threshold_alarms
+  alarm_name          = "${var.name}-${each.key}"
+  alarm_description   = each.value.description
+  namespace           = each.value.namespace
+  metric_name         = each.value.metric
+  dimensions          = each.value.dimensions
+  statistic           = startswith(each.value.statistic, "p") ? null : each.value.statistic
+  extended_statistic  = startswith(each.value.statistic, "p") ? each.value.statistic : null
+  period              = each.value.period
+  evaluation_periods  = each.value.evaluation_periods
+  datapoints_to_alarm = each.value.datapoints
+  threshold           = each.value.threshold
   comparison_operator = "GreaterThanThreshold"
   treat_missing_data  = "notBreaching"
   alarm_actions       = local.alarm_actions
@@ -111,22 +138,6 @@ resource "aws_cloudwatch_metric_alarm" "api_5xx_rate" {
   }
 }
 
-resource "aws_cloudwatch_metric_alarm" "api_4xx_spike" {
-  alarm_name          = "${var.name}-api-4xx-spike"
-  alarm_description   = "More than ${var.alarm_4xx_count} 4xx answers in 5 minutes: a broken client or abuse."
-  namespace           = "AWS/ApiGateway"
-  metric_name         = "4xx"
-  dimensions          = local.api_dims
-  statistic           = "Sum"
-  period              = 300
-  evaluation_periods  = 1
-  threshold           = var.alarm_4xx_count
-  comparison_operator = "GreaterThanThreshold"
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = local.alarm_actions
-  ok_actions          = local.alarm_actions
-}
-
 resource "aws_cloudwatch_metric_alarm" "anomaly_rate" {
   alarm_name          = "${var.name}-anomaly-rate-high"
   alarm_description   = "More than ${var.alarm_anomaly_rate_max * 100}% of scored records were anomalies over 15 minutes."
@@ -167,60 +178,6 @@ resource "aws_cloudwatch_metric_alarm" "anomaly_rate" {
   }
 }
 
-resource "aws_cloudwatch_metric_alarm" "model_unavailable" {
-  alarm_name          = "${var.name}-model-unavailable"
-  alarm_description   = "Requests were answered 503 because no model could be loaded."
-  namespace           = var.metrics_namespace
-  metric_name         = "ModelUnavailable"
-  dimensions          = local.service_dims
-  statistic           = "Sum"
-  period              = 60
-  evaluation_periods  = 3
-  datapoints_to_alarm = 2
-  threshold           = 0
-  comparison_operator = "GreaterThanThreshold"
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = local.alarm_actions
-  ok_actions          = local.alarm_actions
-}
-
-# --- model quality and drift (metrics emitted by the service; see README "Monitoring") ---
-
-resource "aws_cloudwatch_metric_alarm" "feature_drift" {
-  for_each            = toset(var.drift_features)
-  alarm_name          = "${var.name}-drift-${each.value}"
-  alarm_description   = "Population stability index of ${each.value} against the training reference is above ${var.alarm_psi_threshold} (major shift)."
-  namespace           = var.metrics_namespace
-  metric_name         = "FeaturePSI_${each.value}"
-  dimensions          = local.service_dims
-  statistic           = "Average"
-  period              = 900
-  evaluation_periods  = 2
-  datapoints_to_alarm = 2
-  threshold           = var.alarm_psi_threshold
-  comparison_operator = "GreaterThanThreshold"
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = local.alarm_actions
-  ok_actions          = local.alarm_actions
-}
-
-resource "aws_cloudwatch_metric_alarm" "out_of_range" {
-  alarm_name          = "${var.name}-inputs-out-of-range"
-  alarm_description   = "More than ${var.alarm_out_of_range_percent}% of input values fall outside the training range."
-  namespace           = var.metrics_namespace
-  metric_name         = "OutOfRangeShare"
-  dimensions          = local.service_dims
-  statistic           = "Average"
-  period              = 900
-  evaluation_periods  = 2
-  datapoints_to_alarm = 2
-  threshold           = var.alarm_out_of_range_percent
-  comparison_operator = "GreaterThanThreshold"
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = local.alarm_actions
-  ok_actions          = local.alarm_actions
-}
-
 resource "aws_cloudwatch_metric_alarm" "anomaly_rate_low" {
   alarm_name          = "${var.name}-anomaly-rate-low"
   alarm_description   = "Fewer than ${var.alarm_anomaly_rate_min * 100}% of scored records were anomalies over an hour: the model may have gone blind."
@@ -259,52 +216,4 @@ resource "aws_cloudwatch_metric_alarm" "anomaly_rate_low" {
       stat        = "Sum"
     }
   }
-}
-
-resource "aws_cloudwatch_metric_alarm" "non_finite_scores" {
-  alarm_name          = "${var.name}-non-finite-scores"
-  alarm_description   = "The model produced NaN or infinite scores (those requests were refused with a 500)."
-  namespace           = var.metrics_namespace
-  metric_name         = "NonFiniteScores"
-  dimensions          = local.service_dims
-  statistic           = "Sum"
-  period              = 60
-  evaluation_periods  = 1
-  threshold           = 0
-  comparison_operator = "GreaterThanThreshold"
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = local.alarm_actions
-  ok_actions          = local.alarm_actions
-}
-
-resource "aws_cloudwatch_metric_alarm" "model_reload_failed" {
-  alarm_name          = "${var.name}-model-reload-failed"
-  alarm_description   = "A container could not load the version its alias moved to; it keeps serving the previous one."
-  namespace           = var.metrics_namespace
-  metric_name         = "ModelReloadFailed"
-  dimensions          = local.service_dims
-  statistic           = "Sum"
-  period              = 300
-  evaluation_periods  = 1
-  threshold           = 0
-  comparison_operator = "GreaterThanThreshold"
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = local.alarm_actions
-  ok_actions          = local.alarm_actions
-}
-
-resource "aws_cloudwatch_metric_alarm" "model_stale" {
-  alarm_name          = "${var.name}-model-stale"
-  alarm_description   = "The served model was trained more than ${var.alarm_model_age_hours} hours ago: retrain and promote."
-  namespace           = var.metrics_namespace
-  metric_name         = "ModelAgeHours"
-  dimensions          = local.service_dims
-  statistic           = "Maximum"
-  period              = 3600
-  evaluation_periods  = 1
-  threshold           = var.alarm_model_age_hours
-  comparison_operator = "GreaterThanThreshold"
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = local.alarm_actions
-  ok_actions          = local.alarm_actions
 }

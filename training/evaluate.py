@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 import numpy as np
@@ -181,15 +182,9 @@ def evaluation_html(
         feature_histograms(reference, feature_names, test_features, "Feature distributions", "holdout")
     )
     if tuning:
-        sections.append(f"<h2>Tuning ({html_escape(tuning['objective'])})</h2>")
+        sections.append(f"<h2>Tuning ({html.escape(tuning['objective'])})</h2>")
         ranked = sorted(tuning["trials"], key=lambda t: -t["mean"])
         sections.append(
             table(["params", "mean", "std"], [[str(t["params"]), t["mean"], t["std"]] for t in ranked])
         )
     return page(f"Evaluation report: {name}", sections)
-
-
-def html_escape(text: str) -> str:
-    import html
-
-    return html.escape(text)

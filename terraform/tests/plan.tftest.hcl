@@ -44,7 +44,7 @@ run "defaults_are_secure_and_bounded" {
     error_message = "no JWT authorizer unless asked for"
   }
   assert {
-    condition     = aws_cloudwatch_metric_alarm.lambda_duration_p99.threshold == 12000
+    condition     = aws_cloudwatch_metric_alarm.threshold["lambda-duration-p99"].threshold == 12000
     error_message = "p99 alarm at 80% of the 15 s timeout"
   }
 }

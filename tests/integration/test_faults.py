@@ -20,18 +20,12 @@ import pytest
 from fastapi.testclient import TestClient
 from moto.server import ThreadedMotoServer
 
+from benchmarks.loadtest import free_port
 from lambda_app.config import Settings
 from lambda_app.errors import ModelUnavailableError
 from lambda_app.main import create_app
 from lambda_app.registry import LocalStorage, read_manifest, resolve_version
 from tests.conftest import SAMPLE_DATA, SEED_RECORD
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def client_for(**settings: Any) -> TestClient:

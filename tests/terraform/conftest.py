@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
+from benchmarks.loadtest import free_port
 from tests.conftest import ROOT
 
 TERRAFORM_DIR = ROOT / "terraform"
@@ -34,13 +34,6 @@ def require_terraform() -> None:
     if os.environ.get("REQUIRE_TERRAFORM") == "1":
         pytest.fail("terraform is not installed and REQUIRE_TERRAFORM=1")
     pytest.skip("terraform is not installed (set REQUIRE_TERRAFORM=1 to make this a failure)")
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass
