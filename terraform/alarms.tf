@@ -78,6 +78,12 @@ locals {
   )
 }
 
+locals {
+  # Alarms that stop a rollout (scripts/rollout.py) and put the previous function version back.
+  alarm_suffixes       = concat(keys(local.threshold_alarms), ["api-5xx-rate", "anomaly-rate-high", "anomaly-rate-low"])
+  rollback_alarm_names = [for suffix in var.rollback_alarms : "${var.name}-${suffix}"]
+}
+
 resource "aws_cloudwatch_metric_alarm" "threshold" {
   for_each            = local.threshold_alarms
   alarm_name          = "${var.name}-${each.key}"

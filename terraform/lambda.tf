@@ -18,6 +18,9 @@ resource "aws_lambda_function" "this" {
   timeout                        = var.lambda_timeout_seconds
   reserved_concurrent_executions = var.reserved_concurrency
   kms_key_arn                    = aws_kms_key.this.arn
+  # Every image or configuration change becomes a numbered version; traffic reaches it only
+  # through the live alias below, moved by scripts/rollout.py.
+  publish = true
 
   environment {
     variables = merge(
@@ -42,4 +45,35 @@ resource "aws_lambda_function" "this" {
 
   # The log group above has the function's default name, so Lambda writes there.
   depends_on = [aws_iam_role_policy.function, aws_cloudwatch_log_group.function]
+}
+
+# API Gateway invokes this alias, never $LATEST. Terraform points it at the first published
+# version only: later versions go live through scripts/rollout.py (canary, linear or all at once
+# per var.deployment_preference, rolled back when a rollback alarm fires), so Terraform must not
+# move it back on the next apply.
+resource "aws_lambda_alias" "live" {
+  name             = "live"
+  description      = "Serving traffic; moved by scripts/rollout.py (${var.deployment_preference})"
+  function_name    = aws_lambda_function.this.function_name
+  function_version = aws_lambda_function.this.version
+
+  lifecycle {
+    ignore_changes = [function_version, routing_config]
+  }
+}
+
+# Pre-initialised environments on the alias for latency-critical users: no cold starts up to
+# this many concurrent requests, billed every hour they exist (see docs/operations.md).
+resource "aws_lambda_provisioned_concurrency_config" "live" {
+  count                             = var.provisioned_concurrency > 0 ? 1 : 0
+  function_name                     = aws_lambda_alias.live.function_name
+  qualifier                         = aws_lambda_alias.live.name
+  provisioned_concurrent_executions = var.provisioned_concurrency
+
+  lifecycle {
+    precondition {
+      condition     = var.provisioned_concurrency <= var.reserved_concurrency
+      error_message = "provisioned_concurrency cannot exceed reserved_concurrency."
+    }
+  }
 }

@@ -18,6 +18,28 @@ output "function_arn" {
   value       = aws_lambda_function.this.arn
 }
 
+output "live_alias_arn" {
+  description = "The alias API Gateway invokes."
+  value       = aws_lambda_alias.live.arn
+}
+
+output "rollout" {
+  description = "Input of scripts/rollout.py: move the live alias to the version this apply published."
+  value = {
+    function_name  = aws_lambda_function.this.function_name
+    alias          = aws_lambda_alias.live.name
+    target_version = aws_lambda_function.this.version
+    preference     = var.deployment_preference
+    alarm_names    = local.rollback_alarm_names
+    region         = var.region
+  }
+
+  precondition {
+    condition     = length(setsubtract(var.rollback_alarms, local.alarm_suffixes)) == 0
+    error_message = "rollback_alarms names an alarm this stack does not create: ${join(", ", setsubtract(var.rollback_alarms, local.alarm_suffixes))}."
+  }
+}
+
 output "model_bucket_name" {
   description = "The model registry bucket."
   value       = aws_s3_bucket.this.bucket

@@ -140,6 +140,34 @@ variable "reserved_concurrency" {
   }
 }
 
+variable "deployment_preference" {
+  description = "How scripts/rollout.py moves the live alias to a new version: AllAtOnce, Canary<P>Percent<M>Minutes or Linear<P>PercentEvery<M>Minutes (CodeDeploy's names)."
+  type        = string
+  default     = "Canary10Percent5Minutes"
+
+  validation {
+    condition     = can(regex("^(AllAtOnce|Canary[1-9][0-9]?Percent[1-9][0-9]*Minutes?|Linear[1-9][0-9]?PercentEvery[1-9][0-9]*Minutes?)$", var.deployment_preference))
+    error_message = "deployment_preference must be AllAtOnce, Canary<P>Percent<M>Minutes or Linear<P>PercentEvery<M>Minutes (P 1-99, M >= 1)."
+  }
+}
+
+variable "rollback_alarms" {
+  description = "Alarm name suffixes that stop a rollout and put the previous version back (errors, latency, 5xx, model failures)."
+  type        = list(string)
+  default     = ["lambda-errors", "lambda-duration-p99", "api-5xx-rate", "model-unavailable", "non-finite-scores"]
+}
+
+variable "provisioned_concurrency" {
+  description = "Provisioned concurrency on the live alias (0 = none). Removes cold starts up to this concurrency; billed per hour whether used or not."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.provisioned_concurrency >= 0 && var.provisioned_concurrency <= 10000
+    error_message = "provisioned_concurrency must be between 0 and 10000."
+  }
+}
+
 variable "max_rows" {
   description = "Most records per /predict request (MAX_ROWS)."
   type        = number

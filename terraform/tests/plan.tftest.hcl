@@ -139,3 +139,73 @@ run "registry_writers_must_be_iam_arns" {
   }
   expect_failures = [var.registry_writer_arns]
 }
+
+run "api_invokes_the_live_alias_through_a_canary_by_default" {
+  command = plan
+
+  assert {
+    condition     = aws_lambda_function.this.publish
+    error_message = "every change must publish a version the alias can shift to"
+  }
+  assert {
+    condition     = aws_lambda_alias.live.name == "live"
+    error_message = "API Gateway invokes the live alias"
+  }
+  assert {
+    condition     = aws_lambda_permission.api.qualifier == "live"
+    error_message = "API Gateway may invoke the live alias only"
+  }
+  assert {
+    condition     = output.rollout.preference == "Canary10Percent5Minutes"
+    error_message = "new versions go live through a 10% canary by default"
+  }
+  assert {
+    condition     = contains(output.rollout.alarm_names, "anomaly-detector-lambda-errors") && contains(output.rollout.alarm_names, "anomaly-detector-api-5xx-rate")
+    error_message = "errors and the 5xx rate roll a canary back"
+  }
+  assert {
+    condition     = length(aws_lambda_provisioned_concurrency_config.live) == 0
+    error_message = "no provisioned concurrency (billed hourly) unless asked for"
+  }
+}
+
+run "provisioned_concurrency_is_an_option_on_the_alias" {
+  command = plan
+  variables {
+    provisioned_concurrency = 5
+    deployment_preference   = "Linear10PercentEvery1Minute"
+  }
+
+  assert {
+    condition     = aws_lambda_provisioned_concurrency_config.live[0].qualifier == "live" && aws_lambda_provisioned_concurrency_config.live[0].provisioned_concurrent_executions == 5
+    error_message = "provisioned concurrency sits on the live alias"
+  }
+  assert {
+    condition     = output.rollout.preference == "Linear10PercentEvery1Minute"
+    error_message = "the preference reaches the rollout"
+  }
+}
+
+run "provisioned_concurrency_cannot_exceed_the_reserved_cap" {
+  command = plan
+  variables {
+    provisioned_concurrency = 60
+  }
+  expect_failures = [aws_lambda_provisioned_concurrency_config.live]
+}
+
+run "deployment_preference_is_checked" {
+  command = plan
+  variables {
+    deployment_preference = "Canary100Percent5Minutes"
+  }
+  expect_failures = [var.deployment_preference]
+}
+
+run "rollback_alarms_must_exist" {
+  command = plan
+  variables {
+    rollback_alarms = ["lambda-errors", "no-such-alarm"]
+  }
+  expect_failures = [output.rollout]
+}

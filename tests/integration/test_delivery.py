@@ -60,6 +60,9 @@ def test_deploy_uses_oidc_and_an_immutable_tag() -> None:
     assert "aws-access-key-id" not in deploy
     assert "TAG: ${{ github.sha }}" in deploy
     assert "scripts/smoke_test.py" in deploy
+    # The new version takes traffic only through the alarm-guarded rollout, before the smoke test.
+    assert deploy.index("scripts/rollout.py --config rollout.json\n") < deploy.index("scripts/smoke_test.py")
+    assert "--abort" in deploy
 
 
 def smoke(url: str) -> subprocess.CompletedProcess[str]:
