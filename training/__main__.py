@@ -5,10 +5,14 @@
     python -m training promote --model-uri URI [--to production] [--version V | --from-alias candidate]
                                [--data LABELLED_HOLDOUT] [--metric pr_auc] [--margin 0.01] [--force]
     python -m training rollback --model-uri URI [--alias production]
+    python -m training retrain --data FILE_OR_PREFIX/ --model-uri URI [--to production]
+                               [--metric pr_auc] [--margin 0.01]
     python -m training drift --data WINDOW --model-uri URI [--alias production | --version V]
                              [--threshold 0.25] [--out reports/drift]
 
-Exits 0 on success; on failure prints one line ``error: <reason>`` and exits 1.
+Exits 0 on success; on failure prints one line ``error: <reason>`` and exits 1. ``retrain`` (what the
+scheduled task runs) exits 3 when the quality gate keeps the serving model: the new version stays
+published under the ``candidate`` alias.
 AWS access uses boto3's usual variables (AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL, ...).
 """
 
@@ -22,7 +26,8 @@ import sys
 from lambda_app.registry import RegistryError
 from training.exceptions import TrainingError
 
-COMMANDS = {"train", "generate", "promote", "rollback", "drift"}
+COMMANDS = {"train", "generate", "promote", "rollback", "drift", "retrain"}
+GATE_REFUSED_EXIT = 3
 
 
 def _train_parser() -> argparse.ArgumentParser:
@@ -70,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
             return _rollback(_rollback_parser().parse_args(argv))
         if command == "drift":
             return _drift(_drift_parser().parse_args(argv))
+        if command == "retrain":
+            return _retrain(_retrain_parser().parse_args(argv))
         return _train(_train_parser().parse_args(argv))
     except (TrainingError, RegistryError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -101,6 +108,59 @@ def _promote_parser() -> argparse.ArgumentParser:
     parser.add_argument("--force", action="store_true", help="promote even if the gate refuses (recorded)")
     parser.add_argument("--config", default=str(DEFAULT_CONFIG_PATH), help="training config (TOML)")
     return parser
+
+
+def _retrain_parser() -> argparse.ArgumentParser:
+    from training.config import DEFAULT_CONFIG_PATH
+
+    parser = argparse.ArgumentParser(
+        prog="python -m training retrain",
+        description="Train on the newest data, publish a candidate, promote it through the quality gate.",
+    )
+    parser.add_argument(
+        "--data",
+        required=True,
+        help="a data file, or a prefix/directory ending in / (its newest file is used)",
+    )
+    parser.add_argument(
+        "--model-uri", required=True, help="registry root: a local directory or s3://bucket/prefix"
+    )
+    parser.add_argument("--to", default="production", help="the alias to promote to (default production)")
+    parser.add_argument("--metric", help="gate metric (default from the config: pr_auc)")
+    parser.add_argument("--margin", type=float, help="allowed shortfall (default from the config: 0.01)")
+    parser.add_argument("--config", default=str(DEFAULT_CONFIG_PATH), help="training config (TOML)")
+    return parser
+
+
+def _retrain(args: argparse.Namespace) -> int:
+    from lambda_app.registry import open_storage
+    from training.config import load_config
+    from training.data import latest_data_uri
+    from training.lifecycle import PromotionRefusedError, promote
+    from training.train import run_training
+
+    config = load_config(args.config)
+    data_uri = latest_data_uri(args.data)
+    print(f"retraining on {data_uri}")
+    published = run_training(data_uri, args.model_uri, config, alias="candidate")
+    version = published.manifest.version
+    print(f"published candidate {version} to {args.model_uri}")
+    metric = args.metric or config.promotion.metric
+    margin = config.promotion.margin if args.margin is None else args.margin
+    try:
+        comparison, record = promote(
+            open_storage(args.model_uri), version, args.to, metric=metric, margin=margin
+        )
+    except PromotionRefusedError as exc:
+        print(f"not promoted: {exc}; {args.to} unchanged, {version} stays the candidate", file=sys.stderr)
+        return GATE_REFUSED_EXIT
+    if comparison is not None and comparison.current is not None:
+        print(
+            f"gate {metric}: candidate {comparison.candidate[metric]:.4f},"
+            f" serving {comparison.current[metric]:.4f} (margin {margin})"
+        )
+    print(f"{args.to} -> {record.version} ({record.reason})")
+    return 0
 
 
 def _rollback_parser() -> argparse.ArgumentParser:

@@ -167,3 +167,43 @@ def load_dataset(uri: str, features: Sequence[str], label: str | None, *, s3_cli
         frame = _read_frame(path, uri, [*features, *([label] if label else [])])
     log.info("read %s rows from %s", len(frame), uri)
     return validate(frame, features, label, uri, sha256)
+
+
+DATA_SUFFIXES = (".csv", ".csv.gz", ".parquet")
+
+
+def latest_data_uri(uri: str, *, s3_client: Any = None) -> str:
+    """The newest data file under a prefix (``s3://bucket/prefix/`` or a local directory); a file as is.
+
+    Scheduled retraining points at where new data lands (e.g. ``s3://bucket/data/``) and trains
+    on the most recently written CSV or Parquet file there (latest modification time, then key).
+    """
+    if uri.startswith("s3://"):
+        if not uri.endswith("/"):
+            return uri
+        bucket, prefix = parse_s3_uri(uri)
+        prefix = f"{prefix}/" if prefix else ""
+        if s3_client is None:
+            import boto3
+
+            s3_client = boto3.client("s3")
+        newest: tuple[Any, str] | None = None
+        try:
+            for page in s3_client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+                for item in page.get("Contents", []):
+                    if item["Key"].endswith(DATA_SUFFIXES) and (
+                        newest is None or (item["LastModified"], item["Key"]) > newest
+                    ):
+                        newest = (item["LastModified"], item["Key"])
+        except Exception as exc:  # botocore raises ClientError / endpoint errors
+            raise TrainingError(f"cannot list {uri}: {exc}") from exc
+        if newest is None:
+            raise TrainingError(f"no .csv or .parquet file under {uri}")
+        return f"s3://{bucket}/{newest[1]}"
+    path = Path(uri)
+    if not path.is_dir():
+        return uri
+    files = [p for p in path.rglob("*") if p.is_file() and p.name.endswith(DATA_SUFFIXES)]
+    if not files:
+        raise TrainingError(f"no .csv or .parquet file under {uri}")
+    return str(max(files, key=lambda p: (p.stat().st_mtime, str(p))))

@@ -25,9 +25,9 @@ WHEELHOUSE = ROOT / ".cache" / "wheelhouse"
 DOCKERFILE = ROOT / "Dockerfile.lambda"
 
 
-def dockerfile_instructions() -> list[tuple[str, str]]:
+def dockerfile_instructions(dockerfile: Path = DOCKERFILE) -> list[tuple[str, str]]:
     """(KEYWORD, arguments) per instruction, continuation lines joined."""
-    text = DOCKERFILE.read_text().replace("\\\n", " ")
+    text = dockerfile.read_text().replace("\\\n", " ")
     instructions = []
     for line in text.splitlines():
         line = line.strip()
