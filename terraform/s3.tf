@@ -43,7 +43,8 @@ resource "aws_s3_bucket_ownership_controls" "this" {
 
 data "aws_iam_policy_document" "bucket" {
   # Whoever can write the registry decides what the function serves: only the listed
-  # principals (the training job's role, a CI role) may write or delete under the prefix.
+  # principals (the training job's role, a CI role) may write or delete under the prefix. The
+  # scheduled retraining task's role, when enabled, is always one of them.
   dynamic "statement" {
     for_each = length(var.registry_writer_arns) > 0 ? [1] : []
     content {
@@ -58,7 +59,7 @@ data "aws_iam_policy_document" "bucket" {
       condition {
         test     = "StringNotLike"
         variable = "aws:PrincipalArn"
-        values   = var.registry_writer_arns
+        values   = concat(var.registry_writer_arns, aws_iam_role.training_task[*].arn)
       }
     }
   }

@@ -168,6 +168,86 @@ variable "provisioned_concurrency" {
   }
 }
 
+variable "retraining_enabled" {
+  description = "Create the scheduled retraining job (ECS Fargate task run by EventBridge). Off by default."
+  type        = bool
+  default     = false
+}
+
+variable "retraining_image_uri" {
+  description = "The training image (Dockerfile.train) in ECR, by immutable tag or digest. Required when retraining_enabled."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.retraining_image_uri == "" || can(regex("^[0-9]{12}\\.dkr\\.ecr\\.[a-z0-9-]+\\.amazonaws\\.com(\\.cn)?/[a-z0-9._/-]+(:[A-Za-z0-9._-]+|@sha256:[a-f0-9]{64})$", var.retraining_image_uri))
+    error_message = "retraining_image_uri must be an ECR image URI with a tag or digest."
+  }
+}
+
+variable "retraining_schedule" {
+  description = "When the retraining task runs: an EventBridge cron() or rate() expression (UTC)."
+  type        = string
+  default     = "cron(0 3 ? * MON *)"
+
+  validation {
+    condition     = can(regex("^(cron|rate)\\(.+\\)$", var.retraining_schedule))
+    error_message = "retraining_schedule must be cron(...) or rate(...)."
+  }
+}
+
+variable "retraining_on_drift" {
+  description = "Also run the retraining task when a feature drift alarm (drift_features) enters ALARM."
+  type        = bool
+  default     = true
+}
+
+variable "retraining_data_prefix" {
+  description = "Prefix in the model bucket where new training data lands; each run trains on its newest CSV or Parquet file."
+  type        = string
+  default     = "incoming"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$", var.retraining_data_prefix))
+    error_message = "retraining_data_prefix must be a relative key prefix without leading or trailing slashes."
+  }
+}
+
+variable "retraining_subnet_ids" {
+  description = "Subnets the task runs in (private with a NAT or VPC endpoints, or public with retraining_assign_public_ip)."
+  type        = list(string)
+  default     = []
+}
+
+variable "retraining_security_group_ids" {
+  description = "Security groups of the task; empty creates one allowing outbound HTTPS only."
+  type        = list(string)
+  default     = []
+}
+
+variable "retraining_assign_public_ip" {
+  description = "Give the task a public IP (needed in public subnets without a NAT to reach ECR and S3)."
+  type        = bool
+  default     = false
+}
+
+variable "retraining_cpu" {
+  description = "Fargate CPU units of the task (1024 = 1 vCPU)."
+  type        = number
+  default     = 1024
+
+  validation {
+    condition     = contains([256, 512, 1024, 2048, 4096, 8192, 16384], var.retraining_cpu)
+    error_message = "retraining_cpu must be a Fargate CPU size: 256, 512, 1024, 2048, 4096, 8192 or 16384."
+  }
+}
+
+variable "retraining_memory_mb" {
+  description = "Memory of the task in MiB (must be valid for retraining_cpu on Fargate)."
+  type        = number
+  default     = 4096
+}
+
 variable "max_rows" {
   description = "Most records per /predict request (MAX_ROWS)."
   type        = number

@@ -7,6 +7,9 @@ mock_provider "aws" {
   mock_data "aws_partition" {
     defaults = { partition = "aws" }
   }
+  mock_data "aws_subnet" {
+    defaults = { vpc_id = "vpc-0123456789abcdef0" }
+  }
   mock_data "aws_iam_policy_document" {
     defaults = { json = "{\"Version\":\"2012-10-17\",\"Statement\":[]}" }
   }
@@ -208,4 +211,71 @@ run "rollback_alarms_must_exist" {
     rollback_alarms = ["lambda-errors", "no-such-alarm"]
   }
   expect_failures = [output.rollout]
+}
+
+run "retraining_is_off_by_default" {
+  command = plan
+
+  assert {
+    condition     = length(aws_ecs_task_definition.training) == 0 && length(aws_cloudwatch_event_rule.retraining) == 0 && length(aws_iam_role.training_task) == 0
+    error_message = "no retraining resources unless retraining_enabled"
+  }
+}
+
+run "retraining_runs_on_schedule_and_on_drift" {
+  command = plan
+  variables {
+    retraining_enabled    = true
+    retraining_image_uri  = "123456789012.dkr.ecr.us-east-1.amazonaws.com/anomaly-detector-training:v1"
+    retraining_subnet_ids = ["subnet-0123456789abcdef0"]
+  }
+
+  assert {
+    condition     = aws_cloudwatch_event_rule.retraining["schedule"].schedule_expression == "cron(0 3 ? * MON *)"
+    error_message = "weekly schedule by default"
+  }
+  assert {
+    condition     = aws_cloudwatch_event_rule.retraining["drift"].description == "Retrain when a feature drift alarm enters ALARM" && length(aws_cloudwatch_event_target.retraining) == 2
+    error_message = "a drift alarm entering ALARM also triggers retraining"
+  }
+  assert {
+    condition     = aws_ecs_task_definition.training[0].requires_compatibilities == toset(["FARGATE"]) && aws_ecs_task_definition.training[0].cpu == "1024"
+    error_message = "the task runs on Fargate, 1 vCPU by default"
+  }
+  assert {
+    condition     = length(aws_security_group.training) == 1 && one(aws_security_group.training[0].egress).from_port == 443
+    error_message = "without given security groups, one allowing outbound HTTPS only"
+  }
+}
+
+run "retraining_without_drift_trigger_has_only_the_schedule" {
+  command = plan
+  variables {
+    retraining_enabled            = true
+    retraining_on_drift           = false
+    retraining_image_uri          = "123456789012.dkr.ecr.us-east-1.amazonaws.com/anomaly-detector-training:v1"
+    retraining_subnet_ids         = ["subnet-0123456789abcdef0"]
+    retraining_security_group_ids = ["sg-0123456789abcdef0"]
+  }
+
+  assert {
+    condition     = keys(aws_cloudwatch_event_rule.retraining) == ["schedule"] && length(aws_security_group.training) == 0
+    error_message = "only the schedule, and the given security group"
+  }
+}
+
+run "retraining_needs_an_image_and_subnets" {
+  command = plan
+  variables {
+    retraining_enabled = true
+  }
+  expect_failures = [aws_ecs_task_definition.training]
+}
+
+run "retraining_schedule_is_checked" {
+  command = plan
+  variables {
+    retraining_schedule = "every monday"
+  }
+  expect_failures = [var.retraining_schedule]
 }

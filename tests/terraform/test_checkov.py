@@ -1,4 +1,4 @@
-"""checkov over terraform/ and Dockerfile.lambda: zero failed checks; every skip justified in the code."""
+"""checkov over terraform/, Dockerfile.lambda and Dockerfile.train: zero failed checks; every skip justified in the code."""
 
 from __future__ import annotations
 
@@ -37,8 +37,9 @@ def run_checkov(*target: str) -> list[dict[str, Any]]:
     [
         ("-d", "terraform", "--framework", "terraform"),
         ("-f", "Dockerfile.lambda", "--framework", "dockerfile"),
+        ("-f", "Dockerfile.train", "--framework", "dockerfile"),
     ],
-    ids=["terraform", "dockerfile"],
+    ids=["terraform", "dockerfile-lambda", "dockerfile-train"],
 )
 def test_checkov_has_no_failed_checks_and_every_skip_is_justified(target: tuple[str, ...]) -> None:
     reports = run_checkov(*target)

@@ -21,6 +21,7 @@ from tests.terraform.conftest import IMAGE_URI, Terraform
 pytestmark = pytest.mark.terraform
 
 NAME = "anomaly-detector"
+TRAINING_IMAGE_URI = "123456789012.dkr.ecr.us-east-1.amazonaws.com/anomaly-detector-training:test-1"
 ROUTES = {"GET /", "GET /health", "GET /model", "POST /predict", "GET /docs", "GET /openapi.json"}
 
 
@@ -45,8 +46,19 @@ def test_variable_validation_rejects_a_non_ecr_image(terraform: Terraform) -> No
 
 @pytest.fixture(scope="module")
 def stack(terraform: Terraform) -> dict[str, Any]:
+    """The stack with the (off by default) retraining job enabled, in a subnet made on the moto server."""
+    ec2 = terraform.client("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.40.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.40.1.0/24")["Subnet"]["SubnetId"]
+    terraform.variables.update(
+        {
+            "retraining_enabled": "true",
+            "retraining_image_uri": TRAINING_IMAGE_URI,
+            "retraining_subnet_ids": json.dumps([subnet]),
+        }
+    )
     terraform.run("apply", "-auto-approve", "-no-color", *terraform.var_args())
-    return terraform.outputs()
+    return {**terraform.outputs(), "vpc_id": vpc, "subnet_id": subnet}
 
 
 def test_outputs(stack: dict[str, Any]) -> None:
@@ -156,6 +168,116 @@ def test_function_role_is_least_privilege(terraform: Terraform, stack: dict[str,
     assert not any(a.endswith("*") or a.startswith(("s3:Put", "s3:Delete")) for a in actions)
     wildcard = [s["Sid"] for s in document["Statement"] if s["Resource"] == "*"]
     assert wildcard == ["Tracing"]  # X-Ray offers no resource-level permissions
+
+
+def role_statements(terraform: Terraform, role: str) -> dict[str, dict[str, Any]]:
+    """The one inline policy of a role, by statement Sid; no managed policies attached."""
+    iam = terraform.client("iam")
+    assert iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"] == []
+    (policy_name,) = iam.list_role_policies(RoleName=role)["PolicyNames"]
+    document = iam.get_role_policy(RoleName=role, PolicyName=policy_name)["PolicyDocument"]
+    if isinstance(document, str):
+        document = json.loads(document)
+    return {s["Sid"]: s for s in document["Statement"]}
+
+
+def as_list(value: str | list[str]) -> list[str]:
+    return [value] if isinstance(value, str) else value
+
+
+def test_retraining_task_runs_the_training_image_on_fargate(
+    terraform: Terraform, stack: dict[str, Any]
+) -> None:
+    ecs = terraform.client("ecs")
+    (cluster,) = ecs.describe_clusters(clusters=[f"{NAME}-training"])["clusters"]
+    assert {"name": "containerInsights", "value": "enabled"} in cluster["settings"]
+    task = ecs.describe_task_definition(taskDefinition=f"{NAME}-retrain")["taskDefinition"]
+    assert task["requiresCompatibilities"] == ["FARGATE"]
+    assert task["networkMode"] == "awsvpc"
+    assert (task["cpu"], task["memory"]) == ("1024", "4096")
+    assert task["taskRoleArn"].endswith(f":role/{NAME}-training-task")
+    assert task["executionRoleArn"].endswith(f":role/{NAME}-training-execution")
+    (container,) = task["containerDefinitions"]
+    assert container["image"] == TRAINING_IMAGE_URI
+    assert container["readonlyRootFilesystem"] is True
+    assert container["mountPoints"] == [{"sourceVolume": "tmp", "containerPath": "/tmp", "readOnly": False}]
+    assert container["command"] == [
+        "retrain",
+        "--data",
+        f"s3://{stack['model_bucket_name']}/incoming/",
+        "--model-uri",
+        stack["model_uri"],
+        "--to",
+        "production",
+    ]
+    assert container["logConfiguration"]["options"]["awslogs-group"] == f"/ecs/{NAME}-training"
+
+
+def test_retraining_runs_on_schedule_and_when_a_drift_alarm_fires(
+    terraform: Terraform, stack: dict[str, Any]
+) -> None:
+    events = terraform.client("events")
+    schedule = events.describe_rule(Name=f"{NAME}-retrain-schedule")
+    assert schedule["ScheduleExpression"] == "cron(0 3 ? * MON *)"
+    drift = events.describe_rule(Name=f"{NAME}-retrain-drift")
+    pattern = json.loads(drift["EventPattern"])
+    assert pattern["detail-type"] == ["CloudWatch Alarm State Change"]
+    assert pattern["detail"] == {"state": {"value": ["ALARM"]}}
+    drift_alarms = terraform.client("cloudwatch").describe_alarms(AlarmNamePrefix=f"{NAME}-drift-")[
+        "MetricAlarms"
+    ]
+    assert sorted(pattern["resources"]) == sorted(a["AlarmArn"] for a in drift_alarms) != []
+    task_arn = terraform.client("ecs").describe_task_definition(taskDefinition=f"{NAME}-retrain")[
+        "taskDefinition"
+    ]["taskDefinitionArn"]
+    for rule in (f"{NAME}-retrain-schedule", f"{NAME}-retrain-drift"):
+        (target,) = events.list_targets_by_rule(Rule=rule)["Targets"]
+        assert target["Arn"].endswith(f":cluster/{NAME}-training")
+        assert target["RoleArn"].endswith(f":role/{NAME}-retraining-events")
+        ecs_target = target["EcsParameters"]
+        assert ecs_target["TaskDefinitionArn"] == task_arn
+        assert ecs_target["LaunchType"] == "FARGATE"
+        network = ecs_target["NetworkConfiguration"]["awsvpcConfiguration"]
+        assert network["Subnets"] == [stack["subnet_id"]]
+        assert network["AssignPublicIp"] == "DISABLED"
+    (group,) = terraform.client("ec2").describe_security_groups(
+        Filters=[{"Name": "group-name", "Values": [f"{NAME}-training"]}]
+    )["SecurityGroups"]
+    assert group["VpcId"] == stack["vpc_id"]
+    assert group["IpPermissions"] == []  # nothing inbound
+    assert [(rule["FromPort"], rule["ToPort"]) for rule in group["IpPermissionsEgress"]] == [(443, 443)]
+
+
+def test_only_the_training_task_can_write_and_only_under_the_registry_prefix(
+    terraform: Terraform, stack: dict[str, Any]
+) -> None:
+    bucket_arn = f"arn:aws:s3:::{stack['model_bucket_name']}"
+    task = role_statements(terraform, f"{NAME}-training-task")
+    assert set(task) == {"ReadData", "ListDataAndRegistry", "ReadAndWriteRegistry", "UseTheKey"}
+    writes = [
+        (statement["Sid"], resource)
+        for statement in task.values()
+        for action in as_list(statement["Action"])
+        if action.startswith(("s3:Put", "s3:Delete"))
+        for resource in as_list(statement["Resource"])
+    ]
+    assert writes == [("ReadAndWriteRegistry", f"{bucket_arn}/registry/*")]
+    assert task["ReadData"]["Resource"] == f"{bucket_arn}/incoming/*"
+    assert not any(a.endswith("*") for s in task.values() for a in as_list(s["Action"]))
+    function = role_statements(terraform, f"{NAME}-function")
+    assert not any(
+        a.startswith(("s3:Put", "s3:Delete", "s3:Copy"))
+        for s in function.values()
+        for a in as_list(s["Action"])
+    )
+    events = role_statements(terraform, f"{NAME}-retraining-events")
+    assert as_list(events["RunTheTrainingTask"]["Action"]) == ["ecs:RunTask"]
+    assert as_list(events["PassTheTaskRoles"]["Action"]) == ["iam:PassRole"]
+    assert sorted(as_list(events["PassTheTaskRoles"]["Resource"])) == sorted(
+        f"arn:aws:iam::123456789012:role/{NAME}-training-{kind}" for kind in ("execution", "task")
+    )
+    execution = role_statements(terraform, f"{NAME}-training-execution")
+    assert execution["PullTrainingImage"]["Resource"].endswith(f":repository/{NAME}-training")
 
 
 def test_alarms_and_their_thresholds_notify_the_encrypted_topic(
@@ -363,6 +485,29 @@ def test_end_to_end_train_into_the_stack_and_serve_with_its_configuration(
     assert bad["statusCode"] == 422
 
 
+def test_the_retraining_task_command_retrains_from_the_newest_data(
+    terraform: Terraform, stack: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Run exactly the command of the task definition (what the container's entrypoint receives)."""
+    from training.__main__ import main as training_main
+
+    s3 = terraform.client("s3")
+    bucket = stack["model_bucket_name"]
+    s3.delete_bucket_policy(Bucket=bucket)  # moto's context-free Deny, as in the end-to-end test above
+    s3.upload_file(str(SAMPLE_DATA), bucket, "incoming/2026-11-26/flows.csv")
+    task = terraform.client("ecs").describe_task_definition(taskDefinition=f"{NAME}-retrain")[
+        "taskDefinition"
+    ]
+    (container,) = task["containerDefinitions"]
+    monkeypatch.setenv("AWS_ENDPOINT_URL", terraform.endpoint)
+    assert training_main(container["command"]) == 0
+    read = lambda key: json.loads(s3.get_object(Bucket=bucket, Key=f"registry/{key}")["Body"].read())  # noqa: E731
+    production, candidate = read("aliases/production.json"), read("aliases/candidate.json")
+    assert production["version"] == candidate["version"]
+    manifest = read(f"{candidate['version']}/manifest.json")
+    assert manifest["provenance"]["data_uri"] == f"s3://{bucket}/incoming/2026-11-26/flows.csv"
+
+
 def test_destroy_leaves_nothing_behind(terraform: Terraform, stack: dict[str, Any]) -> None:
     terraform.run("destroy", "-auto-approve", "-no-color", *terraform.var_args())
     assert terraform.run("state", "list", check=False).stdout.strip() == ""
@@ -370,6 +515,14 @@ def test_destroy_leaves_nothing_behind(terraform: Terraform, stack: dict[str, An
     assert terraform.client("lambda").list_functions()["Functions"] == []
     assert terraform.client("apigatewayv2").get_apis()["Items"] == []
     assert terraform.client("ecr").describe_repositories()["repositories"] == []
+    ecs = terraform.client("ecs")
+    clusters = ecs.list_clusters()[
+        "clusterArns"
+    ]  # ECS, like moto, lists a deleted cluster as INACTIVE for a while
+    assert {c["status"] for c in ecs.describe_clusters(clusters=clusters)["clusters"]} <= {"INACTIVE"}
+    assert terraform.client("events").list_rules()["Rules"] == []
+    groups = terraform.client("ec2").describe_security_groups()["SecurityGroups"]
+    assert [g["GroupName"] for g in groups if NAME in g["GroupName"]] == []
     assert terraform.client("cloudwatch").describe_alarms()["MetricAlarms"] == []
     assert terraform.client("cloudwatch").list_dashboards()["DashboardEntries"] == []
     assert terraform.client("sns").list_topics()["Topics"] == []
