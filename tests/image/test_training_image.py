@@ -102,7 +102,8 @@ def test_the_image_contents_alone_retrain_and_promote(app_dir: Path, tmp_path: P
         "-c",
         "import importlib.util, training; "
         "print(training.__file__); "
-        "print([m for m in ('lambda_app.handler', 'lambda_app.main', 'tests') if importlib.util.find_spec(m)])",
+        "mods = ('lambda_app.handler', 'lambda_app.main', 'tests'); "
+        "print([m for m in mods if importlib.util.find_spec(m)])",
     )
     origin, present = probe.stdout.splitlines()
     assert Path(origin).is_relative_to(app_dir), "training must come from the image's /app, not the checkout"

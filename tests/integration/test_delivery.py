@@ -63,7 +63,8 @@ def test_deploy_uses_oidc_and_an_immutable_tag() -> None:
     # The new version takes traffic only through the alarm-guarded rollout, before the smoke test.
     assert deploy.index("scripts/rollout.py --config rollout.json\n") < deploy.index("scripts/smoke_test.py")
     assert "--abort" in deploy
-    assert "-f Dockerfile.train" in deploy and "TF_VAR_retraining_image_uri" in deploy
+    assert "-f Dockerfile.train" in deploy
+    assert "TF_VAR_retraining_image_uri" in deploy
 
 
 def smoke(url: str) -> subprocess.CompletedProcess[str]:

@@ -42,7 +42,7 @@ def test_newest_s3_object_under_the_prefix_wins() -> None:
         # the last .csv put under incoming/ (not the lexically last; not another prefix; not a .txt)
         assert latest_data_uri("s3://data/incoming/", s3_client=s3) == "s3://data/incoming/a.csv"
         assert latest_data_uri("s3://data/incoming/b.csv", s3_client=s3) == "s3://data/incoming/b.csv"
-        with pytest.raises(TrainingError, match="no .csv or .parquet file under s3://data/empty/"):
+        with pytest.raises(TrainingError, match=r"no \.csv or \.parquet file under s3://data/empty/"):
             latest_data_uri("s3://data/empty/", s3_client=s3)
 
 

@@ -1,4 +1,4 @@
-"""checkov over terraform/, Dockerfile.lambda and Dockerfile.train: zero failed checks; every skip justified in the code."""
+"""checkov over terraform/, Dockerfile.lambda and Dockerfile.train: zero failed checks, every skip justified."""
 
 from __future__ import annotations
 
