@@ -1,4 +1,4 @@
-"""checkov over terraform/, Dockerfile.lambda and Dockerfile.train: zero failed checks, every skip justified."""
+"""checkov over terraform/ and both Dockerfiles: zero failed checks, every skip justified."""
 
 from __future__ import annotations
 
