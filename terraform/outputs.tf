@@ -69,3 +69,13 @@ output "dashboard_name" {
   description = "CloudWatch dashboard of the service's health."
   value       = aws_cloudwatch_dashboard.this.dashboard_name
 }
+
+output "training_ecr_repository_url" {
+  description = "ECR repository for the training image (Dockerfile.train); null unless retraining_enabled."
+  value       = one(aws_ecr_repository.training[*].repository_url)
+}
+
+output "retraining_task_definition_arn" {
+  description = "The retraining task (run it by hand: aws ecs run-task ...); null unless retraining_enabled."
+  value       = one(aws_ecs_task_definition.training[*].arn)
+}
