@@ -162,12 +162,11 @@ class Rollout:
         return str(self._alias()["FunctionVersion"])
 
     def firing_alarms(self) -> list[str]:
-        """Rollback alarms in ALARM now; a missing alarm is an error (a typo must not disarm the rollout)."""
+        """Rollback (metric) alarms in ALARM now; a missing one is an error (a typo must not disarm it)."""
         if not self.alarm_names:
             return []
         found = self.cloudwatch.describe_alarms(AlarmNames=self.alarm_names)
         states = {alarm["AlarmName"]: alarm["StateValue"] for alarm in found["MetricAlarms"]}
-        states.update({alarm["AlarmName"]: alarm["StateValue"] for alarm in found.get("CompositeAlarms", [])})
         missing = sorted(set(self.alarm_names) - set(states))
         if missing:
             raise RolloutError(f"rollback alarm(s) not found: {', '.join(missing)}")
