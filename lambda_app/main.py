@@ -22,7 +22,7 @@ from lambda_app.api.routes import health, model, predict
 from lambda_app.config import Settings
 from lambda_app.errors import ErrorDetail, ModelUnavailableError, ServiceError
 from lambda_app.model_store import ModelStore
-from lambda_app.observability import logger, metrics
+from lambda_app.observability import logger, metrics, record_server_error
 from lambda_app.schemas import request_body_schema
 
 DESCRIPTION = """Scores network-flow records for anomalies with a scikit-learn model
@@ -71,6 +71,7 @@ async def _service_error(request: Request, exc: Exception) -> JSONResponse:
         headers["retry-after"] = str(exc.retry_after)
         metrics.add_metric(name="ModelUnavailable", unit=MetricUnit.Count, value=1)
     if exc.status >= 500:
+        record_server_error()
         logger.warning("request refused", extra={"code": exc.code, "reason": exc.message})
     else:
         metrics.add_metric(name="InvalidRequests", unit=MetricUnit.Count, value=1)
@@ -105,6 +106,7 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     logger.exception("unhandled error")
+    record_server_error()
     return error_response(request, 500, "internal_error", "internal error; see the service logs")
 
 

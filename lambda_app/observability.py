@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
 
 SERVICE_NAME = os.environ.get("POWERTOOLS_SERVICE_NAME") or "anomaly-detector"
 METRICS_NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "AnomalyDetector"
@@ -34,6 +35,17 @@ if TRACING:  # pragma: no cover - needs Lambda's X-Ray daemon
     tracer = Tracer(service=SERVICE_NAME)
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def record_server_error() -> None:
+    """Count a 5xx answer, for the alarm ({service}) and per function version ({service, function_version}).
+
+    Handled errors are not Lambda ``Errors``, and API Gateway's 5xx count has no version: this is how
+    a canary's own failures are seen (scripts/rollout.py). Lambda sets AWS_LAMBDA_FUNCTION_VERSION.
+    """
+    version = os.environ.get("AWS_LAMBDA_FUNCTION_VERSION") or "$LATEST"
+    metrics.add_dimensions(service=SERVICE_NAME, function_version=version)
+    metrics.add_metric(name="ServerErrors", unit=MetricUnit.Count, value=1)
 
 
 def traced(function: F) -> F:

@@ -9,11 +9,14 @@ image or configuration change but leaves the alias alone; this script shifts tra
 
 The preference uses CodeDeploy's names: ``AllAtOnce``, ``Canary<P>Percent<M>Minutes`` (P % for M
 minutes, then everything) and ``Linear<P>PercentEvery<M>Minutes`` (P % more every M minutes). While
-a share of traffic is on the new version the rollback alarms are polled; one in ALARM, an
-interrupt (Ctrl-C, SIGTERM from a cancelled CI job) or an API error puts the alias back on the
-previous version with no routing, so the new version serves nothing.
+a share of traffic is on the new version, two signals are polled: the rollback alarms (whole
+function), and the new version's own errors since the rollout began (Lambda ``Errors`` by
+``ExecutedVersion``, the service's ``ServerErrors`` by ``function_version``), which see a failing
+canary as soon as CloudWatch has its first datapoint, before any alarm could. An alarm in ALARM,
+new-version errors over ``--max-canary-errors`` (default 0), an interrupt (Ctrl-C, SIGTERM from a
+cancelled CI job) or an API error puts the alias back on the previous version with no routing.
 
-Why weighted alias routing and not CodeDeploy: the logic is 150 lines, runs where the deploy
+Why weighted alias routing and not CodeDeploy: the logic is 200 lines, runs where the deploy
 runs, and is tested against the same Lambda and CloudWatch APIs Terraform provisions (moto has
 no CodeDeploy deployment engine, so a CodeDeploy rollout could not be exercised at all here).
 The price: the rollout lives as long as this process; a runner that dies without a signal leaves
@@ -33,6 +36,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from enum import Enum
 from pathlib import Path
 from types import FrameType
@@ -108,8 +112,12 @@ class Rollout:
         alarm_names: Sequence[str],
         *,
         poll_seconds: float = 15.0,
+        metrics_namespace: str | None = None,
+        service: str | None = None,
+        max_canary_errors: float = 0,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
         log: Callable[[str], None] = print,
     ) -> None:
         self.lam = lambda_client
@@ -118,7 +126,11 @@ class Rollout:
         self.alias = alias
         self.alarm_names = list(alarm_names)
         self.poll_seconds = poll_seconds
+        self.metrics_namespace = metrics_namespace
+        self.service = service
+        self.max_canary_errors = max_canary_errors
         self.sleep = sleep
+        self.now = now
         self.clock = clock
         self.log = log
 
@@ -128,14 +140,14 @@ class Rollout:
         if previous == target_version:
             self.log(f"{self.function_name}:{self.alias} already serves version {target_version}")
             return Result(Outcome.ALREADY_LIVE, target_version)
+        started = self.now() - timedelta(minutes=1)  # CloudWatch datapoints start on the minute
         try:
             for step in steps:
                 self._route(previous, {target_version: step.weight})
                 self.log(f"{step.weight:.0%} of traffic on version {target_version}, watching alarms")
-                firing = self._watch(step.hold_seconds)
-                if firing:
+                reason = self._watch(step.hold_seconds, target_version, started)
+                if reason:
                     self._route(previous, {})
-                    reason = f"alarm {', '.join(firing)} in ALARM"
                     self.log(f"ROLLED BACK to version {previous}: {reason}")
                     return Result(Outcome.ROLLED_BACK, previous, reason)
             self._route(target_version, {})
@@ -193,15 +205,52 @@ class Rollout:
             raise RolloutError(f"alarm(s) already in ALARM before the rollout: {', '.join(firing)}")
         return str(alias["FunctionVersion"])
 
-    def _watch(self, seconds: float) -> list[str]:
+    def canary_errors(self, version: str, since: datetime) -> dict[str, float]:
+        """Errors the given version itself produced since ``since``: Lambda's and the service's 5xx."""
+        probes = [
+            (
+                "AWS/Lambda",
+                "Errors",
+                {"FunctionName": self.function_name, "Resource": f"{self.function_name}:{self.alias}"}
+                | {"ExecutedVersion": version},
+            )
+        ]
+        if self.metrics_namespace and self.service:
+            probes.append(
+                (
+                    self.metrics_namespace,
+                    "ServerErrors",
+                    {"service": self.service, "function_version": version},
+                )
+            )
+        totals = {}
+        for namespace, metric, dimensions in probes:
+            found = self.cloudwatch.get_metric_statistics(
+                Namespace=namespace,
+                MetricName=metric,
+                Dimensions=[{"Name": k, "Value": v} for k, v in dimensions.items()],
+                StartTime=since,
+                EndTime=self.now() + timedelta(minutes=1),
+                Period=60,
+                Statistics=["Sum"],
+            )
+            totals[f"{namespace}/{metric}"] = float(sum(point["Sum"] for point in found["Datapoints"]))
+        return totals
+
+    def _watch(self, seconds: float, version: str, since: datetime) -> str:
+        """Why to roll back ('' when the step held): a firing alarm or the canary's own errors."""
         deadline = self.clock() + seconds
         while True:
             firing = self.firing_alarms()
             if firing:
-                return firing
+                return f"alarm {', '.join(firing)} in ALARM"
+            errors = {name: n for name, n in self.canary_errors(version, since).items() if n > 0}
+            if sum(errors.values()) > self.max_canary_errors:
+                counts = ", ".join(f"{n:g} {name}" for name, n in errors.items())
+                return f"version {version} itself produced {counts}"
             remaining = deadline - self.clock()
             if remaining <= 0:
-                return []
+                return ""
             self.sleep(min(self.poll_seconds, remaining))
 
     def _alias(self) -> dict[str, Any]:
@@ -234,6 +283,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--alarm", action="append", default=None, help="a rollback alarm (repeatable)")
     parser.add_argument("--poll-seconds", type=float, default=15.0)
+    parser.add_argument("--metrics-namespace", help="the service's EMF namespace (default from the config)")
+    parser.add_argument("--service", help="the service dimension (default from the config)")
+    parser.add_argument(
+        "--max-canary-errors", type=float, default=0, help="errors the new version may produce (default 0)"
+    )
     parser.add_argument("--region")
     parser.add_argument("--abort", action="store_true", help="put the alias back on its primary version")
     parser.add_argument("--print-live", action="store_true", help="print the alias's version and exit")
@@ -263,6 +317,9 @@ def main(argv: list[str] | None = None) -> int:
         alias,
         alarms,
         poll_seconds=args.poll_seconds,
+        metrics_namespace=args.metrics_namespace or config.get("metrics_namespace"),
+        service=args.service or config.get("service"),
+        max_canary_errors=args.max_canary_errors,
     )
     if args.print_live:
         print(rollout.live_version())

@@ -42,6 +42,11 @@ locals {
         namespace   = "AWS/ApiGateway", metric = "4xx", dimensions = local.api_dims
         statistic   = "Sum", period = 300, evaluation_periods = 1, datapoints = 1, threshold = var.alarm_4xx_count
       }
+      "server-errors" = {
+        description = "The service answered 5xx (handled errors, which Lambda does not count as Errors); stops a canary."
+        namespace   = var.metrics_namespace, metric = "ServerErrors", dimensions = local.service_dims
+        statistic   = "Sum", period = 60, evaluation_periods = 3, datapoints = 2, threshold = 0
+      }
       "model-unavailable" = {
         description = "Requests were answered 503 because no model could be loaded."
         namespace   = var.metrics_namespace, metric = "ModelUnavailable", dimensions = local.service_dims

@@ -26,12 +26,14 @@ output "live_alias_arn" {
 output "rollout" {
   description = "Input of scripts/rollout.py: move the live alias to the version this apply published."
   value = {
-    function_name  = aws_lambda_function.this.function_name
-    alias          = aws_lambda_alias.live.name
-    target_version = aws_lambda_function.this.version
-    preference     = var.deployment_preference
-    alarm_names    = local.rollback_alarm_names
-    region         = var.region
+    function_name     = aws_lambda_function.this.function_name
+    alias             = aws_lambda_alias.live.name
+    target_version    = aws_lambda_function.this.version
+    preference        = var.deployment_preference
+    alarm_names       = local.rollback_alarm_names
+    region            = var.region
+    metrics_namespace = var.metrics_namespace
+    service           = var.name
   }
 
   precondition {

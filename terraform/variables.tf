@@ -154,7 +154,7 @@ variable "deployment_preference" {
 variable "rollback_alarms" {
   description = "Alarm name suffixes that stop a rollout and put the previous version back (errors, latency, 5xx, model failures)."
   type        = list(string)
-  default     = ["lambda-errors", "lambda-duration-p99", "api-5xx-rate", "model-unavailable", "non-finite-scores"]
+  default     = ["lambda-errors", "server-errors", "lambda-duration-p99", "api-5xx-rate", "model-unavailable", "non-finite-scores"]
 }
 
 variable "provisioned_concurrency" {

@@ -163,7 +163,7 @@ run "api_invokes_the_live_alias_through_a_canary_by_default" {
     error_message = "new versions go live through a 10% canary by default"
   }
   assert {
-    condition     = contains(output.rollout.alarm_names, "anomaly-detector-lambda-errors") && contains(output.rollout.alarm_names, "anomaly-detector-api-5xx-rate")
+    condition     = alltrue([for a in ["lambda-errors", "server-errors", "api-5xx-rate"] : contains(output.rollout.alarm_names, "anomaly-detector-${a}")])
     error_message = "errors and the 5xx rate roll a canary back"
   }
   assert {

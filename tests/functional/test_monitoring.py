@@ -111,3 +111,36 @@ def test_logs_are_structured_correlated_flag_cold_start_and_never_hold_payloads(
 def emitted_from(out: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
     return [line for line in lines if "_aws" in line], [line for line in lines if "level" in line]
+
+
+def test_server_errors_are_counted_per_function_version(
+    handler_module: Callable[..., ModuleType],
+    registry: Path,
+    lambda_context: Any,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A handled 500 is no Lambda error: ServerErrors (also by function version) is the canary's signal."""
+    from lambda_app.predictor import Predictor
+
+    module = handler_module(MODEL_URI=str(registry), AWS_LAMBDA_FUNCTION_VERSION="7")
+    original = Predictor.predict
+
+    def broken(self: Predictor, features: Any) -> Any:
+        raise RuntimeError("a bug in the new version")
+
+    monkeypatch.setattr(Predictor, "predict", broken)
+    capsys.readouterr()
+    response = module.handler(load_event("apigw_v2_predict_single.json"), lambda_context)
+    assert response["statusCode"] == 500
+    documents, _ = emitted(capsys)
+    (doc,) = [d for d in documents if "ServerErrors" in d]
+    assert value(doc, "ServerErrors") == 1
+    assert doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["service"], ["service", "function_version"]]
+    assert doc["function_version"] == "7"
+
+    monkeypatch.setattr(Predictor, "predict", original)
+    capsys.readouterr()
+    assert module.handler(load_event("apigw_v2_predict_single.json"), lambda_context)["statusCode"] == 200
+    documents, _ = emitted(capsys)
+    assert not any("ServerErrors" in d for d in documents)

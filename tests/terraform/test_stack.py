@@ -291,6 +291,7 @@ def test_alarms_and_their_thresholds_notify_the_encrypted_topic(
         f"{NAME}-{suffix}"
         for suffix in (
             "lambda-errors",
+            "server-errors",
             "lambda-throttles",
             "lambda-duration-p99",
             "api-5xx-rate",
@@ -312,6 +313,9 @@ def test_alarms_and_their_thresholds_notify_the_encrypted_topic(
     assert alarms[f"{NAME}-lambda-duration-p99"]["Threshold"] == 12000  # 80% of a 15 s timeout
     assert alarms[f"{NAME}-lambda-duration-p99"]["ExtendedStatistic"] == "p99"
     assert alarms[f"{NAME}-lambda-errors"]["Threshold"] == 0
+    server_errors = alarms[f"{NAME}-server-errors"]
+    assert (server_errors["MetricName"], server_errors["Period"], server_errors["Threshold"]) == ("ServerErrors", 60, 0)
+    assert server_errors["Dimensions"] == [{"Name": "service", "Value": NAME}]
     assert alarms[f"{NAME}-api-4xx-spike"]["Threshold"] == 500
     assert alarms[f"{NAME}-api-5xx-rate"]["Threshold"] == 1
     rate = {q["Id"]: q for q in alarms[f"{NAME}-api-5xx-rate"]["Metrics"]}
@@ -394,6 +398,8 @@ def test_a_new_image_goes_live_only_through_the_rollout(terraform: Terraform, st
             rollout["function_name"],
             rollout["alias"],
             rollout["alarm_names"],
+            metrics_namespace=rollout["metrics_namespace"],
+            service=rollout["service"],
             sleep=sleep,
             clock=lambda: now[0],
             log=lambda line: None,

@@ -88,7 +88,7 @@ class Stack:
     time: FakeTime
     logs: list[str]
 
-    def rollout(self, alarms: list[str] = ALARMS) -> Rollout:
+    def rollout(self, alarms: list[str] = ALARMS, max_canary_errors: float = 0) -> Rollout:
         return Rollout(
             self.lam,
             self.cloudwatch,
@@ -96,6 +96,9 @@ class Stack:
             "live",
             alarms,
             poll_seconds=15,
+            metrics_namespace="AnomalyDetector",
+            service=FUNCTION,
+            max_canary_errors=max_canary_errors,
             sleep=self.time.sleep,
             clock=self.time.clock,
             log=self.logs.append,
@@ -108,6 +111,19 @@ class Stack:
 
     def set_alarm(self, name: str, state: str) -> None:
         self.cloudwatch.set_alarm_state(AlarmName=name, StateValue=state, StateReason="test")
+
+    def put_errors(self, namespace: str, metric: str, dimensions: dict[str, str], count: float) -> None:
+        self.cloudwatch.put_metric_data(
+            Namespace=namespace,
+            MetricData=[
+                {
+                    "MetricName": metric,
+                    "Dimensions": [{"Name": k, "Value": v} for k, v in dimensions.items()],
+                    "Value": count,
+                    "Unit": "Count",
+                }
+            ],
+        )
 
     def record_routing(self) -> list[tuple[str, dict[str, float]]]:
         seen: list[tuple[str, dict[str, float]]] = []
@@ -306,3 +322,37 @@ def test_cli_prints_the_live_version_and_switches_back_despite_alarms(
     )  # alarms block a normal rollout
     assert main([*common, "--version", "1", "--preference", "AllAtOnce", "--ignore-alarms"]) == 0
     assert stack.alias() == ("1", {})
+
+
+SERVICE_5XX = ("AnomalyDetector", "ServerErrors")
+LAMBDA_ERRORS = ("AWS/Lambda", "Errors")
+
+
+def version_dims(kind: tuple[str, str], version: str) -> dict[str, str]:
+    if kind == LAMBDA_ERRORS:
+        return {"FunctionName": FUNCTION, "Resource": f"{FUNCTION}:live", "ExecutedVersion": version}
+    return {"service": FUNCTION, "function_version": version}
+
+
+@pytest.mark.parametrize("kind", [SERVICE_5XX, LAMBDA_ERRORS], ids=["service-5xx", "lambda-errors"])
+def test_the_canarys_own_errors_roll_back_before_any_alarm(stack: Stack, kind: tuple[str, str]) -> None:
+    stack.time.hooks.append((30, lambda: stack.put_errors(*kind, version_dims(kind, "2"), 3)))
+    result = stack.rollout().run("2", "Canary10Percent5Minutes")
+    assert result.outcome is Outcome.ROLLED_BACK
+    assert f"version 2 itself produced 3 {kind[0]}/{kind[1]}" in result.reason
+    assert stack.alias() == ("1", {})
+    assert stack.time.now < 60  # at the first poll that sees the datapoint
+    assert stack.cloudwatch.describe_alarms(AlarmNames=ALARMS)["MetricAlarms"][0]["StateValue"] == "OK"
+
+
+def test_errors_of_the_previous_version_do_not_count_against_the_canary(stack: Stack) -> None:
+    stack.time.hooks.append((30, lambda: stack.put_errors(*SERVICE_5XX, version_dims(SERVICE_5XX, "1"), 5)))
+    stack.time.hooks.append(
+        (45, lambda: stack.put_errors(*LAMBDA_ERRORS, version_dims(LAMBDA_ERRORS, "1"), 5))
+    )
+    assert stack.rollout().run("2", "Canary10Percent5Minutes").outcome is Outcome.LIVE
+
+
+def test_an_error_budget_tolerates_a_few(stack: Stack) -> None:
+    stack.time.hooks.append((30, lambda: stack.put_errors(*SERVICE_5XX, version_dims(SERVICE_5XX, "2"), 2)))
+    assert stack.rollout(max_canary_errors=2).run("2", "Canary10Percent5Minutes").outcome is Outcome.LIVE
