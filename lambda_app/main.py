@@ -71,7 +71,8 @@ async def _service_error(request: Request, exc: Exception) -> JSONResponse:
         headers["retry-after"] = str(exc.retry_after)
         metrics.add_metric(name="ModelUnavailable", unit=MetricUnit.Count, value=1)
     if exc.status >= 500:
-        record_server_error()
+        if not isinstance(exc, ModelUnavailableError):  # counted as ModelUnavailable: cold loads can be slow
+            record_server_error()
         logger.warning("request refused", extra={"code": exc.code, "reason": exc.message})
     else:
         metrics.add_metric(name="InvalidRequests", unit=MetricUnit.Count, value=1)

@@ -38,10 +38,12 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def record_server_error() -> None:
-    """Count a 5xx answer, for the alarm ({service}) and per function version ({service, function_version}).
+    """Count a 500 answer, for the alarm ({service}) and per function version ({service, function_version}).
 
     Handled errors are not Lambda ``Errors``, and API Gateway's 5xx count has no version: this is how
     a canary's own failures are seen (scripts/rollout.py). Lambda sets AWS_LAMBDA_FUNCTION_VERSION.
+    A 503 for a model still loading is not counted here (it is ``ModelUnavailable``): every canary
+    container starts cold, and one slow first load must not roll a healthy release back.
     """
     version = os.environ.get("AWS_LAMBDA_FUNCTION_VERSION") or "$LATEST"
     metrics.add_dimensions(service=SERVICE_NAME, function_version=version)

@@ -16,7 +16,7 @@ canary as soon as CloudWatch has its first datapoint, before any alarm could. An
 new-version errors over ``--max-canary-errors`` (default 0), an interrupt (Ctrl-C, SIGTERM from a
 cancelled CI job) or an API error puts the alias back on the previous version with no routing.
 
-Why weighted alias routing and not CodeDeploy: the logic is 200 lines, runs where the deploy
+Why weighted alias routing and not CodeDeploy: the logic is short, runs where the deploy
 runs, and is tested against the same Lambda and CloudWatch APIs Terraform provisions (moto has
 no CodeDeploy deployment engine, so a CodeDeploy rollout could not be exercised at all here).
 The price: the rollout lives as long as this process; a runner that dies without a signal leaves
@@ -279,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--alias", help="alias name (default live)")
     parser.add_argument("--version", help="the version to make live (default: the one Terraform published)")
     parser.add_argument(
-        "--preference", help="AllAtOnce | Canary10Percent5Minutes | Linear10PercentEvery1Minute ..."
+        "--preference", help="AllAtOnce | Canary10Percent15Minutes | Linear10PercentEvery1Minute ..."
     )
     parser.add_argument("--alarm", action="append", default=None, help="a rollback alarm (repeatable)")
     parser.add_argument("--poll-seconds", type=float, default=15.0)
@@ -301,6 +301,8 @@ def main(argv: list[str] | None = None) -> int:
     config: dict[str, Any] = json.loads(args.config.read_text()) if args.config else {}
     function = args.function or config.get("function_name")
     alias = args.alias or config.get("alias") or "live"
+    if args.version is not None and not args.version.strip():
+        parser.error("--version is empty")
     version = args.version or config.get("target_version")
     preference = args.preference or config.get("preference") or "AllAtOnce"
     alarms = args.alarm if args.alarm is not None else config.get("alarm_names", [])

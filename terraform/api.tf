@@ -87,4 +87,9 @@ resource "aws_lambda_permission" "api" {
   qualifier     = aws_lambda_alias.live.name
   principal     = "apigateway.amazonaws.com"
   source_arn    = "${aws_apigatewayv2_api.this.execution_arn}/*/*"
+
+  # A replacement (e.g. the qualifier) grants the new permission before revoking the old one.
+  lifecycle {
+    create_before_destroy = true
+  }
 }

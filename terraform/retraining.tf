@@ -101,7 +101,7 @@ resource "aws_iam_role_policy" "training_execution" {
 }
 
 # What the training code may do: read the data prefix, read and write the registry prefix (no
-# deletes), list both (so a missing alias is a 404, not a 403), use the key. Nothing else.
+# deletes), list the bucket (so a missing key is a 404, not a 403), use the key. Nothing else.
 resource "aws_iam_role" "training_task" {
   count              = local.retraining
   name               = "${var.name}-training-task"
@@ -115,15 +115,13 @@ data "aws_iam_policy_document" "training_task" {
     actions   = ["s3:GetObject"]
     resources = ["${aws_s3_bucket.this.arn}/${var.retraining_data_prefix}/*"]
   }
+  # Unconditional: S3 answers a missing key with 404 (not 403) only to a caller allowed to list the
+  # bucket, and publishing checks that a new version's keys do not exist yet. The bucket holds only
+  # this service's data and models.
   statement {
-    sid       = "ListDataAndRegistry"
+    sid       = "ListTheBucket"
     actions   = ["s3:ListBucket"]
     resources = [aws_s3_bucket.this.arn]
-    condition {
-      test     = "StringLike"
-      variable = "s3:prefix"
-      values   = ["${var.retraining_data_prefix}/*", "${var.model_prefix}/*"]
-    }
   }
   statement {
     sid       = "ReadAndWriteRegistry"
@@ -186,6 +184,11 @@ resource "aws_ecs_task_definition" "training" {
     precondition {
       condition     = var.retraining_image_uri != "" && length(var.retraining_subnet_ids) > 0
       error_message = "retraining_enabled needs retraining_image_uri (the Dockerfile.train image in ECR) and retraining_subnet_ids."
+    }
+    precondition {
+      # Fargate's valid memory for each CPU size (MiB).
+      condition     = var.retraining_memory_mb >= lookup({ 256 = 512, 512 = 1024, 1024 = 2048, 2048 = 4096, 4096 = 8192, 8192 = 16384, 16384 = 32768 }, var.retraining_cpu, 0) && var.retraining_memory_mb <= lookup({ 256 = 2048, 512 = 4096, 1024 = 8192, 2048 = 16384, 4096 = 30720, 8192 = 61440, 16384 = 122880 }, var.retraining_cpu, 0)
+      error_message = "retraining_memory_mb is not a valid Fargate memory size for retraining_cpu (1024 CPU: 2048-8192 MiB; see the Fargate task size table)."
     }
   }
 }

@@ -143,11 +143,20 @@ variable "reserved_concurrency" {
 variable "deployment_preference" {
   description = "How scripts/rollout.py moves the live alias to a new version: AllAtOnce, Canary<P>Percent<M>Minutes or Linear<P>PercentEvery<M>Minutes (CodeDeploy's names)."
   type        = string
-  default     = "Canary10Percent5Minutes"
+  # 15 minutes: the slowest rollback alarms (p99 duration, API 5xx rate) need two breaching 5-minute periods.
+  default = "Canary10Percent15Minutes"
 
   validation {
     condition     = can(regex("^(AllAtOnce|Canary[1-9][0-9]?Percent[1-9][0-9]*Minutes?|Linear[1-9][0-9]?PercentEvery[1-9][0-9]*Minutes?)$", var.deployment_preference))
     error_message = "deployment_preference must be AllAtOnce, Canary<P>Percent<M>Minutes or Linear<P>PercentEvery<M>Minutes (P 1-99, M >= 1)."
+  }
+
+  validation {
+    # The rollout runs inside the deploy job (60-minute timeout, with build, plan and apply before it).
+    condition = var.deployment_preference == "AllAtOnce" || try(tonumber(regex("^Canary[0-9]+Percent([0-9]+)Minutes?$", var.deployment_preference)[0]) <= 30, false) || try(
+      floor(99 / tonumber(regex("^Linear([0-9]+)Percent", var.deployment_preference)[0])) * tonumber(regex("Every([0-9]+)Minutes?$", var.deployment_preference)[0]) <= 30, false
+    )
+    error_message = "deployment_preference must finish within 30 minutes (the deploy job's budget)."
   }
 }
 

@@ -159,7 +159,7 @@ run "api_invokes_the_live_alias_through_a_canary_by_default" {
     error_message = "API Gateway may invoke the live alias only"
   }
   assert {
-    condition     = output.rollout.preference == "Canary10Percent5Minutes"
+    condition     = output.rollout.preference == "Canary10Percent15Minutes"
     error_message = "new versions go live through a 10% canary by default"
   }
   assert {
@@ -278,4 +278,24 @@ run "retraining_schedule_is_checked" {
     retraining_schedule = "every monday"
   }
   expect_failures = [var.retraining_schedule]
+}
+
+run "a_rollout_must_fit_the_deploy_job" {
+  command = plan
+  variables {
+    deployment_preference = "Linear10PercentEvery5Minutes"
+  }
+  expect_failures = [var.deployment_preference]
+}
+
+run "retraining_memory_must_fit_the_cpu" {
+  command = plan
+  variables {
+    retraining_enabled    = true
+    retraining_image_uri  = "123456789012.dkr.ecr.us-east-1.amazonaws.com/anomaly-detector-training:v1"
+    retraining_subnet_ids = ["subnet-0123456789abcdef0"]
+    retraining_cpu        = 4096
+    retraining_memory_mb  = 4096
+  }
+  expect_failures = [aws_ecs_task_definition.training]
 }

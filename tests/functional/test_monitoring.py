@@ -144,3 +144,17 @@ def test_server_errors_are_counted_per_function_version(
     assert module.handler(load_event("apigw_v2_predict_single.json"), lambda_context)["statusCode"] == 200
     documents, _ = emitted(capsys)
     assert not any("ServerErrors" in d for d in documents)
+
+
+def test_a_model_unavailable_503_is_not_a_server_error(
+    handler_module: Callable[..., ModuleType],
+    tmp_path: Path,
+    lambda_context: Any,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    module = handler_module(MODEL_URI=str(tmp_path / "empty-registry"), AWS_LAMBDA_FUNCTION_VERSION="7")
+    capsys.readouterr()
+    assert module.handler(load_event("apigw_v2_predict_single.json"), lambda_context)["statusCode"] == 503
+    documents, _ = emitted(capsys)
+    assert any("ModelUnavailable" in d for d in documents)
+    assert not any("ServerErrors" in d for d in documents)

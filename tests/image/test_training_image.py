@@ -40,6 +40,10 @@ def test_dockerfile_runs_the_training_cli_as_a_non_root_user() -> None:
     assert json.loads(found["ENTRYPOINT"][0]) == ["python", "-m", "training"]
     assert json.loads(found["CMD"][0])[0] == "retrain"
     assert found["USER"][0].split(":")[0] not in {"root", "0"}
+    # The task runs read-only with /tmp as a volume: the image must declare it world-writable, or the
+    # non-root user cannot write its downloads there (Fargate bind mounts are root-owned 0755 otherwise).
+    assert json.loads(found["VOLUME"][0]) == ["/tmp"]
+    assert "chmod 1777 /tmp" in found["RUN"][-1]
 
 
 def test_dockerfile_copies_training_code_and_the_shared_contract_only() -> None:

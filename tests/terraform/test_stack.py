@@ -253,7 +253,7 @@ def test_only_the_training_task_can_write_and_only_under_the_registry_prefix(
 ) -> None:
     bucket_arn = f"arn:aws:s3:::{stack['model_bucket_name']}"
     task = role_statements(terraform, f"{NAME}-training-task")
-    assert set(task) == {"ReadData", "ListDataAndRegistry", "ReadAndWriteRegistry", "UseTheKey"}
+    assert set(task) == {"ReadData", "ListTheBucket", "ReadAndWriteRegistry", "UseTheKey"}
     writes = [
         (statement["Sid"], resource)
         for statement in task.values()
@@ -314,7 +314,11 @@ def test_alarms_and_their_thresholds_notify_the_encrypted_topic(
     assert alarms[f"{NAME}-lambda-duration-p99"]["ExtendedStatistic"] == "p99"
     assert alarms[f"{NAME}-lambda-errors"]["Threshold"] == 0
     server_errors = alarms[f"{NAME}-server-errors"]
-    assert (server_errors["MetricName"], server_errors["Period"], server_errors["Threshold"]) == ("ServerErrors", 60, 0)
+    assert (server_errors["MetricName"], server_errors["Period"], server_errors["Threshold"]) == (
+        "ServerErrors",
+        60,
+        0,
+    )
     assert server_errors["Dimensions"] == [{"Name": "service", "Value": NAME}]
     assert alarms[f"{NAME}-api-4xx-spike"]["Threshold"] == 500
     assert alarms[f"{NAME}-api-5xx-rate"]["Threshold"] == 1
@@ -375,7 +379,7 @@ def test_a_new_image_goes_live_only_through_the_rollout(terraform: Terraform, st
     terraform.run("apply", "-auto-approve", "-no-color", *terraform.var_args())
     rollout = terraform.outputs()["rollout"]
     assert rollout["target_version"] == "2"
-    assert rollout["preference"] == "Canary10Percent5Minutes"
+    assert rollout["preference"] == "Canary10Percent15Minutes"
     lam, cloudwatch = terraform.client("lambda"), terraform.client("cloudwatch")
     assert lam.get_alias(FunctionName=NAME, Name="live")["FunctionVersion"] == "1"
     assert lam.get_function(FunctionName=NAME, Qualifier="2")["Code"]["ImageUri"].endswith(":test-2")
@@ -417,7 +421,7 @@ def test_a_new_image_goes_live_only_through_the_rollout(terraform: Terraform, st
     cloudwatch.set_alarm_state(AlarmName=alarm, StateValue="OK", StateReason="fixed")
     fire[0], now[0] = False, 0.0
     assert run().outcome is Outcome.LIVE
-    assert now[0] >= 300
+    assert now[0] >= 900
     assert lam.get_alias(FunctionName=NAME, Name="live")["FunctionVersion"] == "2"
 
 

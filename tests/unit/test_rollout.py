@@ -356,3 +356,11 @@ def test_errors_of_the_previous_version_do_not_count_against_the_canary(stack: S
 def test_an_error_budget_tolerates_a_few(stack: Stack) -> None:
     stack.time.hooks.append((30, lambda: stack.put_errors(*SERVICE_5XX, version_dims(SERVICE_5XX, "2"), 2)))
     assert stack.rollout(max_canary_errors=2).run("2", "Canary10Percent5Minutes").outcome is Outcome.LIVE
+
+
+def test_cli_refuses_an_empty_version_rather_than_rolling_forward(stack: Stack) -> None:
+    """An empty --version (say, a previous version that failed to be recorded) must not mean the new one."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--function", FUNCTION, "--region", "us-east-1", "--version", "", "--ignore-alarms"])
+    assert exit_info.value.code == 2
+    assert stack.alias() == ("1", {})
