@@ -43,6 +43,20 @@ data "aws_iam_policy_document" "kms" {
       values   = [local.account_id]
     }
   }
+  statement {
+    sid       = "EventBridgePublishesToEncryptedTopic" # the retraining outcome rule (retraining.tf)
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey*"]
+    resources = ["*"]
+    principals {
+      type        = "Service"
+      identifiers = ["events.amazonaws.com"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
+    }
+  }
 }
 
 resource "aws_kms_key" "this" {

@@ -308,3 +308,68 @@ resource "aws_cloudwatch_event_target" "retraining" {
     }
   }
 }
+
+# A retraining task that stops with a non-zero exit (1: error; 3: the gate kept the serving model) or
+# never starts (image pull, networking) notifies the alarm topic, so a broken job is not silent until
+# the model-stale alarm.
+resource "aws_cloudwatch_event_rule" "retraining_stopped" {
+  count       = local.retraining
+  name        = "${var.name}-retrain-not-promoted"
+  description = "The retraining task failed, could not start, or did not promote (exit 3)"
+  event_pattern = jsonencode({
+    source        = ["aws.ecs"]
+    "detail-type" = ["ECS Task State Change"]
+    detail = {
+      clusterArn = [aws_ecs_cluster.training[0].arn]
+      lastStatus = ["STOPPED"]
+      "$or" = [
+        { stopCode = ["TaskFailedToStart"] },
+        { containers = { exitCode = [{ "anything-but" = 0 }] } },
+      ]
+    }
+  })
+}
+
+resource "aws_cloudwatch_event_target" "retraining_stopped" {
+  count = local.retraining
+  rule  = aws_cloudwatch_event_rule.retraining_stopped[0].name
+  arn   = aws_sns_topic.alarms.arn
+}
+
+data "aws_iam_policy_document" "alarm_topic" {
+  count = local.retraining
+  statement {
+    sid       = "AccountPublishes" # what the default topic policy allows: this account's alarms
+    actions   = ["sns:Publish", "sns:Subscribe", "sns:GetTopicAttributes", "sns:ListSubscriptionsByTopic"]
+    resources = [aws_sns_topic.alarms.arn]
+    principals {
+      type        = "AWS"
+      identifiers = ["*"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "AWS:SourceOwner"
+      values   = [local.account_id]
+    }
+  }
+  statement {
+    sid       = "RetrainingOutcomeEvents"
+    actions   = ["sns:Publish"]
+    resources = [aws_sns_topic.alarms.arn]
+    principals {
+      type        = "Service"
+      identifiers = ["events.amazonaws.com"]
+    }
+    condition {
+      test     = "ArnEquals"
+      variable = "aws:SourceArn"
+      values   = [aws_cloudwatch_event_rule.retraining_stopped[0].arn]
+    }
+  }
+}
+
+resource "aws_sns_topic_policy" "alarms" {
+  count  = local.retraining
+  arn    = aws_sns_topic.alarms.arn
+  policy = data.aws_iam_policy_document.alarm_topic[0].json
+}

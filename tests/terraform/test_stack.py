@@ -240,6 +240,20 @@ def test_retraining_runs_on_schedule_and_when_a_drift_alarm_fires(
         network = ecs_target["NetworkConfiguration"]["awsvpcConfiguration"]
         assert network["Subnets"] == [stack["subnet_id"]]
         assert network["AssignPublicIp"] == "DISABLED"
+    stopped = events.describe_rule(Name=f"{NAME}-retrain-not-promoted")
+    detail = json.loads(stopped["EventPattern"])["detail"]
+    assert detail["lastStatus"] == ["STOPPED"]
+    assert {"containers": {"exitCode": [{"anything-but": 0}]}} in detail["$or"]
+    (notify,) = events.list_targets_by_rule(Rule=f"{NAME}-retrain-not-promoted")["Targets"]
+    assert notify["Arn"] == stack["alarm_topic_arn"]
+    topic_policy = json.loads(
+        terraform.client("sns").get_topic_attributes(TopicArn=stack["alarm_topic_arn"])["Attributes"][
+            "Policy"
+        ]
+    )
+    publishers = {s["Sid"]: s for s in topic_policy["Statement"]}
+    assert publishers["RetrainingOutcomeEvents"]["Condition"]["ArnEquals"]["aws:SourceArn"] == stopped["Arn"]
+    assert publishers["AccountPublishes"]["Condition"]["StringEquals"]["AWS:SourceOwner"] == "123456789012"
     (group,) = terraform.client("ec2").describe_security_groups(
         Filters=[{"Name": "group-name", "Values": [f"{NAME}-training"]}]
     )["SecurityGroups"]
