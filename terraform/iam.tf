@@ -1,12 +1,11 @@
-# The function's role: read the model prefix, write its own log group, send traces. Nothing else.
-# No s3:ListBucket: the service never lists; a missing key then answers 403, which the service
-# reports as "missing or not readable".
-data "aws_iam_policy_document" "assume_lambda" {
+# Who may assume each of the stack's roles: one AWS service, on behalf of this account only.
+data "aws_iam_policy_document" "assume" {
+  for_each = toset(["lambda", "ecs-tasks", "events"])
   statement {
     actions = ["sts:AssumeRole"]
     principals {
       type        = "Service"
-      identifiers = ["lambda.amazonaws.com"]
+      identifiers = ["${each.key}.amazonaws.com"]
     }
     condition {
       test     = "StringEquals"
@@ -16,9 +15,12 @@ data "aws_iam_policy_document" "assume_lambda" {
   }
 }
 
+# The function's role: read the model prefix, write its own log group, send traces. Nothing else.
+# No s3:ListBucket: the service never lists; a missing key then answers 403, which the service
+# reports as "missing or not readable".
 resource "aws_iam_role" "this" {
   name               = "${var.name}-function"
-  assume_role_policy = data.aws_iam_policy_document.assume_lambda.json
+  assume_role_policy = data.aws_iam_policy_document.assume["lambda"].json
 }
 
 data "aws_iam_policy_document" "function" {

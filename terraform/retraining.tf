@@ -52,26 +52,11 @@ resource "aws_cloudwatch_log_group" "training" {
   kms_key_id        = aws_kms_key.this.arn
 }
 
-data "aws_iam_policy_document" "assume_ecs_tasks" {
-  statement {
-    actions = ["sts:AssumeRole"]
-    principals {
-      type        = "Service"
-      identifiers = ["ecs-tasks.amazonaws.com"]
-    }
-    condition {
-      test     = "StringEquals"
-      variable = "aws:SourceAccount"
-      values   = [local.account_id]
-    }
-  }
-}
-
 # What ECS needs to start the task: pull the training image, write the task's log group.
 resource "aws_iam_role" "training_execution" {
   count              = local.retraining
   name               = "${var.name}-training-execution"
-  assume_role_policy = data.aws_iam_policy_document.assume_ecs_tasks.json
+  assume_role_policy = data.aws_iam_policy_document.assume["ecs-tasks"].json
 }
 
 data "aws_iam_policy_document" "training_execution" {
@@ -105,7 +90,7 @@ resource "aws_iam_role_policy" "training_execution" {
 resource "aws_iam_role" "training_task" {
   count              = local.retraining
   name               = "${var.name}-training-task"
-  assume_role_policy = data.aws_iam_policy_document.assume_ecs_tasks.json
+  assume_role_policy = data.aws_iam_policy_document.assume["ecs-tasks"].json
 }
 
 data "aws_iam_policy_document" "training_task" {
@@ -215,25 +200,10 @@ resource "aws_security_group" "training" {
 }
 
 # EventBridge may run this task definition on this cluster, passing exactly the two task roles.
-data "aws_iam_policy_document" "assume_events" {
-  statement {
-    actions = ["sts:AssumeRole"]
-    principals {
-      type        = "Service"
-      identifiers = ["events.amazonaws.com"]
-    }
-    condition {
-      test     = "StringEquals"
-      variable = "aws:SourceAccount"
-      values   = [local.account_id]
-    }
-  }
-}
-
 resource "aws_iam_role" "retraining_events" {
   count              = local.retraining
   name               = "${var.name}-retraining-events"
-  assume_role_policy = data.aws_iam_policy_document.assume_events.json
+  assume_role_policy = data.aws_iam_policy_document.assume["events"].json
 }
 
 data "aws_iam_policy_document" "retraining_events" {
