@@ -8,6 +8,8 @@ Environment variables (all optional):
     MAX_BODY_BYTES         largest accepted request body (default 4,500,000: with API Gateway's event
                            envelope, even base64-encoded, it stays under Lambda's 6 MB payload)
     MAX_ROWS               most records in one request (default 100,000)
+    MAX_RESPONSE_BYTES     largest answer (default 6,000,000, under Lambda's 6 MB response limit): a request
+                           whose answer could be larger (many rows x many classes) is refused up front (422)
     MODEL_RETRY_SECONDS    after a failed model load, wait this long before trying again (default 2)
     MODEL_REFRESH_SECONDS  how often a running container checks whether its alias moved, reloading in the
                            background without a redeploy (default 60; 0 turns it off)
@@ -43,6 +45,7 @@ class Settings(BaseSettings):
     model_version: str | None = None
     max_body_bytes: int = Field(default=4_500_000, gt=0)
     max_rows: int = Field(default=100_000, gt=0)
+    max_response_bytes: int = Field(default=6_000_000, gt=1024)
     model_retry_seconds: float = Field(default=2.0, ge=0)
     model_load_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
     model_refresh_seconds: float = Field(default=60.0, ge=0)

@@ -57,8 +57,14 @@ class TooManyRecordsError(InvalidInputError):
     code = "too_many_records"
 
 
+class ResponseTooLargeError(InvalidInputError):
+    """The answer to this many records could exceed the response limit (Lambda's 6 MB)."""
+
+    code = "response_too_large"
+
+
 class ModelOutputError(ServiceError):
-    """The model produced something that cannot be a prediction (a non-finite score)."""
+    """The model produced something that cannot be a prediction (a non-finite value)."""
 
     status = 500
     code = "model_error"

@@ -23,10 +23,12 @@ from lambda_app.config import Settings
 from lambda_app.errors import ErrorDetail, ModelUnavailableError, ServiceError
 from lambda_app.model_store import ModelStore
 from lambda_app.observability import logger, metrics, record_server_error
-from lambda_app.schemas import request_body_schema
+from lambda_app.schemas import RESPONSES_BY_TASK, example_records, request_body_schema
+from lambda_app.scoring import max_answerable_rows
 
-DESCRIPTION = """Scores network-flow records for anomalies with a scikit-learn model
-loaded from a versioned model registry. `1` means anomaly, `0` normal."""
+DESCRIPTION = """Scores records with a scikit-learn model (anomaly detection, classification or
+regression) compiled to ONNX and loaded from a versioned model registry. `GET /model` states the
+loaded model's task and features; the example model flags anomalous network flows (`1` = anomaly)."""
 
 
 def request_id(request: Request) -> str:
@@ -124,7 +126,7 @@ def create_app(settings: Settings | None = None, store: ModelStore | None = None
         yield
 
     app = FastAPI(
-        title="Anomaly detection API",
+        title="Model serving API",
         version="1.0.0",
         description=DESCRIPTION,
         lifespan=lifespan,
@@ -148,11 +150,21 @@ def create_app(settings: Settings | None = None, store: ModelStore | None = None
         )
         loaded = store.current
         if loaded is not None:
-            features = [(f.name, f.dtype) for f in loaded.manifest.features]
-            schema["paths"]["/predict"]["post"]["requestBody"] = request_body_schema(
-                features, settings.max_rows
+            manifest = loaded.manifest
+            features = [(f.name, f.dtype) for f in manifest.features]
+            operation = schema["paths"]["/predict"]["post"]
+            operation["requestBody"] = request_body_schema(
+                features, max_answerable_rows(loaded, settings), example_records(manifest)
             )
-            schema["info"]["x-model-version"] = loaded.manifest.version
+            task_response = RESPONSES_BY_TASK[manifest.task]
+            operation["responses"]["200"]["content"]["application/json"]["schema"] = {
+                "$ref": f"#/components/schemas/{task_response.__name__}"
+            }
+            schema["components"]["schemas"][task_response.__name__] = task_response.model_json_schema(
+                ref_template="#/components/schemas/{model}"
+            )
+            schema["info"]["x-model-version"] = manifest.version
+            schema["info"]["x-model-task"] = manifest.task
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -24,13 +24,12 @@ from aws_lambda_powertools.metrics import MetricUnit
 from lambda_app.config import Settings
 from lambda_app.drift import DriftMonitor
 from lambda_app.errors import ModelUnavailableError
+from lambda_app.models import Predictor, build_predictor
 from lambda_app.observability import logger, metrics, traced
-from lambda_app.predictor import Predictor
 from lambda_app.registry import (
     ArtifactIntegrityError,
     ArtifactNotFoundError,
     Manifest,
-    ManifestError,
     RegistryError,
     RegistryStorage,
     open_storage,
@@ -203,8 +202,7 @@ class ModelStore:
             version = version or settings.model_version or resolve_version(storage, settings.model_alias)
             manifest = read_manifest(storage, version)
             serving = read_verified(storage, manifest, manifest.artifact("serving"))
-            predictor = Predictor.from_onnx(serving, manifest.threshold, self._settings.threads)
-            _check_inputs(predictor, len(manifest.features))
+            predictor = build_predictor(manifest, serving, self._settings.threads)
         except ArtifactNotFoundError as exc:
             logger.error("model not found", extra={"model_uri": settings.model_uri, "reason": str(exc)})
             raise ModelUnavailableError(f"no model is available: nothing published for {wanted}") from exc
@@ -223,7 +221,7 @@ class ModelStore:
             ) from exc
         logger.info(
             "model loaded",
-            extra={"model_version": manifest.version, "model_uri": settings.model_uri},
+            extra={"model_version": manifest.version, "task": manifest.task, "model_uri": settings.model_uri},
         )
         return LoadedModel(
             manifest=manifest,
@@ -231,10 +229,3 @@ class ModelStore:
             loaded_at=datetime.now(UTC),
             drift=DriftMonitor(manifest.reference, manifest.feature_names),
         )
-
-
-def _check_inputs(predictor: Predictor, n_features: int) -> None:
-    """Refuse a graph whose input width differs from the manifest's feature schema."""
-    (declared,) = predictor.input_shapes()
-    if declared[-1] != n_features:
-        raise ManifestError(f"the model expects {declared[-1]} features; the manifest lists {n_features}")

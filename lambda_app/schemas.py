@@ -3,23 +3,69 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
+
+from lambda_app.registry import Manifest
 
 SEED_EXAMPLE: dict[str, Any] = {"one": 20, "two": 12.66645094909174, "three": 15.8990837351338}
 
 
 class PredictResponse(BaseModel):
-    """Predictions in the order of the request's records."""
+    """Predictions in the order of the request's records; the fields beside them follow the model's task."""
 
-    predictions: list[int] = Field(description="1 = anomaly, 0 = normal", examples=[[0]])
-    scores: list[float] = Field(
-        description="anomaly score, higher is more anomalous; >= the model's threshold is 1",
-        examples=[[0.43]],
+    predictions: list[Any] = Field(
+        description="anomaly: 1 = anomaly, 0 = normal; classification: the class labels as trained;"
+        " regression: numbers",
+        examples=[[0]],
+    )
+    scores: list[float] | None = Field(
+        default=None, description="anomaly models only: higher is more anomalous; >= the threshold is 1"
+    )
+    probabilities: list[dict[str, float]] | None = Field(
+        default=None, description="classification models only: per row, each class's probability"
     )
     version: str = Field(description="the model version that answered")
     errors: None = Field(default=None, description="always null on success")
+
+
+class AnomalyResponse(BaseModel):
+    """An anomaly detector's answer, in the order of the request's records."""
+
+    predictions: list[Literal[0, 1]] = Field(description="1 = anomaly, 0 = normal", examples=[[0]])
+    scores: list[float] = Field(
+        description="anomaly score, higher is more anomalous; >= the model's threshold is 1",
+        examples=[[0.41]],
+    )
+    version: str = Field(description="the model version that answered")
+    errors: None = Field(default=None, description="always null on success")
+
+
+class ClassificationResponse(BaseModel):
+    """A classifier's answer, in the order of the request's records."""
+
+    predictions: list[int | str] = Field(description="the predicted class, as the training labels were")
+    probabilities: list[dict[str, float]] = Field(
+        description="per row, each class (as a string key) mapped to its probability"
+    )
+    version: str = Field(description="the model version that answered")
+    errors: None = Field(default=None, description="always null on success")
+
+
+class RegressionResponse(BaseModel):
+    """A regressor's answer, in the order of the request's records."""
+
+    predictions: list[float] = Field(description="the predicted value")
+    version: str = Field(description="the model version that answered")
+    errors: None = Field(default=None, description="always null on success")
+
+
+RESPONSES_BY_TASK: dict[str, type[BaseModel]] = {
+    "anomaly": AnomalyResponse,
+    "classification": ClassificationResponse,
+    "regression": RegressionResponse,
+}
 
 
 class ErrorItem(BaseModel):
@@ -49,9 +95,13 @@ class RootResponse(BaseModel):
 
 
 def request_body_schema(
-    feature_schema: Sequence[tuple[str, str]] | None, max_rows: int | None = None
+    feature_schema: Sequence[tuple[str, str]] | None,
+    max_rows: int | None = None,
+    examples: Sequence[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """OpenAPI requestBody for /predict: from the loaded model's features when known.
+
+    ``examples`` are records for this model (typical training values); without a model, the seed's.
 
     It states every rule the validator enforces (types, bounds, required and unknown fields,
     the record limit), so that what the schema calls valid is accepted: the fuzz tests hold it to that.
@@ -80,6 +130,7 @@ def request_body_schema(
             "additionalProperties": {"type": "number", "minimum": -MAX_ABS_VALUE, "maximum": MAX_ABS_VALUE},
         }
     array: dict[str, Any] = {"type": "array", "items": record, "minItems": 1}
+    single, *more = examples or [SEED_EXAMPLE, {"one": 4444, "two": 31.5, "three": 2.25}]
     if max_rows is not None:
         array["maxItems"] = max_rows
     return {
@@ -90,12 +141,21 @@ def request_body_schema(
                     "oneOf": [record, array],
                 },
                 "examples": {
-                    "single": {"summary": "one record", "value": SEED_EXAMPLE},
-                    "batch": {
-                        "summary": "an array of records",
-                        "value": [SEED_EXAMPLE, {"one": 4444, "two": 31.5, "three": 2.25}],
-                    },
+                    "single": {"summary": "one record", "value": single},
+                    "batch": {"summary": "an array of records", "value": [single, *more]},
                 },
             }
         },
     }
+
+
+def example_records(manifest: Manifest) -> list[dict[str, Any]]:
+    """Two records for the docs: every feature at its training median, then at its 99th percentile."""
+    records = []
+    for quantile in ("p50", "p99"):
+        record: dict[str, Any] = {}
+        for spec in manifest.features:
+            value = manifest.reference.features[spec.name].quantiles[quantile]
+            record[spec.name] = round(value) if spec.dtype == "integer" else round(value, 4)
+        records.append(record)
+    return records

@@ -22,6 +22,7 @@ import argparse
 import json
 import logging
 import sys
+from typing import Any
 
 from lambda_app.registry import RegistryError
 from training.exceptions import TrainingError
@@ -155,9 +156,10 @@ def _retrain(args: argparse.Namespace) -> int:
         print(f"not promoted: {exc}; {args.to} unchanged, {version} stays the candidate", file=sys.stderr)
         return GATE_REFUSED_EXIT
     if comparison is not None and comparison.current is not None:
+        gate = comparison.metric
         print(
-            f"gate {metric}: candidate {comparison.candidate[metric]:.4f},"
-            f" serving {comparison.current[metric]:.4f} (margin {margin})"
+            f"gate {gate}: candidate {comparison.candidate[gate]:.4f},"
+            f" serving {comparison.current[gate]:.4f} (margin {margin})"
         )
     print(f"{args.to} -> {record.version} ({record.reason})")
     return 0
@@ -173,14 +175,17 @@ def _rollback_parser() -> argparse.ArgumentParser:
 
 
 def _promote(args: argparse.Namespace) -> int:
-    from lambda_app.registry import open_storage, resolve_version
+    from lambda_app.registry import open_storage, read_manifest, resolve_version
     from training.config import load_config
     from training.lifecycle import PromotionRefusedError, promote
+    from training.tasks import task_kind
 
     config = load_config(args.config)
     storage = open_storage(args.model_uri)
     version = args.version or resolve_version(storage, args.from_alias)
-    metric = args.metric or config.promotion.metric
+    task = read_manifest(storage, version).task
+    # The config's metric applies to models of its task; others are judged on their task's default.
+    metric = args.metric or (config.promotion.metric if config.model.task == task else None)
     margin = config.promotion.margin if args.margin is None else args.margin
     try:
         comparison, record = promote(
@@ -190,18 +195,16 @@ def _promote(args: argparse.Namespace) -> int:
         print(f"refused: {exc}", file=sys.stderr)
         return 1
     if comparison is not None:
-        print(f"| model | version | {' | '.join(('pr_auc', 'roc_auc', 'f1', 'precision', 'recall'))} |")
-        print("| --- | --- |" + " ---: |" * 5)
+        keys = task_kind(comparison.task).metrics
+        print(f"| model | version | {' | '.join(keys)} |")
+        print("| --- | --- |" + " ---: |" * len(keys))
         for name, row in (("candidate", comparison.candidate), ("serving", comparison.current)):
             if row is not None:
-                values = " | ".join(
-                    f"{row[k]:.4f}" if row.get(k) is not None else "-"
-                    for k in ("pr_auc", "roc_auc", "f1", "precision", "recall")
-                )
+                values = " | ".join(f"{row[k]:.4f}" if row.get(k) is not None else "-" for k in keys)
                 print(f"| {name} | {row['version']} | {values} |")
         print(
             f"holdout: {comparison.holdout_rows} rows of {comparison.holdout_uri};"
-            f" gate: {metric}, margin {margin}"
+            f" gate: {comparison.metric}, margin {margin}"
         )
     print(f"{args.to} -> {record.version} ({record.reason})")
     return 0
@@ -254,10 +257,9 @@ def _drift(args: argparse.Namespace) -> int:
     )
     for name, values in report.features.items():
         print(f"{name}: PSI {values['psi']:.4f}, out of range {values['out_of_range_share']:.2%}")
-    print(
-        f"anomaly rate {report.anomaly_rate:.4f} (training {report.reference_anomaly_rate:.4f});"
-        f" report: {args.out}"
-    )
+    if report.anomaly_rate is not None and report.reference_anomaly_rate is not None:
+        print(f"anomaly rate {report.anomaly_rate:.4f} (training {report.reference_anomaly_rate:.4f})")
+    print(f"report: {args.out}")
     if report.drifted:
         print(f"drift: {', '.join(report.drifted)} above PSI {threshold}", file=sys.stderr)
         return 1
@@ -291,30 +293,33 @@ def _train(args: argparse.Namespace) -> int:
         alias=args.alias or None,
         allow_worse_than_baseline=args.allow_worse_than_baseline,
     )
-    manifest = published.manifest
-    alias = f" as {published.alias.alias}" if published.alias else ""
-    print(f"published {manifest.name} version {manifest.version} to {args.model_uri}{alias}")
-    if manifest.metrics:
-        summary = ", ".join(
-            f"{k}={manifest.metrics[k]:.3f}"
-            for k in ("precision", "recall", "f1", "roc_auc", "pr_auc")
-            if manifest.metrics.get(k) is not None
-        )
-        print(f"holdout: {summary} at threshold {manifest.threshold:.4f}")
-        from lambda_app.registry import artifact_key, open_storage
+    _print_published(published.manifest, args.model_uri, published.alias.alias if published.alias else None)
+    return 0
 
+
+def _print_published(manifest: Any, model_uri: str, alias: str | None) -> None:
+    """What was published, and its holdout metrics beside the baseline's, as a Markdown table."""
+    from lambda_app.registry import artifact_key, open_storage
+    from training.tasks import task_kind
+
+    shown = f" as {alias}" if alias else ""
+    print(f"published {manifest.name} version {manifest.version} ({manifest.task}) to {model_uri}{shown}")
+    if manifest.metrics:
+        keys = [k for k in task_kind(manifest.task).metrics if k in manifest.metrics]
+        summary = ", ".join(f"{k}={manifest.metrics[k]:.3f}" for k in keys if manifest.metrics[k] is not None)
+        threshold = f" at threshold {manifest.threshold:.4f}" if manifest.threshold is not None else ""
+        print(f"holdout: {summary}{threshold}")
         evaluation = json.loads(
-            open_storage(args.model_uri).read(artifact_key(manifest.version, "evaluation.json"))
+            open_storage(model_uri).read(artifact_key(manifest.version, "evaluation.json"))
         )
-        baseline = (evaluation.get("baseline") or {}).get("metrics")
-        if baseline:
-            keys = ("pr_auc", "roc_auc", "f1", "precision", "recall")
+        baseline = evaluation.get("baseline") or {}
+        if baseline.get("metrics"):
             print("| holdout | " + " | ".join(keys) + " |")
             print("| --- |" + " ---: |" * len(keys))
-            for label, values in (("model", manifest.metrics), ("robust z-score baseline", baseline)):
-                print(f"| {label} | " + " | ".join(f"{values[k]:.3f}" for k in keys) + " |")
-        print(f"report: {args.model_uri}/{manifest.version}/evaluation.html")
-    return 0
+            for label, values in (("model", manifest.metrics), (baseline["name"], baseline["metrics"])):
+                cells = " | ".join("-" if values.get(k) is None else f"{values[k]:.3f}" for k in keys)
+                print(f"| {label} | {cells} |")
+    print(f"report: {model_uri}/{manifest.version}/evaluation.html")
 
 
 if __name__ == "__main__":

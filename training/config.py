@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from lambda_app.registry import Task
 from training.exceptions import ConfigError
 
 DEFAULT_CONFIG_PATH = Path(__file__).with_name("config.toml")
@@ -37,10 +38,19 @@ class SplitConfig(_Section):
 
 
 class ModelConfig(_Section):
-    estimator: Literal["isolation_forest", "local_outlier_factor", "one_class_svm", "elliptic_envelope"] = (
-        "isolation_forest"
-    )
+    task: Task = "anomaly"
+    # A short name of an anomaly detector (training/model.py: ANOMALY_DETECTORS), or any scikit-learn
+    # estimator's import path, e.g. "sklearn.ensemble.RandomForestClassifier".
+    estimator: str = Field(default="isolation_forest", min_length=1)
     params: dict[str, Any] = Field(default_factory=dict)
+    scale: bool | None = None  # a StandardScaler in front; default: only for distance-based detectors
+
+    @model_validator(mode="after")
+    def _estimator_takes_params(self) -> ModelConfig:
+        from training.model import check_params, estimator_class
+
+        check_params(estimator_class(self), self.params, "model.params")
+        return self
 
 
 class ThresholdConfig(_Section):
@@ -52,26 +62,29 @@ class TuningConfig(_Section):
     enabled: bool = True
     budget: int = Field(default=8, ge=1, le=200)
     folds: int = Field(default=3, ge=2, le=10)
-    metric: Literal["pr_auc", "roc_auc"] = "pr_auc"
+    metric: str | None = None  # default: the task's (pr_auc, f1_macro, rmse); checked against the task
     seed: int = 42
     space: dict[str, list[Any]] = Field(default_factory=dict)
 
 
 class EvaluationConfig(_Section):
-    beat_baseline: bool = True  # refuse to publish a model that the robust z-score baseline beats
+    beat_baseline: bool = True  # refuse to publish a model that the task's baseline beats
 
 
 class PromotionConfig(_Section):
-    metric: Literal["pr_auc", "roc_auc", "f1", "precision", "recall"] = "pr_auc"
-    margin: float = Field(default=0.01, ge=0, le=1)
+    metric: str | None = None  # default: the task's (pr_auc, f1_macro, rmse); checked against the task
+    margin: float = Field(default=0.01, ge=0)
 
 
 class DriftConfig(_Section):
     psi_threshold: float = Field(default=0.25, gt=0)
 
 
+DEFAULT_NAMES = {"anomaly": "anomaly-detector", "classification": "classifier", "regression": "regressor"}
+
+
 class TrainingConfig(_Section):
-    name: str = "anomaly-detector"
+    name: str = ""  # default: anomaly-detector, classifier or regressor, after the task
     data: DataConfig
     split: SplitConfig = Field(default_factory=SplitConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
@@ -80,6 +93,44 @@ class TrainingConfig(_Section):
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     promotion: PromotionConfig = Field(default_factory=PromotionConfig)
     drift: DriftConfig = Field(default_factory=DriftConfig)
+
+    @model_validator(mode="after")
+    def _metrics_fit_the_task(self) -> TrainingConfig:
+        from training.tasks import task_kind
+
+        kind = task_kind(self.model.task)
+        checks = (
+            ("tuning.metric", self.tuning.metric, kind.tuning_metrics),
+            ("promotion.metric", self.promotion.metric, kind.metrics),
+        )
+        for where, metric, allowed in checks:
+            if metric is not None and metric not in allowed:
+                raise ValueError(
+                    f"{where} {metric!r} does not fit a {self.model.task} model:"
+                    f" use one of {', '.join(allowed)}"
+                )
+        if self.model.task != "anomaly" and self.data.label is None:
+            raise ValueError(f"a {self.model.task} model needs data.label")
+        if self.tuning.space:
+            from training.model import check_params, estimator_class
+
+            check_params(estimator_class(self.model), self.tuning.space, "tuning.space")
+        if not self.name:
+            self.name = DEFAULT_NAMES[self.model.task]
+        return self
+
+    @property
+    def gate_metric(self) -> str:
+        """The metric promotion and the baseline gate compare on."""
+        from training.tasks import task_kind
+
+        return self.promotion.metric or task_kind(self.model.task).default_metric
+
+    @property
+    def tuning_metric(self) -> str:
+        from training.tasks import task_kind
+
+        return self.tuning.metric or task_kind(self.model.task).tuning_metrics[0]
 
 
 def load_config(path: str | Path = DEFAULT_CONFIG_PATH) -> TrainingConfig:
@@ -93,6 +144,8 @@ def load_config(path: str | Path = DEFAULT_CONFIG_PATH) -> TrainingConfig:
         raise ConfigError(f"config {path} is not valid TOML: {exc}") from exc
     try:
         return TrainingConfig.model_validate(raw)
+    except ConfigError as exc:  # raised by the estimator checks, which know the key at fault
+        raise ConfigError(f"config {path}: {exc}") from exc
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])

@@ -11,7 +11,7 @@ import hashlib
 import logging
 import os
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -98,9 +98,11 @@ def _read_frame(path: Path, uri: str, columns: Sequence[str]) -> pd.DataFrame:
     raise TrainingError(f"unsupported data format for {uri}: use .csv, .csv.gz or .parquet")
 
 
-def _numeric_column(frame: pd.DataFrame, column: str) -> np.ndarray:
+LabelParser = Callable[[pd.Series, str], np.ndarray]
+
+
+def numeric_values(raw: pd.Series, column: str) -> np.ndarray:
     """The column as float64, or DataValidationError naming the first bad row."""
-    raw = frame[column]
     if raw.dtype == object or pd.api.types.is_string_dtype(raw):
         text = raw.astype(str).str.strip()
         values = pd.to_numeric(text.where(text != "", None), errors="coerce").to_numpy(dtype=np.float64)
@@ -123,10 +125,30 @@ def _numeric_column(frame: pd.DataFrame, column: str) -> np.ndarray:
     return np.asarray(values, dtype=np.float64)
 
 
+def anomaly_labels(column: pd.Series, name: str) -> np.ndarray:
+    """0/1 labels (1 = anomaly): the example task's, and the default."""
+    values = numeric_values(column, name)
+    bad = np.flatnonzero((values != 0) & (values != 1))
+    if len(bad):
+        row = int(bad[0])
+        raise DataValidationError(
+            f"column '{name}', row {row + 1}: label must be 0 or 1, got {values[row]:g}"
+        )
+    return values.astype(np.int64)
+
+
 def validate(
-    frame: pd.DataFrame, features: Sequence[str], label: str | None, uri: str, sha256: str
+    frame: pd.DataFrame,
+    features: Sequence[str],
+    label: str | None,
+    uri: str,
+    sha256: str,
+    labels_of: LabelParser = anomaly_labels,
 ) -> Dataset:
-    """Check schema and values; return the arrays the model is fitted on."""
+    """Check schema and values; return the arrays the model is fitted on.
+
+    ``labels_of`` validates and types the label column for the task (0/1, classes, numbers).
+    """
     if frame.empty or len(frame) == 0:
         raise DataValidationError(f"{uri}: no data rows")
     missing = [c for c in features if c not in frame.columns]
@@ -135,21 +157,14 @@ def validate(
             f"missing column(s) {', '.join(repr(c) for c in missing)};"
             f" found {', '.join(map(str, frame.columns))}"
         )
-    matrix = np.column_stack([_numeric_column(frame, c) for c in features])
+    matrix = np.column_stack([numeric_values(frame[c], c) for c in features])
     dtypes = [
         "integer" if np.all(matrix[:, i] == np.round(matrix[:, i])) else "number"
         for i in range(len(features))
     ]
     labels = None
     if label is not None and label in frame.columns:
-        values = _numeric_column(frame, label)
-        bad = np.flatnonzero((values != 0) & (values != 1))
-        if len(bad):
-            row = int(bad[0])
-            raise DataValidationError(
-                f"column '{label}', row {row + 1}: label must be 0 or 1, got {values[row]:g}"
-            )
-        labels = values.astype(np.int64)
+        labels = labels_of(frame[label], label)
     return Dataset(
         features=matrix,
         feature_names=list(features),
@@ -160,13 +175,20 @@ def validate(
     )
 
 
-def load_dataset(uri: str, features: Sequence[str], label: str | None, *, s3_client: Any = None) -> Dataset:
+def load_dataset(
+    uri: str,
+    features: Sequence[str],
+    label: str | None,
+    *,
+    s3_client: Any = None,
+    labels_of: LabelParser = anomaly_labels,
+) -> Dataset:
     """Read ``uri`` (local path or s3://, CSV or Parquet) and validate it."""
     with _local_copy(uri, s3_client) as path:
         sha256 = _sha256_file(path)
         frame = _read_frame(path, uri, [*features, *([label] if label else [])])
     log.info("read %s rows from %s", len(frame), uri)
-    return validate(frame, features, label, uri, sha256)
+    return validate(frame, features, label, uri, sha256, labels_of)
 
 
 DATA_SUFFIXES = (".csv", ".csv.gz", ".parquet")

@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from lambda_app.drift import bin_counts, feature_bins, psi
-from lambda_app.predictor import Predictor
+from lambda_app.models import AnomalyPrediction, build_predictor
 from lambda_app.registry import RegistryStorage, read_manifest, read_verified, resolve_version
+from lambda_app.registry.reference import bin_counts, feature_bins, psi
 from training.data import load_dataset
 from training.report import feature_histograms, page, table
 
@@ -32,8 +32,8 @@ class DriftReport:
     rows: int
     threshold: float
     features: dict[str, dict[str, float]]
-    anomaly_rate: float
-    reference_anomaly_rate: float
+    anomaly_rate: float | None  # anomaly models only
+    reference_anomaly_rate: float | None
 
     @property
     def drifted(self) -> list[str]:
@@ -77,14 +77,15 @@ def check_drift(
             "reference_mean": manifest.reference.features[bins.name].mean,
         }
     serving = read_verified(storage, manifest, manifest.artifact("serving"))
-    predicted = Predictor.from_onnx(serving, manifest.threshold, 1).predict(dataset.features)
+    predicted = build_predictor(manifest, serving).predict(dataset.features)
+    anomaly_rate = float(predicted.labels.mean()) if isinstance(predicted, AnomalyPrediction) else None
     report = DriftReport(
         version=version,
         data_uri=data_uri,
         rows=dataset.rows,
         threshold=threshold,
         features=features,
-        anomaly_rate=float(predicted.labels.mean()),
+        anomaly_rate=anomaly_rate,
         reference_anomaly_rate=manifest.reference.anomaly_rate,
     )
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -108,12 +109,20 @@ def _html(report: DriftReport, manifest: Any, current: np.ndarray) -> str:
         f"Drift report: {report.data_uri} against model {report.version}",
         [
             verdict,
-            f"<p>{report.rows} rows. Predicted anomaly rate {report.anomaly_rate:.4f}"
-            f" (training reference {report.reference_anomaly_rate:.4f}).</p>",
+            f"<p>{report.rows} rows.{_anomaly_rate_text(report)}</p>",
             table(["feature", "PSI", "out-of-range share", "mean", "training mean"], rows),
             "<p>PSI: &lt; 0.1 stable, 0.1-0.25 moderate, &gt; 0.25 major shift.</p>",
             feature_histograms(
                 manifest.reference, manifest.feature_names, current, "Training reference vs window"
             ),
         ],
+    )
+
+
+def _anomaly_rate_text(report: DriftReport) -> str:
+    if report.anomaly_rate is None or report.reference_anomaly_rate is None:
+        return ""
+    return (
+        f" Predicted anomaly rate {report.anomaly_rate:.4f}"
+        f" (training reference {report.reference_anomaly_rate:.4f})."
     )

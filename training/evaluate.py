@@ -1,4 +1,4 @@
-"""Decision threshold, evaluation metrics and the reference summary of the training data."""
+"""Anomaly scores, decision threshold, evaluation metrics, baseline and report of anomaly detectors."""
 
 from __future__ import annotations
 
@@ -7,14 +7,20 @@ from typing import Any
 
 import numpy as np
 
-from lambda_app.registry import FeatureReference, Reference
-
-QUANTILES = {"p01": 0.01, "p05": 0.05, "p25": 0.25, "p50": 0.5, "p75": 0.75, "p95": 0.95, "p99": 0.99}
+from lambda_app.registry import Reference
 
 
 def anomaly_scores(estimator: Any, features: np.ndarray) -> np.ndarray:
-    """The service's score: negated ``score_samples``, higher is more anomalous."""
-    return -np.asarray(estimator.score_samples(features), dtype=np.float64)
+    """The service's score, higher is more anomalous.
+
+    An IsolationForest's is the paper's score in (0, 1] (negated ``score_samples``); every other
+    detector's is its negated ``decision_function`` (the same ranking, shifted by its offset), which is
+    what its converted graph computes.
+    """
+    final = estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
+    if type(final).__name__ == "IsolationForest" and not hasattr(estimator, "steps"):
+        return -np.asarray(estimator.score_samples(features), dtype=np.float64)
+    return -np.asarray(estimator.decision_function(features), dtype=np.float64)
 
 
 def threshold_max_f1(scores: np.ndarray, labels: np.ndarray) -> float:
@@ -80,34 +86,6 @@ def classification_metrics(
         "false_negatives": fn,
         "true_negatives": tn,
     }
-
-
-def reference_summary(
-    features: np.ndarray, names: list[str], scores: np.ndarray, threshold: float
-) -> Reference:
-    """Per-feature distribution summaries (deciles as histogram bins) and score quantiles."""
-    summaries = {}
-    for i, name in enumerate(names):
-        column = features[:, i]
-        edges = np.unique(np.quantile(column, np.linspace(0, 1, 11)))
-        if len(edges) < 2:
-            edges = np.array([edges[0], edges[0]])
-        counts, _ = np.histogram(column, bins=edges)
-        summaries[name] = FeatureReference(
-            count=int(column.size),
-            mean=float(column.mean()),
-            std=float(column.std()),
-            min=float(column.min()),
-            max=float(column.max()),
-            quantiles={k: float(np.quantile(column, q)) for k, q in QUANTILES.items()},
-            bin_edges=[float(e) for e in edges],
-            bin_fractions=[float(c) / column.size for c in counts],
-        )
-    return Reference(
-        features=summaries,
-        score_quantiles={k: float(np.quantile(scores, q)) for k, q in QUANTILES.items()},
-        anomaly_rate=float(np.mean(scores >= threshold)),
-    )
 
 
 class RobustZBaseline:

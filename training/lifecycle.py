@@ -1,10 +1,11 @@
 """Promotion with a quality gate, and rollback: the two ways an alias moves after publishing.
 
 A candidate is promoted only if, on the same labelled holdout, it is not worse than the model
-the target alias serves now by more than a margin on a stated metric (PR-AUC by default:
-anomalies are rare, so precision-recall is the informative curve). ``--force`` overrides the
-gate and says so in the alias history. Both models are scored through their verified ONNX
-graphs, exactly as the service scores them.
+the target alias serves now by more than a margin on a stated metric of its task (by default
+PR-AUC for anomaly detectors, macro F1 for classifiers, RMSE for regressors; RMSE, MAE and log
+loss are better lower, and the gate knows it). ``--force`` overrides the gate and says so in the
+alias history. Both models are scored through their verified ONNX graphs by the service's own
+predictors (lambda_app/models/), exactly as the service scores them.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from lambda_app.predictor import Predictor
+from lambda_app.models import Predictor, build_predictor
 from lambda_app.registry import (
     AliasRecord,
     Manifest,
@@ -27,12 +28,10 @@ from lambda_app.registry import (
 )
 from training.config import TrainingConfig
 from training.data import load_dataset
-from training.evaluate import classification_metrics
 from training.exceptions import TrainingError
+from training.tasks import better, task_kind
 
 log = logging.getLogger("training")
-
-GATE_METRICS = ("pr_auc", "roc_auc", "f1", "precision", "recall")
 
 
 class PromotionRefusedError(TrainingError):
@@ -41,6 +40,7 @@ class PromotionRefusedError(TrainingError):
 
 @dataclass(frozen=True)
 class Comparison:
+    task: str
     metric: str
     candidate: dict[str, Any]
     current: dict[str, Any] | None
@@ -52,13 +52,14 @@ class Comparison:
     def passes(self) -> bool:
         if self.current is None:
             return True
-        return bool(self.candidate[self.metric] >= self.current[self.metric] - self.margin)
+        ours, theirs = self.candidate[self.metric], self.current[self.metric]
+        if ours is None or theirs is None:
+            return theirs is None
+        return better(self.metric, task_kind(self.task).lower_is_better, ours, theirs, self.margin)
 
 
 def _predictor(storage: RegistryStorage, manifest: Manifest) -> Predictor:
-    return Predictor.from_onnx(
-        read_verified(storage, manifest, manifest.artifact("serving")), manifest.threshold, 1
-    )
+    return build_predictor(manifest, read_verified(storage, manifest, manifest.artifact("serving")))
 
 
 def holdout(
@@ -74,14 +75,18 @@ def holdout(
     features = candidate.feature_names
     label = candidate.label or "label"
     uri = data_uri or candidate.provenance.data_uri
-    dataset = load_dataset(uri, features, label, s3_client=s3_client)
-    if dataset.labels is None or len(np.unique(dataset.labels)) < 2:
+    kind = task_kind(candidate.task)
+    dataset = load_dataset(uri, features, label, s3_client=s3_client, labels_of=kind.labels)
+    if dataset.labels is None or len({str(v) for v in dataset.labels}) < 2:
         raise TrainingError(
             f"{uri} has no usable '{label}' column: the quality gate needs labels (or --force)"
         )
     if data_uri:
         return dataset.features, dataset.labels, uri
-    config = TrainingConfig.model_validate(candidate.provenance.config)
+    recorded = candidate.provenance.config
+    if candidate.schema_version == 1:  # written before tasks: its config names no task
+        recorded = {**recorded, "model": {**recorded.get("model", {}), "task": "anomaly"}}
+    config = TrainingConfig.model_validate(recorded)
     _, _, test = split_indices(dataset, config)
     return dataset.features[test], dataset.labels[test], uri
 
@@ -91,32 +96,40 @@ def compare(
     candidate_version: str,
     alias: str,
     *,
-    metric: str = "pr_auc",
+    metric: str | None = None,
     margin: float = 0.01,
     data_uri: str | None = None,
     s3_client: Any = None,
 ) -> Comparison:
-    """Score the candidate and the alias's current model on the same holdout."""
-    if metric not in GATE_METRICS:
-        raise TrainingError(f"unknown metric {metric!r}: use one of {', '.join(GATE_METRICS)}")
+    """Score the candidate and the alias's current model on the same holdout.
+
+    ``metric`` defaults to the candidate's task's (pr_auc, f1_macro, rmse).
+    """
     candidate = read_manifest(storage, candidate_version)
+    kind = task_kind(candidate.task)
+    metric = metric or kind.default_metric
+    if metric not in kind.metrics:
+        raise TrainingError(
+            f"metric {metric!r} does not fit a {candidate.task} model: use one of {', '.join(kind.metrics)}"
+        )
     record = read_alias(storage, alias)
     features, labels, uri = holdout(candidate, data_uri, s3_client)
-    scores = _predictor(storage, candidate).predict(features).scores
-    candidate_metrics = classification_metrics(scores, labels, candidate.threshold)
+    prediction = _predictor(storage, candidate).predict(features)
+    candidate_metrics = kind.served_metrics(prediction, labels, candidate)
     current_metrics = None
     if record is not None and record.version != candidate_version:
         current = read_manifest(storage, record.version)
-        if current.feature_names != candidate.feature_names:
+        if current.feature_names != candidate.feature_names or current.task != candidate.task:
             raise TrainingError(
-                f"{record.version} and {candidate_version} take different features: compare them by hand"
+                f"{record.version} and {candidate_version} differ in task or features: compare them by hand"
             )
-        current_scores = _predictor(storage, current).predict(features).scores
+        current_prediction = _predictor(storage, current).predict(features)
         current_metrics = {
             "version": record.version,
-            **classification_metrics(current_scores, labels, current.threshold),
+            **kind.served_metrics(current_prediction, labels, current),
         }
     return Comparison(
+        task=candidate.task,
         metric=metric,
         candidate={"version": candidate_version, **candidate_metrics},
         current=current_metrics,
@@ -131,7 +144,7 @@ def promote(
     candidate_version: str,
     alias: str,
     *,
-    metric: str = "pr_auc",
+    metric: str | None = None,
     margin: float = 0.01,
     data_uri: str | None = None,
     force: bool = False,
@@ -158,16 +171,21 @@ def promote(
             raise
     if comparison is not None and not comparison.passes and not force:
         assert comparison.current is not None
+        gate = comparison.metric
+        direction = "lower" if gate in task_kind(comparison.task).lower_is_better else "higher"
         raise PromotionRefusedError(
-            f"{candidate_version} is worse than {comparison.current['version']} on {metric}:"
-            f" {comparison.candidate[metric]:.4f} < {comparison.current[metric]:.4f} - margin {margin}"
+            f"{candidate_version} is worse than {comparison.current['version']} on {gate} ({direction} is"
+            f" better): {comparison.candidate[gate]:.4f} against {comparison.current[gate]:.4f},"
+            f" margin {margin}"
             f" ({comparison.holdout_rows} holdout rows); use --force to override"
         )
     if force and (comparison is None or not comparison.passes):
-        reason = f"forced promotion past the quality gate ({metric}, margin {margin})"
+        shown = comparison.metric if comparison is not None else metric or "the task's metric"
+        reason = f"forced promotion past the quality gate ({shown}, margin {margin})"
     elif comparison is not None and comparison.current is not None:
+        gate = comparison.metric
         reason = (
-            f"promoted: {metric} {comparison.candidate[metric]:.4f} vs {comparison.current[metric]:.4f}"
+            f"promoted: {gate} {comparison.candidate[gate]:.4f} vs {comparison.current[gate]:.4f}"
             f" of {comparison.current['version']} on {comparison.holdout_rows} holdout rows"
         )
     else:

@@ -1,40 +1,96 @@
-"""Estimator construction from the training config: no code edits to change the model."""
+"""Estimator construction from the training config: no code edits to change the model.
+
+``[model] estimator`` is a short name of one of the four anomaly detectors, or the import path of
+any scikit-learn estimator (``sklearn.ensemble.RandomForestClassifier``). Parameters are checked
+against the estimator's own before anything is fitted, with a one-line error naming the bad key.
+"""
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 from training.config import ModelConfig
 from training.exceptions import ConfigError
 
+ANOMALY_DETECTORS = {
+    "isolation_forest": "sklearn.ensemble.IsolationForest",
+    "local_outlier_factor": "sklearn.neighbors.LocalOutlierFactor",
+    "one_class_svm": "sklearn.svm.OneClassSVM",
+    "elliptic_envelope": "sklearn.covariance.EllipticEnvelope",
+}
+DISTANCE_BASED = {"LocalOutlierFactor", "OneClassSVM", "EllipticEnvelope"}
+"""Detectors that measure distances, so a scaler goes in front of them unless the config says not."""
 
-def build_estimator(config: ModelConfig) -> Any:
-    """An unfitted scikit-learn outlier detector; distance-based ones get a scaler in front.
 
-    Every supported estimator has ``score_samples`` (higher = more normal), which is all
-    the service uses.
-    """
-    from sklearn.covariance import EllipticEnvelope
-    from sklearn.ensemble import IsolationForest
-    from sklearn.neighbors import LocalOutlierFactor
+def estimator_class(config: ModelConfig) -> type:
+    """The estimator's class, from a short name or an import path; ConfigError names what is wrong."""
+    path = ANOMALY_DETECTORS.get(config.estimator, config.estimator)
+    module_name, _, class_name = path.rpartition(".")
+    if not module_name:
+        raise ConfigError(
+            f"model.estimator {config.estimator!r}: use {', '.join(ANOMALY_DETECTORS)}"
+            " or an import path such as sklearn.ensemble.RandomForestClassifier"
+        )
+    try:
+        module = importlib.import_module(module_name)
+        cls = getattr(module, class_name)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"model.estimator {config.estimator!r} cannot be imported: {exc}") from exc
+    if not isinstance(cls, type) or not hasattr(cls, "get_params") or not hasattr(cls, "fit"):
+        raise ConfigError(f"model.estimator {config.estimator!r} is not a scikit-learn estimator")
+    return cls
+
+
+def check_params(cls: type, params: dict[str, Any], where: str) -> None:
+    """Refuse any key the estimator does not take, naming it and what it does take."""
+    known = set(cls().get_params(deep=False))
+    for key in params:
+        if key not in known:
+            raise ConfigError(
+                f"{where}: {cls.__name__} has no parameter {key!r} (it takes {', '.join(sorted(known))})"
+            )
+
+
+def build_estimator(config: ModelConfig, params: dict[str, Any] | None = None) -> Any:
+    """An unfitted estimator for ``config`` (with ``params`` instead of config.params when given)."""
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
-    from sklearn.svm import OneClassSVM
 
-    params = dict(config.params)
+    cls = estimator_class(config)
+    params = dict(config.params if params is None else params)
+    check_params(cls, params, "model.params")
+    if cls.__name__ == "LocalOutlierFactor":
+        params.setdefault("novelty", True)  # serving scores new rows: novelty mode
     try:
-        if config.estimator == "isolation_forest":
-            return IsolationForest(**params)
-        if config.estimator == "local_outlier_factor":
-            params.setdefault("novelty", True)
-            return make_pipeline(StandardScaler(), LocalOutlierFactor(**params))
-        if config.estimator == "one_class_svm":
-            return make_pipeline(StandardScaler(), OneClassSVM(**params))
-        return make_pipeline(StandardScaler(), EllipticEnvelope(**params))
-    except TypeError as exc:
-        raise ConfigError(f"model.params for {config.estimator}: {exc}") from exc
+        estimator = cls(**params)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"model.params for {cls.__name__}: {exc}") from exc
+    check_task(estimator, config.task)
+    scale = config.scale if config.scale is not None else cls.__name__ in DISTANCE_BASED
+    return make_pipeline(StandardScaler(), estimator) if scale else estimator
+
+
+def check_task(estimator: Any, task: str) -> None:
+    """The estimator must be of the configured task's kind (a regressor cannot be a classifier)."""
+    from sklearn.base import is_classifier, is_outlier_detector, is_regressor
+
+    check = {"anomaly": is_outlier_detector, "classification": is_classifier, "regression": is_regressor}
+    if not check[task](estimator):
+        raise ConfigError(
+            f"model.estimator {type(estimator).__name__} is not a {task} estimator (model.task = {task!r})"
+        )
+    if task == "classification" and not hasattr(estimator, "predict_proba"):
+        raise ConfigError(
+            f"{type(estimator).__name__} has no predict_proba (as configured): the service answers class"
+            " probabilities; set its probability option or choose another classifier"
+        )
+
+
+def final_estimator(estimator: Any) -> Any:
+    return estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
 
 
 def estimator_name(estimator: Any) -> str:
-    final = estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
+    final = final_estimator(estimator)
     return f"{type(final).__module__.split('._')[0]}.{type(final).__name__}"

@@ -106,7 +106,7 @@ def feature_histograms(
     reference: Any, names: Sequence[str], current: np.ndarray, title: str, label: str = "current"
 ) -> str:
     """Per feature: the reference's bin fractions against ``current`` binned the same way."""
-    from lambda_app.drift import bin_counts, feature_bins
+    from lambda_app.registry.reference import bin_counts, feature_bins
 
     plt = _pyplot()
     bins = feature_bins(reference, list(names))
@@ -124,3 +124,78 @@ def feature_histograms(
     axes[0][0].legend(fontsize=8)
     fig.suptitle(title)
     return _png(fig)
+
+
+def metrics_table(name: str, metrics: dict[str, Any], baseline_name: str, baseline: dict[str, Any]) -> str:
+    keys = [k for k in metrics if k != "rows"]
+    return table(
+        ["model", *keys], [[name, *[metrics[k] for k in keys]], [baseline_name, *[baseline[k] for k in keys]]]
+    )
+
+
+def class_report(
+    name: str,
+    feature_names: list[str],
+    reference: Any,
+    test_features: np.ndarray,
+    test_labels: np.ndarray,
+    probabilities: np.ndarray,
+    classes: list[Any],
+    metrics: dict[str, Any],
+    baseline_metrics: dict[str, Any],
+    confusion_matrix: list[list[int]],
+) -> str:
+    """A classifier's evaluation report: metrics beside the baseline, confusion matrix, curves (binary)."""
+    sections = [
+        f"<p>{len(test_labels)} held-out rows; {len(classes)} classes.</p>",
+        "<h2>Holdout metrics</h2>",
+        metrics_table(name, metrics, "most-frequent-class baseline", baseline_metrics),
+        "<h2>Confusion matrix (rows: actual, columns: predicted)</h2>",
+        table(
+            ["", *[f"predicted {c}" for c in classes]],
+            [[f"actual {c}", *row] for c, row in zip(classes, confusion_matrix, strict=True)],
+        ),
+    ]
+    if len(classes) == 2:
+        positive = np.asarray([str(v) == str(classes[1]) for v in test_labels], dtype=np.int64)
+        if 0 < positive.sum() < len(positive):
+            sections.append(
+                f"<h2>ROC and precision-recall (positive class {html.escape(str(classes[1]))})</h2>"
+            )
+            sections.append(roc_and_pr_curves({name: (probabilities[:, 1], positive)}))
+    sections.append("<h2>Holdout features against the training reference</h2>")
+    sections.append(
+        feature_histograms(reference, feature_names, test_features, "Feature distributions", "holdout")
+    )
+    return page(f"Evaluation report: {name}", sections)
+
+
+def regression_report(
+    name: str,
+    feature_names: list[str],
+    reference: Any,
+    test_features: np.ndarray,
+    truth: np.ndarray,
+    predicted: np.ndarray,
+    metrics: dict[str, Any],
+    baseline_metrics: dict[str, Any],
+) -> str:
+    """A regressor's evaluation report: metrics beside the baseline, predicted vs actual, residuals."""
+    plt = _pyplot()
+    fig, (scatter, residuals) = plt.subplots(1, 2, figsize=(10, 4))
+    scatter.scatter(truth, predicted, s=6, alpha=0.5)
+    low, high = float(min(truth.min(), predicted.min())), float(max(truth.max(), predicted.max()))
+    scatter.plot([low, high], [low, high], color="grey", linestyle=":", label="perfect")
+    scatter.set(xlabel="actual", ylabel="predicted", title="Predicted vs actual (holdout)")
+    scatter.legend()
+    residuals.hist(predicted - truth, bins=40)
+    residuals.set(xlabel="predicted - actual", ylabel="rows", title="Residuals (holdout)")
+    sections = [
+        f"<p>{len(truth)} held-out rows.</p>",
+        "<h2>Holdout metrics</h2>",
+        metrics_table(name, metrics, "training-mean baseline", baseline_metrics),
+        _png(fig),
+        "<h2>Holdout features against the training reference</h2>",
+        feature_histograms(reference, feature_names, test_features, "Feature distributions", "holdout"),
+    ]
+    return page(f"Evaluation report: {name}", sections)

@@ -11,27 +11,19 @@ from typing import Any
 import numpy as np
 
 from lambda_app.registry import FeatureSpec, Provenance, open_storage
-from training.compile import PARITY_TOLERANCE, check_parity, compile_isolation_forest, ensure_compilable
+from training.compile import CompileError, compile_model, ensure_compilable
 from training.config import TrainingConfig
 from training.data import Dataset, load_dataset
-from training.evaluate import (
-    RobustZBaseline,
-    anomaly_scores,
-    classification_metrics,
-    evaluation_html,
-    reference_summary,
-    threshold_max_f1,
-    threshold_quantile,
-)
 from training.exceptions import DataValidationError, TrainingError
-from training.model import build_estimator, estimator_name
+from training.model import build_estimator, check_params, estimator_class, estimator_name
 from training.publish import Published, publish
+from training.tasks import Splits, TaskKind, better, parity_probe, task_kind
+from training.tasks.base import PARITY_PROBE_ROWS
 from training.tune import fit_params, tune
 
 log = logging.getLogger("training")
 
 MIN_ROWS = 20
-PARITY_PROBE_ROWS = 100_000
 
 
 def code_revision() -> str:
@@ -50,6 +42,7 @@ def library_versions() -> dict[str, str]:
     import onnx
     import onnxruntime
     import pandas
+    import skl2onnx
     import sklearn
 
     return {
@@ -60,27 +53,20 @@ def library_versions() -> dict[str, str]:
         "joblib": joblib.__version__,
         "onnx": onnx.__version__,
         "onnxruntime": onnxruntime.__version__,
+        "skl2onnx": skl2onnx.__version__,
     }
 
 
-def parity_probe(features: np.ndarray, rows: int, seed: int) -> np.ndarray:
-    """Random rows over (and beyond) the training range, to check the compiled graph off-distribution."""
-    rng = np.random.default_rng(seed)
-    low, high = features.min(axis=0), features.max(axis=0)
-    span = np.maximum(high - low, 1.0)
-    return rng.uniform(low - span, high + span, size=(rows, features.shape[1]))
-
-
 def split_indices(dataset: Dataset, config: TrainingConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Train / validation / test row indices; stratified on the label when there is one."""
+    """Train / validation / test row indices; stratified on the label where the task says so."""
     from sklearn.model_selection import train_test_split
 
     indices = np.arange(dataset.rows)
-    labels = dataset.labels
-    stratify = labels if labels is not None and np.bincount(labels, minlength=2).min() >= 3 else None
+    stratify = task_kind(config.model.task).stratify(dataset.labels)
+    labels = None if stratify is None else stratify.astype(str)
     seed = config.split.seed
     rest, test = train_test_split(
-        indices, test_size=config.split.test_fraction, random_state=seed, stratify=stratify
+        indices, test_size=config.split.test_fraction, random_state=seed, stratify=labels
     )
     fraction = config.split.validation_fraction / (1 - config.split.test_fraction)
     train, validation = train_test_split(
@@ -95,13 +81,14 @@ def split_indices(dataset: Dataset, config: TrainingConfig) -> tuple[np.ndarray,
 class _Stage:
     """Progress lines on stderr: '[2/5] fitting IsolationForest ... done in 1.2s'."""
 
-    TOTAL = 7
+    TOTAL = 5
 
     def __init__(self) -> None:
         self.number = 0
 
     def __call__(self, text: str) -> _Stage:
         self.number += 1
+        self.TOTAL = max(self.TOTAL, self.number)
         self.text = text
         return self
 
@@ -120,6 +107,14 @@ class _Stage:
             )
 
 
+def load_training_data(data_uri: str, config: TrainingConfig, s3_client: Any = None) -> Dataset:
+    """The configured features and label, validated for the configured task."""
+    kind = task_kind(config.model.task)
+    return load_dataset(
+        data_uri, config.data.features, config.data.label, s3_client=s3_client, labels_of=kind.labels
+    )
+
+
 def run_training(
     data_uri: str,
     model_uri: str,
@@ -130,143 +125,130 @@ def run_training(
     allow_worse_than_baseline: bool = False,
 ) -> Published:
     """Train on ``data_uri`` and publish a new version under ``model_uri``; move ``alias``."""
+    kind = task_kind(config.model.task)
     stage = _Stage()
+    if config.tuning.enabled and config.tuning.space:
+        stage.TOTAL += 1
     with stage(f"reading and validating {data_uri}"):
-        dataset = load_dataset(data_uri, config.data.features, config.data.label, s3_client=s3_client)
+        dataset = load_training_data(data_uri, config, s3_client)
     if dataset.rows < MIN_ROWS:
         raise DataValidationError(f"{data_uri}: {dataset.rows} rows; training needs at least {MIN_ROWS}")
-    labelled = dataset.labels is not None and len(np.unique(dataset.labels)) == 2
-    if dataset.labels is not None and not labelled:
-        log.warning("label column has a single class: evaluating without labels")
+    labels = kind.usable(dataset.labels, data_uri)
+    dataset = Dataset(
+        features=dataset.features,
+        feature_names=dataset.feature_names,
+        feature_dtypes=dataset.feature_dtypes,
+        labels=labels,
+        uri=dataset.uri,
+        sha256=dataset.sha256,
+    )
     train, validation, test = split_indices(dataset, config)
     x = dataset.features
-    labels = dataset.labels if labelled else None
+    supervised = config.model.task != "anomaly"
+    fit_labels = labels if supervised else None
 
-    ensure_compilable(build_estimator(config.model))  # fail before any fitting, not after
+    estimator = build_estimator(config.model)  # refuses unknown estimators and parameters
+    # Fail before any real fitting, not after: a copy fitted on a small sample must convert.
+    ensure_compilable(
+        estimator, config.model.task, x[train], None if fit_labels is None else fit_labels[train]
+    )
+    if config.tuning.enabled:
+        check_params(estimator_class(config.model), config.tuning.space, "tuning.space")
     params = dict(config.model.params)
     tuning = None
     if config.tuning.enabled and config.tuning.space:
-        with stage(f"tuning: {config.tuning.budget} configurations x {config.tuning.folds} folds"):
-            result = tune(x[train], None if labels is None else labels[train], config.tuning, params)
+        metric = config.tuning_metric
+        with stage(f"tuning: {config.tuning.budget} configurations x {config.tuning.folds} folds ({metric})"):
+            result = tune(
+                lambda p: build_estimator(config.model, p),
+                kind,
+                x[train],
+                None if labels is None else labels[train],
+                config.tuning,
+                metric,
+                params,
+            )
             params = result.best_params
             tuning = result.as_dict(config.tuning)
             log.info(
                 "tuning (%s): best %.4f with %s", result.objective, result.best_score, result.best_params
             )
     params = fit_params(params, len(train))
-    estimator = build_estimator(config.model.model_copy(update={"params": params}))
+    estimator = build_estimator(config.model, params)
     name = estimator_name(estimator)
     with stage(f"fitting {name} on {len(train)} rows"):
-        estimator.fit(x[train])
-
-    with stage(f"choosing the threshold ({config.threshold.strategy}) on {len(validation)} rows"):
-        validation_scores = anomaly_scores(estimator, x[validation])
-        if config.threshold.strategy == "max_f1" and labels is not None:
-            threshold = threshold_max_f1(validation_scores, labels[validation])
-            rule = "maximises F1 on the validation split (placed between two scores)"
+        if fit_labels is None:
+            estimator.fit(x[train])
         else:
-            if config.threshold.strategy == "max_f1":
-                log.warning("no labels: falling back to the quantile threshold rule")
-            threshold = threshold_quantile(anomaly_scores(estimator, x[train]), config.threshold.quantile)
-            rule = f"the {config.threshold.quantile} quantile of training scores (placed between two scores)"
+            estimator.fit(x[train], fit_labels[train])
 
-    with stage(f"evaluating on {len(test)} held-out rows, beside a robust z-score baseline"):
-        test_scores = anomaly_scores(estimator, x[test])
-        train_scores = anomaly_scores(estimator, x[train])
-        reference = reference_summary(x[train], dataset.feature_names, train_scores, threshold)
-        metrics = None
-        baseline_metrics = None
-        baseline = RobustZBaseline.fit(x[train])
-        if labels is not None:
-            metrics = classification_metrics(test_scores, labels[test], threshold)
-            baseline_threshold = threshold_max_f1(baseline.score(x[validation]), labels[validation])
-            baseline_metrics = classification_metrics(
-                baseline.score(x[test]), labels[test], baseline_threshold
-            )
+    splits = Splits(x, labels, train, validation, test, dataset.feature_names)
+    with stage(f"evaluating on {len(test)} held-out rows, beside a baseline"):
+        outcome = kind.outcome(estimator, splits, config)
+        _gate_on_baseline(
+            kind,
+            config,
+            outcome.metrics,
+            outcome.baseline_metrics,
+            outcome.baseline_name,
+            allow_worse_than_baseline,
+        )
         evaluation = {
+            "task": config.model.task,
             "split": {"train": len(train), "validation": len(validation), "test": len(test)},
-            "threshold": threshold,
-            "threshold_rule": rule,
-            "metrics": metrics,
-            "baseline": {
-                "name": "per-feature robust z-score (max over features)",
-                "metrics": baseline_metrics,
-            },
+            "metrics": outcome.metrics,
+            "baseline": {"name": outcome.baseline_name, "metrics": outcome.baseline_metrics},
             "tuning": tuning,
             "params": params,
-            "test_anomaly_rate_predicted": float(np.mean(test_scores >= threshold)),
+            **outcome.evaluation,
         }
-        if metrics and baseline_metrics:
-            log.info(
-                "holdout: pr_auc=%.3f (baseline %.3f) roc_auc=%.3f f1=%.3f threshold=%.4f",
-                metrics["pr_auc"],
-                baseline_metrics["pr_auc"],
-                metrics["roc_auc"],
-                metrics["f1"],
-                threshold,
-            )
-            gate = config.promotion.metric
-            if (
-                config.evaluation.beat_baseline
-                and not allow_worse_than_baseline
-                and (metrics[gate] or 0) < (baseline_metrics[gate] or 0)
-            ):
-                raise TrainingError(
-                    f"the model's holdout {gate} {metrics[gate]:.4f} is below the robust z-score baseline's"
-                    f" {baseline_metrics[gate]:.4f}: not published (--allow-worse-than-baseline to override)"
-                )
-        report_html = evaluation_html(
-            config.name,
-            dataset.feature_names,
-            reference,
-            x[test],
-            test_scores,
-            None if labels is None else labels[test],
-            threshold,
-            metrics,
-            baseline_metrics,
-            None if labels is None else baseline.score(x[test]),
-            tuning,
-        )
 
     with stage("compiling the serving graph and checking parity"):
-        serving_model = compile_isolation_forest(estimator)
-        parity = [
-            check_parity(estimator, serving_model, x[test], threshold),
-            check_parity(
-                estimator, serving_model, parity_probe(x, PARITY_PROBE_ROWS, config.split.seed), threshold
-            ),
-        ]
-        evaluation["parity"] = {
-            "holdout": parity[0].__dict__,
-            "random": parity[1].__dict__,
-            "tolerance": PARITY_TOLERANCE,
-        }
-        log.info(
-            "parity: max score difference %.1e over %d rows, 0 prediction mismatches",
-            max(p.max_abs_score_diff for p in parity),
-            sum(p.rows for p in parity),
-        )
+        probe = parity_probe(x, PARITY_PROBE_ROWS, config.split.seed)
+
+        def checked(graph: bytes) -> dict[str, Any]:
+            return {
+                "holdout": kind.parity(estimator, graph, x[test], outcome),
+                "random": kind.parity(estimator, graph, probe, outcome),
+            }
+
+        serving_model, converter = compile_model(estimator, config.model.task, x.shape[1])
+        try:
+            parity = checked(serving_model)
+        except CompileError as float32_error:
+            if converter["name"] != "skl2onnx":
+                raise
+            log.warning("the float32 graph failed parity (%s); converting in float64", float32_error)
+            serving_model, converter = compile_model(estimator, config.model.task, x.shape[1], "double")
+            parity = checked(serving_model)
+            parity["float32_refused"] = str(float32_error)
+        evaluation["parity"] = parity
+        evaluation["converter"] = converter
+        log.info("parity: %s", parity)
 
     with stage(f"publishing to {model_uri}"):
         storage = open_storage(model_uri, s3_client=s3_client)
         published = publish(
             storage,
             name=config.name,
+            task=config.model.task,
             estimator=estimator,
             serving_model=serving_model,
+            converter=converter,
             estimator_name=name,
             features=[
                 FeatureSpec(name=n, dtype=d)
                 for n, d in zip(dataset.feature_names, dataset.feature_dtypes, strict=True)
             ],
-            label=config.data.label if dataset.labels is not None else None,
-            threshold=threshold,
-            metrics=metrics,
+            label=config.data.label if labels is not None else None,
+            classes=outcome.classes,
+            threshold=outcome.threshold,
+            score=outcome.score_description,
+            metrics=outcome.metrics,
             evaluation=evaluation,
-            report_html=report_html,
+            report_html=outcome.report_html,
             tuning=tuning,
-            reference=reference,
+            reference=outcome.reference,
             provenance=Provenance(
                 data_uri=data_uri,
                 data_sha256=dataset.sha256,
@@ -279,3 +261,26 @@ def run_training(
             alias=alias,
         )
     return published
+
+
+def _gate_on_baseline(
+    kind: TaskKind,
+    config: TrainingConfig,
+    metrics: dict[str, Any] | None,
+    baseline: dict[str, Any] | None,
+    baseline_name: str,
+    allow: bool,
+) -> None:
+    """Refuse to publish a model that the task's baseline beats on the gate metric."""
+    if not metrics or not baseline or not config.evaluation.beat_baseline or allow:
+        return
+    gate = config.gate_metric
+    ours, theirs = metrics.get(gate), baseline.get(gate)
+    if ours is None or theirs is None:
+        return
+    if not better(gate, kind.lower_is_better, ours, theirs, 0.0):
+        direction = "lower" if gate in kind.lower_is_better else "higher"
+        raise TrainingError(
+            f"the model's holdout {gate} {ours:.4f} is worse than the baseline ({baseline_name})'s"
+            f" {theirs:.4f} ({direction} is better): not published (--allow-worse-than-baseline to override)"
+        )

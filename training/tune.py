@@ -1,21 +1,26 @@
 """Hyperparameter search with cross-validation, from the training config's search space.
 
-With labels, each candidate is scored by the stated metric (PR-AUC by default: anomalies are
-rare, so precision-recall is the informative curve) on held-out folds. Without labels, by
-stability: the mean pairwise Spearman correlation of held-out anomaly-score rankings from
-models fitted on different folds (a configuration whose rankings depend on which rows it
-happened to see is not one to trust). The same seed and data give the same choice.
+Each candidate is the configured estimator (whatever it is) with the candidate's parameters,
+fitted on folds and scored on the held-out fold by the task's metric (training/tasks/): PR-AUC by
+default for labelled anomaly data, macro F1 for classification, RMSE for regression (lower is
+better there: the search knows the direction). Without labels an anomaly detector is scored by
+stability: the mean pairwise Spearman correlation of held-out anomaly-score rankings from models
+fitted on different folds. The same seed and data give the same choice.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from training.config import TuningConfig
+from training.evaluate import anomaly_scores
+from training.tasks import TaskKind
 
 
 @dataclass(frozen=True)
@@ -24,10 +29,12 @@ class TuningResult:
     best_params: dict[str, Any]
     best_score: float
     trials: list[dict[str, Any]] = field(default_factory=list)
+    lower_is_better: bool = False
 
     def as_dict(self, config: TuningConfig) -> dict[str, Any]:
         return {
             "objective": self.objective,
+            "lower_is_better": self.lower_is_better,
             "folds": config.folds,
             "budget": config.budget,
             "seed": config.seed,
@@ -46,13 +53,6 @@ def fit_params(params: dict[str, Any], rows: int) -> dict[str, Any]:
     return adjusted
 
 
-def _anomaly_scores(params: dict[str, Any], fit_rows: np.ndarray, score_rows: np.ndarray) -> np.ndarray:
-    from sklearn.ensemble import IsolationForest
-
-    forest = IsolationForest(**fit_params(params, len(fit_rows))).fit(fit_rows)
-    return -np.asarray(forest.score_samples(score_rows), dtype=np.float64)
-
-
 def _ranks(values: np.ndarray) -> np.ndarray:
     order = np.argsort(values, kind="stable")
     ranks = np.empty(len(values))
@@ -60,44 +60,86 @@ def _ranks(values: np.ndarray) -> np.ndarray:
     return ranks
 
 
+def _fit(
+    build: Callable[[dict[str, Any]], Any], params: dict[str, Any], x: np.ndarray, y: np.ndarray | None
+) -> Any:
+    estimator = build(fit_params(params, len(x)))
+    return estimator.fit(x) if y is None else estimator.fit(x, y)
+
+
 def tune(
-    features: np.ndarray, labels: np.ndarray | None, config: TuningConfig, fixed: dict[str, Any]
+    build: Callable[[dict[str, Any]], Any],
+    kind: TaskKind,
+    features: np.ndarray,
+    labels: np.ndarray | None,
+    config: TuningConfig,
+    metric: str,
+    fixed: dict[str, Any],
 ) -> TuningResult:
-    """The best of ``config.budget`` configurations sampled from ``config.space``."""
-    from sklearn.metrics import average_precision_score, roc_auc_score
+    """The best of ``config.budget`` configurations sampled from ``config.space``.
+
+    ``build(params)`` returns an unfitted estimator; ``labels`` is None for unlabelled anomaly data.
+    Anomaly detectors are fitted without labels even when labels score them.
+    """
     from sklearn.model_selection import KFold, ParameterSampler, StratifiedKFold
 
     space = {name: list(values) for name, values in config.space.items()}
     grid_size = int(np.prod([len(v) for v in space.values()])) if space else 1
     candidates = list(ParameterSampler(space, n_iter=min(config.budget, grid_size), random_state=config.seed))
-    labelled = labels is not None and np.bincount(labels, minlength=2).min() >= config.folds
-    if labelled:
-        assert labels is not None
+    stratify = kind.stratify(labels)
+    if stratify is not None:
+        _, counts = np.unique(stratify.astype(str), return_counts=True)
+        if counts.min() < config.folds:
+            stratify = None
+    if stratify is not None:
         splitter: Any = StratifiedKFold(n_splits=config.folds, shuffle=True, random_state=config.seed)
-        folds = list(splitter.split(features, labels))
-        objective: str = config.metric
-        scorer = average_precision_score if config.metric == "pr_auc" else roc_auc_score
+        folds = list(splitter.split(features, stratify.astype(str)))
     else:
         folds = list(KFold(n_splits=config.folds, shuffle=True, random_state=config.seed).split(features))
+    supervised = kind.name != "anomaly"
+    ranked = labels is not None and (supervised or stratify is not None)
+    lower = ranked and metric in kind.lower_is_better
+    if ranked:
+        objective = metric
+    else:
         objective = "stability (mean pairwise Spearman correlation of held-out score rankings)"
         probe = features[np.random.default_rng(config.seed).permutation(len(features))[:2000]]
 
     trials = []
     for candidate in candidates:
         params = {**fixed, **candidate}
-        if labelled:
+        if ranked:
             assert labels is not None
             fold_scores = [
-                float(scorer(labels[test], _anomaly_scores(params, features[train], features[test])))
+                kind.fold_score(
+                    _fit(build, params, features[train], labels[train] if supervised else None),
+                    features[test],
+                    labels[test],
+                    metric,
+                )
                 for train, test in folds
             ]
         else:
-            rankings = [_ranks(_anomaly_scores(params, features[train], probe)) for train, _ in folds]
+            rankings = [
+                _ranks(anomaly_scores(_fit(build, params, features[train], None), probe))
+                for train, _ in folds
+            ]
             fold_scores = [float(np.corrcoef(a, b)[0, 1]) for a, b in itertools.combinations(rankings, 2)]
-        trials.append(
-            {"params": candidate, "mean": float(np.mean(fold_scores)), "std": float(np.std(fold_scores))}
-        )
-    best = max(trials, key=lambda trial: (trial["mean"], -trial["std"]))
+        finite = [s for s in fold_scores if not math.isnan(s)]
+        mean = float(np.mean(finite)) if finite else float("nan")
+        trials.append({"params": candidate, "mean": mean, "std": float(np.std(finite)) if finite else 0.0})
+
+    def rank(trial: dict[str, Any]) -> tuple[float, float]:
+        mean = trial["mean"]
+        if math.isnan(mean):
+            return (-math.inf, 0.0)
+        return (-mean if lower else mean, -trial["std"])
+
+    best = max(trials, key=rank)
     return TuningResult(
-        objective=objective, best_params={**fixed, **best["params"]}, best_score=best["mean"], trials=trials
+        objective=objective,
+        best_params={**fixed, **best["params"]},
+        best_score=best["mean"],
+        trials=trials,
+        lower_is_better=lower,
     )

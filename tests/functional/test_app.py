@@ -138,8 +138,21 @@ def test_openapi_documents_predict_from_the_loaded_models_features(client: TestC
     assert record["required"] == ["one", "two", "three"]
     assert record["properties"]["one"] == {"type": "integer", "minimum": -1e12, "maximum": 1e12}
     assert body["schema"]["oneOf"][1]["maxItems"] == 50
-    assert body["examples"]["single"]["value"] == SEED_RECORD
+    # Examples are this model's own: each feature at its training median (integers stay integers).
+    single = body["examples"]["single"]["value"]
+    assert list(single) == ["one", "two", "three"]
+    assert isinstance(single["one"], int)
+    assert 12 < single["two"] < 17
     assert "422" in schema["paths"]["/predict"]["post"]["responses"]
+    # The 200 answer is documented in the shape of the loaded model's task.
+    ok = schema["paths"]["/predict"]["post"]["responses"]["200"]["content"]["application/json"]["schema"]
+    assert ok == {"$ref": "#/components/schemas/AnomalyResponse"}
+    assert set(schema["components"]["schemas"]["AnomalyResponse"]["required"]) == {
+        "predictions",
+        "scores",
+        "version",
+    }
+    assert schema["info"]["x-model-task"] == "anomaly"
     assert client.get("/docs").status_code == 200
 
 

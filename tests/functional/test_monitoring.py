@@ -121,7 +121,7 @@ def test_server_errors_are_counted_per_function_version(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A handled 500 is no Lambda error: ServerErrors (also by function version) is the canary's signal."""
-    from lambda_app.predictor import Predictor
+    from lambda_app.models import AnomalyPredictor as Predictor
 
     module = handler_module(MODEL_URI=str(registry), AWS_LAMBDA_FUNCTION_VERSION="7")
     original = Predictor.predict

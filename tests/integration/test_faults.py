@@ -148,7 +148,7 @@ def test_refused_registry_contents_are_a_503_and_a_loaded_model_keeps_serving(
         (version_dir / "manifest.json").unlink()
     elif fault == "unknown_schema_version":
         data = json.loads((version_dir / "manifest.json").read_text())
-        data["schema_version"] = 2
+        data["schema_version"] = 3
         (version_dir / "manifest.json").write_text(json.dumps(data))
     elif fault == "truncated_artifact":
         serving.write_bytes(serving.read_bytes()[:1000])
@@ -168,7 +168,7 @@ def test_refused_registry_contents_are_a_503_and_a_loaded_model_keeps_serving(
 def test_a_request_failing_half_way_leaves_the_container_serving(
     registry: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from lambda_app.predictor import Predictor
+    from lambda_app.models import AnomalyPredictor as Predictor
 
     client = TestClient(create_app(Settings(model_uri=str(registry))), raise_server_exceptions=False)
     original = Predictor.predict

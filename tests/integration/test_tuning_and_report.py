@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lambda_app.predictor import Predictor
+from lambda_app.models import AnomalyPrediction, build_predictor
 from lambda_app.registry import LocalStorage, read_manifest, read_verified, resolve_version
 from training.config import load_config
 from training.exceptions import TrainingError
@@ -26,10 +26,10 @@ def flows(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def scores(registry: Path, rows: np.ndarray) -> np.ndarray:
     storage = LocalStorage(registry)
     manifest = read_manifest(storage, resolve_version(storage, "production"))
-    predictor = Predictor.from_onnx(
-        read_verified(storage, manifest, manifest.artifact("serving")), manifest.threshold
-    )
-    return predictor.predict(rows).scores
+    predictor = build_predictor(manifest, read_verified(storage, manifest, manifest.artifact("serving")))
+    prediction = predictor.predict(rows)
+    assert isinstance(prediction, AnomalyPrediction)
+    return prediction.scores
 
 
 def test_same_seed_and_data_give_the_same_model(flows: Path, tmp_path: Path) -> None:
@@ -88,7 +88,7 @@ def test_a_model_the_baseline_beats_is_not_published(flows: Path, tmp_path: Path
             ),
         }
     )
-    with pytest.raises(TrainingError, match="below the robust z-score baseline"):
+    with pytest.raises(TrainingError, match="worse than the baseline .per-feature robust z-score"):
         run_training(str(flows), str(tmp_path / "r"), weak)
     assert not (tmp_path / "r").exists()
     run_training(str(flows), str(tmp_path / "r"), weak, allow_worse_than_baseline=True)

@@ -11,7 +11,7 @@ import pytest
 from lambda_app.config import Settings
 from lambda_app.errors import ModelUnavailableError
 from lambda_app.model_store import ModelStore, default_storage
-from lambda_app.predictor import Predictor
+from lambda_app import model_store
 from lambda_app.registry import LocalStorage, RegistryStorage, read_manifest, resolve_version
 
 
@@ -64,7 +64,7 @@ def test_tampered_serving_model_is_refused_before_loading(
     data[len(data) // 2] ^= 0x01  # same size, one bit flipped
     path.write_bytes(bytes(data))
     loads = []
-    monkeypatch.setattr(Predictor, "from_onnx", classmethod(lambda cls, *a, **k: loads.append(1)))
+    monkeypatch.setattr(model_store, "build_predictor", lambda *a, **k: loads.append(1))
     store = ModelStore(Settings(model_uri=str(registry)))
     with pytest.raises(ModelUnavailableError, match="integrity check"):
         store.get()

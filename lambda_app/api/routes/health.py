@@ -15,7 +15,7 @@ def root() -> RootResponse:
     """Greeting, with where the API docs are."""
     return RootResponse(
         service="anomaly-detector",
-        message="POST records to /predict to score them for anomalies",
+        message="POST records to /predict to score them with the loaded model (GET /model describes it)",
         docs="/docs",
     )
 

@@ -1,0 +1,87 @@
+"""Classifiers: the class label as it was in the training data, and each class's probability.
+
+Graph outputs: ``label`` (rows,) of int64 or string, and ``probabilities`` (rows, n_classes) in the
+order of the manifest's ``classes``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from lambda_app.models.base import FLOAT_JSON_BYTES, MetricValue, OnnxModel
+from lambda_app.registry import ClassLabel, Manifest, Task
+
+MAX_CLASS_METRICS = 20
+"""Per-class counts are reported for at most this many classes; the rest are summed as 'other'."""
+
+
+@dataclass(frozen=True)
+class ClassPrediction:
+    labels: list[ClassLabel]
+    probabilities: np.ndarray
+    keys: list[str]  # the classes as JSON object keys, in probability-column order
+    metric_names: dict[str, str]  # class key -> metric name
+
+    @property
+    def rows(self) -> int:
+        return len(self.labels)
+
+    def finite(self) -> bool:
+        return bool(np.isfinite(self.probabilities).all())
+
+    def fields(self) -> dict[str, Any]:
+        keys = self.keys
+        return {
+            "predictions": self.labels,
+            "probabilities": [dict(zip(keys, row, strict=True)) for row in self.probabilities.tolist()],
+        }
+
+    def metrics(self) -> list[MetricValue]:
+        counts: dict[str, float] = {}
+        for label in self.labels:
+            name = self.metric_names.get(str(label), "PredictedClass_other")
+            counts[name] = counts.get(name, 0.0) + 1
+        figures = [MetricValue(name, "Count", value) for name, value in counts.items()]
+        top = float(self.probabilities.max(axis=1).mean()) if self.rows else 0.0
+        figures.append(MetricValue("TopProbabilityMean", "None", round(top, 6)))
+        return figures
+
+
+def metric_name(key: str) -> str:
+    """A CloudWatch-safe metric name for a class."""
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in key)[:64]
+    return f"PredictedClass_{safe}"
+
+
+class ClassificationPredictor(OnnxModel):
+    task: ClassVar[Task] = "classification"
+    outputs = ("label", "probabilities")
+
+    def __init__(self, session: Any, manifest: Manifest) -> None:
+        super().__init__(session, manifest)
+        assert manifest.classes is not None  # the manifest's validator guarantees it
+        self.classes = list(manifest.classes)
+        self._keys = [str(c) for c in self.classes]
+        self._metric_names = {key: metric_name(key) for key in self._keys[:MAX_CLASS_METRICS]}
+        self._numeric = all(isinstance(c, int) for c in self.classes)
+
+    def predict(self, features: np.ndarray) -> ClassPrediction:
+        labels, probabilities = self.run(features)
+        labels = labels.reshape(-1)
+        values: list[ClassLabel] = [int(v) for v in labels] if self._numeric else [str(v) for v in labels]
+        return ClassPrediction(
+            labels=values,
+            probabilities=probabilities.astype(np.float64),
+            keys=self._keys,
+            metric_names=self._metric_names,
+        )
+
+    def max_row_bytes(self) -> int:
+        # Each key and string label is quoted, and Lambda's response escapes every quote once more.
+        longest_label = max(len(json.dumps(c)) * 2 for c in self.classes)
+        per_class = sum(len(json.dumps(key)) * 2 + 1 + FLOAT_JSON_BYTES + 1 for key in self._keys)
+        return longest_label + 1 + 2 + per_class

@@ -1,0 +1,199 @@
+"""The manifest: what one immutable model version is, for the service and for training alike.
+
+``schema_version`` 2 makes the model's task part of the contract (anomaly, classification,
+regression) with the classes of a classifier and a threshold only where one means something.
+Manifests written with ``schema_version`` 1 (anomaly detectors, before tasks existed) are read
+through their own frozen schema and upgraded in memory, so an upgrade never strands a model.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from lambda_app.registry.errors import ManifestError
+
+SCHEMA_VERSION: Literal[2] = 2
+READABLE_SCHEMA_VERSIONS = (1, 2)
+VERSION_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+Task = Literal["anomaly", "classification", "regression"]
+TASKS: tuple[Task, ...] = ("anomaly", "classification", "regression")
+ArtifactRole = Literal["model", "serving", "evaluation", "report", "other"]
+ClassLabel = int | str
+"""A class as it was in the training data: numbers stay numbers, strings stay strings."""
+
+ANOMALY_SCORE = "anomaly score in (0, 1]: higher is more anomalous; >= threshold is an anomaly"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ArtifactFile(_Strict):
+    """One file of a version, with what it takes to verify it before use."""
+
+    path: str
+    role: ArtifactRole
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    size: int = Field(ge=0)
+
+
+class FeatureSpec(_Strict):
+    """One input feature, in the order the model expects it."""
+
+    name: str
+    dtype: Literal["integer", "number"]
+
+
+class FeatureReference(_Strict):
+    """A summary of one feature's training distribution, the reference for drift checks."""
+
+    count: int
+    mean: float
+    std: float
+    min: float
+    max: float
+    quantiles: dict[str, float]
+    bin_edges: list[float]
+    bin_fractions: list[float]
+
+
+class ReferenceV1(_Strict):
+    """The training distribution as schema_version 1 recorded it (anomaly detectors only)."""
+
+    features: dict[str, FeatureReference]
+    score_quantiles: dict[str, float]
+    anomaly_rate: float
+
+
+class Reference(_Strict):
+    """The training distribution: per-feature summaries, and what the model predicted on it.
+
+    Which prediction summary is present depends on the task: anomaly models record score
+    quantiles and the anomaly rate, classifiers the share of each predicted class, regressors
+    the quantiles and mean of their predictions.
+    """
+
+    features: dict[str, FeatureReference]
+    score_quantiles: dict[str, float] | None = None
+    anomaly_rate: float | None = None
+    class_fractions: dict[str, float] | None = None
+    prediction_quantiles: dict[str, float] | None = None
+    prediction_mean: float | None = None
+
+
+class Provenance(_Strict):
+    """Where a version came from, so it can be reproduced and audited."""
+
+    data_uri: str
+    data_sha256: str
+    rows: int
+    params: dict[str, Any]
+    library_versions: dict[str, str]
+    code_revision: str
+    config: dict[str, Any]
+
+
+class ManifestV1(_Strict):
+    """schema_version 1, frozen as the code before model kinds wrote it. Read-only."""
+
+    schema_version: Literal[1] = 1
+    name: str
+    version: str = Field(pattern=VERSION_PATTERN.pattern)
+    created_at: datetime
+    estimator: str
+    artifacts: list[ArtifactFile]
+    features: list[FeatureSpec] = Field(min_length=1)
+    label: str | None
+    threshold: float
+    score: str = ANOMALY_SCORE
+    metrics: dict[str, float | int | None] | None
+    reference: ReferenceV1
+    provenance: Provenance
+    tuning: dict[str, Any] | None = None
+
+
+class Manifest(_Strict):
+    """Everything the service needs to know about one immutable model version.
+
+    ``schema_version`` is 2 for everything written now; a value of 1 marks a version written
+    before tasks existed, upgraded in memory by ``parse_manifest`` (task ``anomaly``).
+    """
+
+    schema_version: Literal[1, 2] = SCHEMA_VERSION
+    name: str
+    version: str = Field(pattern=VERSION_PATTERN.pattern)
+    created_at: datetime
+    task: Task
+    estimator: str
+    artifacts: list[ArtifactFile]
+    features: list[FeatureSpec] = Field(min_length=1)
+    label: str | None
+    classes: list[ClassLabel] | None = None
+    threshold: float | None = None
+    score: str | None = None  # what the anomaly score means
+    converter: dict[str, str] | None = None  # how the serving graph was made, with versions
+    metrics: dict[str, float | int | None] | None
+    reference: Reference
+    provenance: Provenance
+    tuning: dict[str, Any] | None = None  # the hyperparameter search: objective, trials, best
+
+    @model_validator(mode="after")
+    def _fits_task(self) -> Manifest:
+        if self.task == "anomaly" and self.threshold is None:
+            raise ValueError("an anomaly model needs a threshold")
+        if self.task != "anomaly" and self.threshold is not None:
+            raise ValueError(f"a {self.task} model has no threshold")
+        if self.task == "classification":
+            if not self.classes or len(self.classes) < 2:
+                raise ValueError("a classification model lists at least two classes")
+            if len({str(c) for c in self.classes}) != len(self.classes):
+                raise ValueError("classes must be distinct (also as strings: they key the probabilities)")
+        elif self.classes is not None:
+            raise ValueError(f"a {self.task} model has no classes")
+        return self
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [f.name for f in self.features]
+
+    def artifact(self, role: str) -> ArtifactFile:
+        """The artifact with ``role``; raises ManifestError if the manifest lists none."""
+        for artifact in self.artifacts:
+            if artifact.role == role:
+                return artifact
+        raise ManifestError(f"manifest of version {self.version} lists no {role!r} artifact")
+
+
+def parse_manifest(raw: bytes, version: str) -> Manifest:
+    """A stored manifest's bytes -> Manifest, upgrading schema_version 1 in memory.
+
+    Raises:
+        ManifestError: not JSON, an unknown schema version, invalid, or filed under another version.
+    """
+    try:
+        data = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ManifestError(f"manifest of version {version} is not valid JSON: {exc}") from exc
+    found = data.get("schema_version") if isinstance(data, dict) else None
+    if found not in READABLE_SCHEMA_VERSIONS:
+        raise ManifestError(
+            f"manifest of version {version} has schema_version {found!r};"
+            f" this service reads {', '.join(map(str, READABLE_SCHEMA_VERSIONS))}"
+        )
+    try:
+        if found == 1:
+            legacy = ManifestV1.model_validate(data)
+            manifest = Manifest.model_validate({**legacy.model_dump(), "task": "anomaly"})
+        else:
+            manifest = Manifest.model_validate(data)
+    except ValidationError as exc:
+        raise ManifestError(f"manifest of version {version} is invalid: {exc}") from exc
+    if manifest.version != version:
+        raise ManifestError(f"manifest under {version} claims version {manifest.version}")
+    return manifest

@@ -1,0 +1,207 @@
+"""Where a registry lives (a local directory or ``s3://bucket/prefix``) and its key layout.
+
+Layout under a registry root::
+
+    <root>/<version>/manifest.json      written last: a version exists once its manifest does
+    <root>/<version>/<artifact files>   sha256 + size of each in the manifest
+    <root>/aliases/<alias>.json         points an alias (production, staging, ...) at a version
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from lambda_app.registry.errors import ArtifactNotFoundError, VersionExistsError
+from lambda_app.registry.manifest import VERSION_PATTERN
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from mypy_boto3_s3 import S3Client  # type: ignore[import-not-found]
+
+MANIFEST_FILE = "manifest.json"
+ALIASES_DIR = "aliases"
+ALIAS_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
+
+
+def manifest_key(version: str) -> str:
+    return f"{_checked_version(version)}/{MANIFEST_FILE}"
+
+
+def artifact_key(version: str, path: str) -> str:
+    return f"{_checked_version(version)}/{path}"
+
+
+def alias_key(alias: str) -> str:
+    if not ALIAS_PATTERN.match(alias):
+        raise ValueError(f"invalid alias {alias!r}: use lowercase letters, digits, '-' or '_'")
+    return f"{ALIASES_DIR}/{alias}.json"
+
+
+def _checked_version(version: str) -> str:
+    if not VERSION_PATTERN.match(version) or version == ALIASES_DIR:
+        raise ValueError(f"invalid version {version!r}")
+    return version
+
+
+class RegistryStorage(Protocol):
+    """Where a registry lives. Keys are relative to the registry root, '/'-separated."""
+
+    uri: str
+
+    def read(self, key: str) -> bytes:
+        """The object's bytes; raises ArtifactNotFoundError if absent."""
+        ...
+
+    def exists(self, key: str) -> bool: ...
+
+    def publish_version(self, version: str, files: Mapping[str, bytes]) -> None:
+        """Make ``<version>/*`` visible all at once, manifest last; refuse an existing version."""
+        ...
+
+    def write_alias(self, alias: str, data: bytes) -> None:
+        """Atomically replace ``aliases/<alias>.json``."""
+        ...
+
+
+class LocalStorage:
+    """A registry in a local directory: the embedded default, no AWS needed."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+        self.uri = str(self.root)
+
+    def _path(self, key: str) -> Path:
+        return self.root.joinpath(*key.split("/"))
+
+    def read(self, key: str) -> bytes:
+        try:
+            return self._path(key).read_bytes()
+        except (FileNotFoundError, NotADirectoryError) as exc:
+            raise ArtifactNotFoundError(f"{self.uri}/{key} does not exist") from exc
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def publish_version(self, version: str, files: Mapping[str, bytes]) -> None:
+        target = self._path(_checked_version(version))
+        if target.exists():
+            raise VersionExistsError(f"version {version} already exists in {self.uri}")
+        self.root.mkdir(parents=True, exist_ok=True)
+        # Stage in a hidden sibling directory, then rename: readers see all files or none.
+        staging = Path(tempfile.mkdtemp(prefix=f".staging-{version}-", dir=self.root))
+        staging.chmod(0o755)  # mkdtemp makes it private; a registry is read by other processes
+        try:
+            for name, data in files.items():
+                path = staging.joinpath(*name.split("/"))
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(data)
+            try:
+                staging.rename(target)
+            except OSError as exc:
+                raise VersionExistsError(f"version {version} already exists in {self.uri}") from exc
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging, ignore_errors=True)
+
+    def write_alias(self, alias: str, data: bytes) -> None:
+        path = self._path(alias_key(alias))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{alias}-", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            os.chmod(tmp, 0o644)  # mkstemp makes it private
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+
+class S3Storage:
+    """A registry under ``s3://bucket/prefix``."""
+
+    def __init__(self, bucket: str, prefix: str, client: S3Client) -> None:
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        self.client = client
+        self.uri = f"s3://{bucket}/{self.prefix}" if self.prefix else f"s3://{bucket}"
+
+    def _key(self, key: str) -> str:
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def read(self, key: str) -> bytes:
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
+        except self.client.exceptions.NoSuchKey as exc:
+            raise ArtifactNotFoundError(f"{self.uri}/{key} does not exist") from exc
+        except self.client.exceptions.ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in {"AccessDenied", "403"}:
+                # Without s3:ListBucket, S3 answers a missing key with 403, not 404.
+                raise ArtifactNotFoundError(f"{self.uri}/{key} is missing or not readable") from exc
+            raise
+        body: bytes = response["Body"].read()
+        return body
+
+    def exists(self, key: str) -> bool:
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+        except self.client.exceptions.ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
+                return False
+            raise
+        return True
+
+    def publish_version(self, version: str, files: Mapping[str, bytes]) -> None:
+        manifest = manifest_key(version)
+        if self.exists(manifest):
+            raise VersionExistsError(f"version {version} already exists in {self.uri}")
+        # Every object is written only if absent (If-None-Match), so a racing publisher can never
+        # replace a file of an existing version; the manifest goes last and makes the version visible.
+        names = [name for name in files if name != MANIFEST_FILE] + [MANIFEST_FILE]
+        for name in names:
+            try:
+                self.client.put_object(
+                    Bucket=self.bucket,
+                    Key=self._key(artifact_key(version, name)),
+                    Body=files[name],
+                    IfNoneMatch="*",
+                )
+            except self.client.exceptions.ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") == "PreconditionFailed":
+                    raise VersionExistsError(f"version {version} already exists in {self.uri}") from exc
+                raise
+
+    def write_alias(self, alias: str, data: bytes) -> None:
+        self.client.put_object(
+            Bucket=self.bucket,
+            Key=self._key(alias_key(alias)),
+            Body=data,
+            ContentType="application/json",
+        )
+
+
+def parse_s3_uri(uri: str) -> tuple[str, str]:
+    """``s3://bucket/some/prefix`` -> ``("bucket", "some/prefix")``."""
+    if not uri.startswith("s3://"):
+        raise ValueError(f"not an s3:// URI: {uri!r}")
+    bucket, _, prefix = uri[len("s3://") :].partition("/")
+    if not bucket:
+        raise ValueError(f"no bucket in {uri!r}")
+    return bucket, prefix.strip("/")
+
+
+def open_storage(uri: str, *, s3_client: S3Client | None = None) -> RegistryStorage:
+    """The storage behind a ``MODEL_URI``: ``s3://bucket/prefix`` or a local directory."""
+    if uri.startswith("s3://"):
+        bucket, prefix = parse_s3_uri(uri)
+        if s3_client is None:
+            import boto3
+
+            s3_client = boto3.client("s3")
+        return S3Storage(bucket, prefix, s3_client)
+    return LocalStorage(uri)

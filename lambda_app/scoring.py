@@ -1,0 +1,89 @@
+"""One scoring path for every task: validate -> predict -> monitor -> respond.
+
+``/predict`` calls ``score_records`` once and knows nothing of tasks; batch scoring will call the
+same function. The task lives in the loaded model's predictor (lambda_app/models/).
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from aws_lambda_powertools.metrics import MetricUnit
+
+from lambda_app.config import Settings
+from lambda_app.drift import DriftSnapshot
+from lambda_app.errors import ModelOutputError, ResponseTooLargeError
+from lambda_app.model_store import LoadedModel
+from lambda_app.models import Prediction
+from lambda_app.observability import SERVICE_NAME, metrics, traced
+from lambda_app.validation import records_to_matrix
+
+RESPONSE_ENVELOPE_BYTES = 512
+"""Room for the response's other fields and Lambda's envelope (status, headers)."""
+
+
+def max_answerable_rows(model: LoadedModel, settings: Settings) -> int:
+    """The most records one request may carry for this model: the row limit, or fewer when the
+    answer per row is large (a classifier with many classes)."""
+    fits = (settings.max_response_bytes - RESPONSE_ENVELOPE_BYTES) // model.predictor.max_row_bytes()
+    return max(1, min(settings.max_rows, fits))
+
+
+def check_response_fits(rows: int, model: LoadedModel, settings: Settings) -> None:
+    """Refuse up front a request whose answer could exceed the response limit (a gateway 502 otherwise)."""
+    per_row = model.predictor.max_row_bytes()
+    if rows * per_row + RESPONSE_ENVELOPE_BYTES <= settings.max_response_bytes:
+        return
+    fits = max_answerable_rows(model, settings)
+    raise ResponseTooLargeError(
+        f"the answer to {rows} records could take up to {rows * per_row} bytes, over the response limit of"
+        f" {settings.max_response_bytes} bytes (Lambda's 6 MB): send at most {fits} records per request"
+    )
+
+
+@traced
+def score_records(payload: Any, model: LoadedModel, settings: Settings) -> bytes:
+    """Score one record or an array of records; returns the serialised response body.
+
+    Raises:
+        InvalidInputError, TooManyRecordsError: the records are not valid for this model.
+        ResponseTooLargeError: the answer could not fit the response limit.
+        ModelOutputError: the model produced a non-finite value (nothing is answered).
+    """
+    started = time.perf_counter()
+    features = records_to_matrix(payload, model.manifest.features, settings.max_rows)
+    check_response_fits(len(features), model, settings)
+    prediction = model.predictor.predict(features)
+    if not prediction.finite():
+        metrics.add_metric(name="NonFiniteScores", unit=MetricUnit.Count, value=1)
+        raise ModelOutputError("the model produced a non-finite value; this request was not scored")
+    drift = model.drift.observe(features)
+    record_prediction(model, prediction, drift, started)
+    return orjson.dumps({**prediction.fields(), "version": model.manifest.version, "errors": None})
+
+
+def record_prediction(
+    model: LoadedModel, prediction: Prediction, drift: DriftSnapshot, started: float
+) -> None:
+    """EMF metrics for this request: volume, the task's own figures, out-of-range share, latency; drift
+    and model age whenever the container's drift window is recomputed (every 50 rows), to keep 1-row
+    requests cheap.
+
+    Two dimension sets: {service} for the alarms, {service, model_version} to compare versions.
+    """
+    metrics.add_dimensions(service=SERVICE_NAME, model_version=model.manifest.version)
+    metrics.add_metric(name="Predictions", unit=MetricUnit.Count, value=prediction.rows)
+    for figure in prediction.metrics():
+        metrics.add_metric(name=figure.name, unit=MetricUnit(figure.unit), value=figure.value)
+    metrics.add_metric(name="OutOfRangeShare", unit=MetricUnit.Percent, value=100 * drift.out_of_range_share)
+    if drift.fresh:
+        for name, value in drift.psi.items():
+            metrics.add_metric(name=f"FeaturePSI_{name}", unit=MetricUnit.NoUnit, value=value)
+        age = (datetime.now(UTC) - model.manifest.created_at).total_seconds() / 3600
+        metrics.add_metric(name="ModelAgeHours", unit=MetricUnit.NoUnit, value=round(age, 3))
+    metrics.add_metric(
+        name="ScoringLatency", unit=MetricUnit.Milliseconds, value=(time.perf_counter() - started) * 1000
+    )

@@ -1,0 +1,167 @@
+"""Anomaly detection: a score (higher is more anomalous) and a decision threshold.
+
+Labels (0/1) are optional: with them, the threshold maximises F1 on the validation split and the
+holdout is scored beside a robust z-score baseline; without them, a quantile rule sets it.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from lambda_app.models import AnomalyPrediction, Prediction
+from lambda_app.registry import ANOMALY_SCORE, Manifest, Reference, Task
+from training.compile import PARITY_TOLERANCE, CompileError, is_compact
+from training.evaluate import (
+    RobustZBaseline,
+    anomaly_scores,
+    classification_metrics,
+    evaluation_html,
+    threshold_max_f1,
+    threshold_quantile,
+)
+from training.model import estimator_name
+from training.tasks.base import Outcome, Splits, feature_reference, quantiles, run_graph
+
+log = logging.getLogger("training")
+
+
+class AnomalyTask:
+    name: ClassVar[Task] = "anomaly"
+    metrics: ClassVar[tuple[str, ...]] = ("pr_auc", "roc_auc", "f1", "precision", "recall")
+    tuning_metrics: ClassVar[tuple[str, ...]] = ("pr_auc", "roc_auc")
+    default_metric: ClassVar[str] = "pr_auc"
+    lower_is_better: ClassVar[frozenset[str]] = frozenset()
+
+    def labels(self, column: pd.Series, name: str) -> np.ndarray:
+        from training.data import anomaly_labels
+
+        return anomaly_labels(column, name)
+
+    def usable(self, labels: np.ndarray | None, source: str) -> np.ndarray | None:
+        if labels is not None and len(np.unique(labels)) < 2:
+            log.warning("label column has a single class: evaluating without labels")
+            return None
+        return labels
+
+    def stratify(self, labels: np.ndarray | None) -> np.ndarray | None:
+        if labels is not None and np.bincount(labels, minlength=2).min() >= 3:
+            return labels
+        return None
+
+    def fold_score(
+        self, estimator: Any, features: np.ndarray, labels: np.ndarray | None, metric: str
+    ) -> float:
+        from sklearn.metrics import average_precision_score, roc_auc_score
+
+        assert labels is not None  # unlabelled tuning scores rank stability instead (training/tune.py)
+        scorer = average_precision_score if metric == "pr_auc" else roc_auc_score
+        return float(scorer(labels, anomaly_scores(estimator, features)))
+
+    def outcome(self, estimator: Any, splits: Splits, config: Any) -> Outcome:
+        x, labels = splits.features, splits.labels
+        train, validation, test = splits.train, splits.validation, splits.test
+        train_scores = anomaly_scores(estimator, x[train])
+        if config.threshold.strategy == "max_f1" and labels is not None:
+            threshold = threshold_max_f1(anomaly_scores(estimator, x[validation]), labels[validation])
+            rule = "maximises F1 on the validation split (placed between two scores)"
+        else:
+            if config.threshold.strategy == "max_f1":
+                log.warning("no labels: falling back to the quantile threshold rule")
+            threshold = threshold_quantile(train_scores, config.threshold.quantile)
+            rule = f"the {config.threshold.quantile} quantile of training scores (placed between two scores)"
+        test_scores = anomaly_scores(estimator, x[test])
+        reference = Reference(
+            features=feature_reference(x[train], splits.feature_names),
+            score_quantiles=quantiles(train_scores),
+            anomaly_rate=float(np.mean(train_scores >= threshold)),
+        )
+        metrics = baseline_metrics = baseline_scores = None
+        if labels is not None:
+            baseline = RobustZBaseline.fit(x[train])
+            metrics = classification_metrics(test_scores, labels[test], threshold)
+            baseline_threshold = threshold_max_f1(baseline.score(x[validation]), labels[validation])
+            baseline_scores = baseline.score(x[test])
+            baseline_metrics = classification_metrics(baseline_scores, labels[test], baseline_threshold)
+            log.info(
+                "holdout: pr_auc=%.3f (baseline %.3f) roc_auc=%.3f f1=%.3f threshold=%.4f",
+                metrics["pr_auc"],
+                baseline_metrics["pr_auc"],
+                metrics["roc_auc"],
+                metrics["f1"],
+                threshold,
+            )
+        report = evaluation_html(
+            config.name,
+            splits.feature_names,
+            reference,
+            x[test],
+            test_scores,
+            None if labels is None else labels[test],
+            threshold,
+            metrics,
+            baseline_metrics,
+            baseline_scores,
+            None,
+        )
+        score = (
+            ANOMALY_SCORE
+            if is_compact(estimator)
+            else f"negated decision function of {estimator_name(estimator)}: higher is more anomalous;"
+            " >= threshold is an anomaly"
+        )
+        return Outcome(
+            metrics=metrics,
+            baseline_metrics=baseline_metrics,
+            baseline_name="per-feature robust z-score (max over features)",
+            reference=reference,
+            report_html=report,
+            evaluation={
+                "threshold": threshold,
+                "threshold_rule": rule,
+                "test_anomaly_rate_predicted": float(np.mean(test_scores >= threshold)),
+            },
+            threshold=threshold,
+            score_description=score,
+        )
+
+    def parity(self, estimator: Any, graph: bytes, rows: np.ndarray, outcome: Outcome) -> dict[str, Any]:
+        assert outcome.threshold is not None
+        return check_parity(estimator, graph, rows, outcome.threshold)
+
+    def served_metrics(
+        self, prediction: Prediction, labels: np.ndarray, manifest: Manifest
+    ) -> dict[str, float | int | None]:
+        assert isinstance(prediction, AnomalyPrediction)
+        assert manifest.threshold is not None
+        return classification_metrics(prediction.scores, labels, manifest.threshold)
+
+
+def check_parity(estimator: Any, graph: bytes, rows: np.ndarray, threshold: float) -> dict[str, Any]:
+    """Score ``rows`` with both; raise CompileError unless they agree (score and decision)."""
+    (served,) = run_graph(graph, ("score",), rows)
+    served = served.reshape(-1).astype(np.float64)
+    reference = anomaly_scores(estimator, rows)
+    diff = float(np.max(np.abs(served - reference))) if len(rows) else 0.0
+    # The compact graph reproduces the paper's score in (0, 1]; other detectors' decision functions
+    # have their own scale, so their tolerance is relative to it.
+    scale = 1.0 if is_compact(estimator) else max(1.0, float(np.max(np.abs(reference), initial=0.0)))
+    tolerance = PARITY_TOLERANCE * scale
+    decided = np.abs(reference - threshold) > tolerance  # rows on the threshold itself may go either way
+    mismatches = int(np.sum(((served >= threshold) != (reference >= threshold)) & decided))
+    if diff > tolerance or mismatches:
+        raise CompileError(
+            f"compiled model disagrees with scikit-learn on {len(rows)} rows:"
+            f" max score difference {diff:.2e} (tolerance {tolerance:.1e}),"
+            f" {mismatches} prediction mismatches"
+        )
+    return {
+        "rows": len(rows),
+        "max_abs_score_diff": diff,
+        "tolerance": tolerance,
+        "prediction_mismatches": 0,
+        "rows_on_threshold": int(np.sum(~decided)),
+    }

@@ -1,0 +1,150 @@
+"""What a task contributes to training: labels, metrics and their direction, tuning folds, the
+threshold or classes, evaluation beside a baseline, the reference summary and the parity gate.
+
+Adding a task adds a module here and an entry in training/tasks/__init__.py; the training run,
+tuning, publishing and promotion call these hooks and never branch on the task themselves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
+
+import numpy as np
+import pandas as pd
+
+from lambda_app.models import Prediction
+from lambda_app.registry import ClassLabel, FeatureReference, Manifest, Reference, Task
+
+QUANTILES = {"p01": 0.01, "p05": 0.05, "p25": 0.25, "p50": 0.5, "p75": 0.75, "p95": 0.95, "p99": 0.99}
+PARITY_PROBE_ROWS = 100_000
+
+
+@dataclass(frozen=True)
+class Splits:
+    """Row indices of the three splits, and the arrays they index."""
+
+    features: np.ndarray
+    labels: np.ndarray | None
+    train: np.ndarray
+    validation: np.ndarray
+    test: np.ndarray
+    feature_names: list[str]
+
+
+@dataclass
+class Outcome:
+    """What a task decided and measured once the model is fitted, before it is compiled."""
+
+    metrics: dict[str, float | int | None] | None
+    baseline_metrics: dict[str, float | int | None] | None
+    baseline_name: str
+    reference: Reference
+    report_html: str
+    evaluation: dict[str, Any] = field(default_factory=dict)
+    threshold: float | None = None
+    classes: list[ClassLabel] | None = None
+    score_description: str | None = None
+
+
+class TaskKind(Protocol):
+    """One task's training hooks (see the module docstring)."""
+
+    name: ClassVar[Task]
+    metrics: ClassVar[tuple[str, ...]]  # what the baseline gate and promotion may compare on
+    tuning_metrics: ClassVar[tuple[str, ...]]  # the first is the default
+    default_metric: ClassVar[str]
+    lower_is_better: ClassVar[frozenset[str]]
+
+    def labels(self, column: pd.Series, name: str) -> np.ndarray:
+        """The label column validated and typed for the task; DataValidationError names the row."""
+        ...
+
+    def usable(self, labels: np.ndarray | None, source: str) -> np.ndarray | None:
+        """The labels to train and evaluate with; None where the task can do without (anomaly)."""
+        ...
+
+    def stratify(self, labels: np.ndarray | None) -> np.ndarray | None:
+        """What to stratify the splits on, if anything."""
+        ...
+
+    def fold_score(
+        self, estimator: Any, features: np.ndarray, labels: np.ndarray | None, metric: str
+    ) -> float:
+        """One fitted tuning candidate's score on held-out rows (labels may be None for anomaly)."""
+        ...
+
+    def outcome(self, estimator: Any, splits: Splits, config: Any) -> Outcome:
+        """Threshold or classes, holdout metrics beside the baseline, reference summary, report."""
+        ...
+
+    def parity(self, estimator: Any, graph: bytes, rows: np.ndarray, outcome: Outcome) -> dict[str, Any]:
+        """Compare the graph with scikit-learn on ``rows``; raise CompileError on any disagreement."""
+        ...
+
+    def served_metrics(
+        self, prediction: Prediction, labels: np.ndarray, manifest: Manifest
+    ) -> dict[str, float | int | None]:
+        """The task's metrics for what the service answered (the promotion gate)."""
+        ...
+
+
+def feature_reference(features: np.ndarray, names: list[str]) -> dict[str, FeatureReference]:
+    """Per-feature distribution summaries: deciles as histogram bins, quantiles, moments."""
+    summaries = {}
+    for i, name in enumerate(names):
+        column = features[:, i]
+        edges = np.unique(np.quantile(column, np.linspace(0, 1, 11)))
+        if len(edges) < 2:
+            edges = np.array([edges[0], edges[0]])
+        counts, _ = np.histogram(column, bins=edges)
+        summaries[name] = FeatureReference(
+            count=int(column.size),
+            mean=float(column.mean()),
+            std=float(column.std()),
+            min=float(column.min()),
+            max=float(column.max()),
+            quantiles={k: float(np.quantile(column, q)) for k, q in QUANTILES.items()},
+            bin_edges=[float(e) for e in edges],
+            bin_fractions=[float(c) / column.size for c in counts],
+        )
+    return summaries
+
+
+def quantiles(values: np.ndarray) -> dict[str, float]:
+    return {k: float(np.quantile(values, q)) for k, q in QUANTILES.items()}
+
+
+def parity_probe(features: np.ndarray, rows: int, seed: int) -> np.ndarray:
+    """Random rows over (and beyond) the training range, to check the compiled graph off-distribution."""
+    rng = np.random.default_rng(seed)
+    low, high = features.min(axis=0), features.max(axis=0)
+    span = np.maximum(high - low, 1.0)
+    return rng.uniform(low - span, high + span, size=(rows, features.shape[1]))
+
+
+def run_graph(graph: bytes, outputs: tuple[str, ...], rows: np.ndarray) -> list[np.ndarray]:
+    """The graph's named outputs on ``rows``, as the service computes them (float32 input)."""
+    from lambda_app.models.base import INPUT_NAME, INPUT_TYPES, OnnxModel
+
+    session = OnnxModel.session(graph, threads=1)
+    dtype = INPUT_TYPES[session.get_inputs()[0].type]
+    result: list[np.ndarray] = session.run(list(outputs), {INPUT_NAME: rows.astype(dtype)})
+    return result
+
+
+def better(
+    metric: str, lower_is_better: frozenset[str], candidate: float, current: float, margin: float
+) -> bool:
+    """True when ``candidate`` is no worse than ``current`` by more than ``margin``, either direction."""
+    if metric in lower_is_better:
+        return candidate <= current + margin
+    return candidate >= current - margin
+
+
+def sklearn_frame(estimator: Any, rows: np.ndarray) -> Any:
+    """``rows`` as the estimator was fitted: a DataFrame with its column names when it knows them."""
+    names = getattr(estimator, "feature_names_in_", None)
+    if names is None:
+        return rows
+    return pd.DataFrame(rows, columns=list(names))
