@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from sklearn.covariance import EllipticEnvelope
 from skl2onnx import update_registered_converter
 from skl2onnx.algebra.onnx_ops import (
     OnnxCast,
@@ -23,6 +22,7 @@ from skl2onnx.algebra.onnx_ops import (
     OnnxWhere,
 )
 from skl2onnx.common.data_types import Int64TensorType, guess_numpy_type
+from sklearn.covariance import EllipticEnvelope
 
 
 def _elliptic_envelope_shapes(operator: Any) -> None:

@@ -2,8 +2,8 @@
 
 Every serving graph takes one input named ``features`` of shape (rows, n_features), in the
 manifest's feature order: float32, or float64 for models whose float32 graph cannot match
-scikit-learn (training decides and records it); each task names its own outputs (see the task modules). Training
-produces graphs that follow this contract and checks them here before publishing.
+scikit-learn (training decides and records it); each task names its own outputs (see the task
+modules). Training produces graphs that follow this contract and checks them before publishing.
 """
 
 from __future__ import annotations

@@ -88,7 +88,7 @@ def test_a_model_the_baseline_beats_is_not_published(flows: Path, tmp_path: Path
             ),
         }
     )
-    with pytest.raises(TrainingError, match="worse than the baseline .per-feature robust z-score"):
+    with pytest.raises(TrainingError, match=r"worse than the baseline \(per-feature robust z-score"):
         run_training(str(flows), str(tmp_path / "r"), weak)
     assert not (tmp_path / "r").exists()
     run_training(str(flows), str(tmp_path / "r"), weak, allow_worse_than_baseline=True)

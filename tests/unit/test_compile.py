@@ -13,8 +13,8 @@ from sklearn.ensemble import IsolationForest
 from lambda_app.models import AnomalyPrediction, build_predictor
 from lambda_app.registry import LocalStorage, read_manifest, read_verified, resolve_version
 from training.compile import CompileError, average_path_length, compile_isolation_forest
-from training.tasks.anomaly import check_parity
 from training.synthetic import generate
+from training.tasks.anomaly import check_parity
 
 
 def random_rows(n: int, seed: int) -> np.ndarray:

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from lambda_app import model_store
 from lambda_app.config import Settings
 from lambda_app.errors import ModelUnavailableError
 from lambda_app.model_store import ModelStore, default_storage
-from lambda_app import model_store
 from lambda_app.registry import LocalStorage, RegistryStorage, read_manifest, resolve_version
 
 
