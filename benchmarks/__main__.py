@@ -135,10 +135,13 @@ def warm_latency(registry: Path, manifest: dict[str, Any], quick: bool) -> list[
     from benchmarks import naive_app
     from lambda_app import handler as ours
     from lambda_app.invoke import LocalLambdaContext
-    from lambda_app.predictor import Predictor
+    from lambda_app.models import build_predictor
+    from lambda_app.registry import parse_manifest
 
-    onnx_bytes = (registry / manifest["version"] / "model.onnx").read_bytes()
-    floor = Predictor.from_onnx(onnx_bytes, manifest["threshold"], threads=1)
+    version = manifest["version"]
+    onnx_bytes = (registry / version / "model.onnx").read_bytes()
+    parsed = parse_manifest((registry / version / "manifest.json").read_bytes(), version)
+    floor = build_predictor(parsed, onnx_bytes, threads=1)
     context = LocalLambdaContext()
     from lambda_app.config import Settings
 
