@@ -87,3 +87,15 @@ def handler_module(monkeypatch: pytest.MonkeyPatch) -> Callable[..., ModuleType]
         return importlib.reload(lambda_app.handler)
 
     return load
+
+
+FIXTURES_DIR = ROOT / "tests" / "fixtures"
+
+
+def predict_event(records: Any) -> dict[str, Any]:
+    """An API Gateway HTTP API (v2) POST /predict event carrying ``records`` as its JSON body."""
+    event = load_event("apigw_v2_predict_single.json")
+    body = json.dumps(records)
+    event["body"] = body
+    event["headers"]["content-length"] = str(len(body.encode()))
+    return event

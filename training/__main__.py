@@ -9,6 +9,8 @@
                                [--metric pr_auc] [--margin 0.01]
     python -m training drift --data WINDOW --model-uri URI [--alias production | --version V]
                              [--threshold 0.25] [--out reports/drift]
+    python -m training import --model FILE --data SAMPLE --model-uri URI [--alias production]
+                              [--task T] [--label COL] [--name N] [--trust TYPE ...] [--allow-pickle]
 
 Exits 0 on success; on failure prints one line ``error: <reason>`` and exits 1. ``retrain`` (what the
 scheduled task runs) exits 3 when the quality gate keeps the serving model: the new version stays
@@ -27,7 +29,7 @@ from typing import Any
 from lambda_app.registry import RegistryError
 from training.exceptions import TrainingError
 
-COMMANDS = {"train", "generate", "promote", "rollback", "drift", "retrain"}
+COMMANDS = {"train", "generate", "promote", "rollback", "drift", "retrain", "import"}
 GATE_REFUSED_EXIT = 3
 
 
@@ -78,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
             return _drift(_drift_parser().parse_args(argv))
         if command == "retrain":
             return _retrain(_retrain_parser().parse_args(argv))
+        if command == "import":
+            return _import(_import_parser().parse_args(argv))
         return _train(_train_parser().parse_args(argv))
     except (TrainingError, RegistryError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -279,6 +283,63 @@ def _generate(args: argparse.Namespace) -> int:
     else:
         frame.to_csv(out, index=False)
     print(f"wrote {len(frame)} rows ({int(frame['label'].sum())} anomalies) to {out}")
+    return 0
+
+
+def _import_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m training import",
+        description="Publish a model fitted elsewhere: convert, check parity, evaluate, publish.",
+    )
+    parser.add_argument(
+        "--model", required=True, help="the fitted model: .skops, or .joblib/.pkl with --allow-pickle"
+    )
+    parser.add_argument(
+        "--data",
+        required=True,
+        help="sample rows (CSV or Parquet, local or s3://): schema, parity, evaluation",
+    )
+    parser.add_argument(
+        "--model-uri", required=True, help="registry root: a local directory or s3://bucket/prefix"
+    )
+    parser.add_argument(
+        "--alias", default="production", help="alias to move to the new version ('' for none)"
+    )
+    parser.add_argument(
+        "--task", choices=["anomaly", "classification", "regression"], help="default: from the estimator"
+    )
+    parser.add_argument("--label", help="the sample's label column, to evaluate the model (optional)")
+    parser.add_argument("--name", help="model name (default: after the task)")
+    parser.add_argument(
+        "--trust",
+        action="append",
+        default=[],
+        metavar="TYPE",
+        help="a type a .skops file needs beyond skops' defaults (the refusal lists them); repeat per type",
+    )
+    parser.add_argument(
+        "--allow-pickle",
+        action="store_true",
+        help="load a .joblib/.pkl file (a pickle runs code when loaded: only files you made yourself)",
+    )
+    return parser
+
+
+def _import(args: argparse.Namespace) -> int:
+    from training.importer import import_model
+
+    published = import_model(
+        args.model,
+        args.data,
+        args.model_uri,
+        alias=args.alias or None,
+        task=args.task,
+        label=args.label,
+        name=args.name,
+        trust=args.trust,
+        allow_pickle=args.allow_pickle,
+    )
+    _print_published(published.manifest, args.model_uri, published.alias.alias if published.alias else None)
     return 0
 
 

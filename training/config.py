@@ -54,7 +54,8 @@ class ModelConfig(_Section):
 
 
 class ThresholdConfig(_Section):
-    strategy: Literal["max_f1", "quantile"] = "max_f1"
+    # max_f1 (needs labels) | quantile | estimator: the detector's own rule (offset_, from contamination)
+    strategy: Literal["max_f1", "quantile", "estimator"] = "max_f1"
     quantile: float = Field(default=0.97, gt=0, lt=1)
 
 
@@ -109,8 +110,6 @@ class TrainingConfig(_Section):
                     f"{where} {metric!r} does not fit a {self.model.task} model:"
                     f" use one of {', '.join(allowed)}"
                 )
-        if self.model.task != "anomaly" and self.data.label is None:
-            raise ValueError(f"a {self.model.task} model needs data.label")
         if self.tuning.space:
             from training.model import check_params, estimator_class
 

@@ -191,6 +191,22 @@ def load_dataset(
     return validate(frame, features, label, uri, sha256, labels_of)
 
 
+def read_columns(uri: str, *, s3_client: Any = None) -> list[str]:
+    """The column names of a CSV or Parquet file, without reading its rows."""
+    with _local_copy(uri, s3_client) as path:
+        name = uri.lower()
+        try:
+            if name.endswith((".parquet", ".pq")):
+                import pyarrow.parquet as pq
+
+                return [str(c) for c in pq.read_schema(path).names]
+            if name.endswith((".csv", ".csv.gz")):
+                return [str(c) for c in pd.read_csv(path, nrows=0).columns]
+        except (ValueError, OSError, pd.errors.ParserError) as exc:
+            raise DataValidationError(f"cannot parse {uri}: {str(exc).splitlines()[0]}") from exc
+    raise TrainingError(f"unsupported data format for {uri}: use .csv, .csv.gz or .parquet")
+
+
 DATA_SUFFIXES = (".csv", ".csv.gz", ".parquet")
 
 

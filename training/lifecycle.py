@@ -81,9 +81,9 @@ def holdout(
         raise TrainingError(
             f"{uri} has no usable '{label}' column: the quality gate needs labels (or --force)"
         )
-    if data_uri:
-        return dataset.features, dataset.labels, uri
     recorded = candidate.provenance.config
+    if data_uri or recorded.get("source") == "import":  # an imported model was judged on its whole sample
+        return dataset.features, dataset.labels, uri
     if candidate.schema_version == 1:  # written before tasks: its config names no task
         recorded = {**recorded, "model": {**recorded.get("model", {}), "task": "anomaly"}}
     config = TrainingConfig.model_validate(recorded)

@@ -44,7 +44,7 @@ def estimator_class(config: ModelConfig) -> type:
 
 def check_params(cls: type, params: dict[str, Any], where: str) -> None:
     """Refuse any key the estimator does not take, naming it and what it does take."""
-    known = set(cls().get_params(deep=False))
+    known = set(cls._get_param_names())  # type: ignore[attr-defined]  # scikit-learn's own list
     for key in params:
         if key not in known:
             raise ConfigError(

@@ -62,14 +62,20 @@ def publish(
     tuning: dict[str, Any] | None = None,
     provenance: Provenance,
     alias: str | None,
+    model_file: tuple[str, bytes] | None = None,
 ) -> Published:
-    """Write the model, its compiled serving graph, its evaluation and manifest; then move ``alias``."""
+    """Write the model, its compiled serving graph, its evaluation and manifest; then move ``alias``.
+
+    ``model_file`` (name, bytes) keeps an imported model's own file instead of a joblib dump.
+    """
     now = datetime.now(UTC)
     version = new_version(now)
-    buffer = io.BytesIO()
-    joblib.dump(estimator, buffer, compress=3)
+    if model_file is None:
+        buffer = io.BytesIO()
+        joblib.dump(estimator, buffer, compress=3)
+        model_file = (MODEL_FILE, buffer.getvalue())
     artifacts = [
-        PendingArtifact(MODEL_FILE, "model", buffer.getvalue()),
+        PendingArtifact(model_file[0], "model", model_file[1]),
         PendingArtifact(SERVING_FILE, "serving", serving_model),
         PendingArtifact(
             EVALUATION_FILE, "evaluation", json.dumps(evaluation, indent=2, sort_keys=True).encode()

@@ -11,14 +11,14 @@ from typing import Any
 import numpy as np
 
 from lambda_app.registry import FeatureSpec, Provenance, open_storage
-from training.compile import CompileError, compile_model, ensure_compilable
+from training.compile import ensure_compilable
 from training.config import TrainingConfig
 from training.data import Dataset, load_dataset
 from training.exceptions import DataValidationError, TrainingError
 from training.model import build_estimator, check_params, estimator_class, estimator_name
 from training.publish import Published, publish
 from training.tasks import Splits, TaskKind, better, parity_probe, task_kind
-from training.tasks.base import PARITY_PROBE_ROWS
+from training.tasks.base import PARITY_PROBE_ROWS, compile_with_parity
 from training.tune import fit_params, tune
 
 log = logging.getLogger("training")
@@ -205,23 +205,9 @@ def run_training(
 
     with stage("compiling the serving graph and checking parity"):
         probe = parity_probe(x, PARITY_PROBE_ROWS, config.split.seed)
-
-        def checked(graph: bytes) -> dict[str, Any]:
-            return {
-                "holdout": kind.parity(estimator, graph, x[test], outcome),
-                "random": kind.parity(estimator, graph, probe, outcome),
-            }
-
-        serving_model, converter = compile_model(estimator, config.model.task, x.shape[1])
-        try:
-            parity = checked(serving_model)
-        except CompileError as float32_error:
-            if converter["name"] != "skl2onnx":
-                raise
-            log.warning("the float32 graph failed parity (%s); converting in float64", float32_error)
-            serving_model, converter = compile_model(estimator, config.model.task, x.shape[1], "double")
-            parity = checked(serving_model)
-            parity["float32_refused"] = str(float32_error)
+        serving_model, converter, parity = compile_with_parity(
+            kind, estimator, outcome, {"holdout": x[test], "random": probe}
+        )
         evaluation["parity"] = parity
         evaluation["converter"] = converter
         log.info("parity: %s", parity)

@@ -77,12 +77,12 @@ def test_average_path_length_matches_the_paper() -> None:
 def test_training_refuses_to_publish_when_parity_fails(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from training import train
+    from training import compile, train
     from training.config import load_config
 
     other = IsolationForest(n_estimators=5, random_state=9).fit(random_rows(500, seed=2))
     monkeypatch.setattr(
-        train, "compile_model", lambda *args: (compile_isolation_forest(other), {"name": "tampered"})
+        compile, "compile_model", lambda *args: (compile_isolation_forest(other), {"name": "tampered"})
     )
     data = tmp_path / "flows.csv"
     generate(600, seed=3).to_csv(data, index=False)

@@ -65,7 +65,10 @@ class AnomalyTask:
         x, labels = splits.features, splits.labels
         train, validation, test = splits.train, splits.validation, splits.test
         train_scores = anomaly_scores(estimator, x[train])
-        if config.threshold.strategy == "max_f1" and labels is not None:
+        if config.threshold.strategy == "estimator":
+            threshold = own_threshold(estimator)
+            rule = "the estimator's own decision rule (decision_function < 0 is an outlier)"
+        elif config.threshold.strategy == "max_f1" and labels is not None:
             threshold = threshold_max_f1(anomaly_scores(estimator, x[validation]), labels[validation])
             rule = "maximises F1 on the validation split (placed between two scores)"
         else:
@@ -138,6 +141,17 @@ class AnomalyTask:
         assert isinstance(prediction, AnomalyPrediction)
         assert manifest.threshold is not None
         return classification_metrics(prediction.scores, labels, manifest.threshold)
+
+
+def own_threshold(estimator: Any) -> float:
+    """The score above which scikit-learn's ``predict`` says -1 (outlier), in the service's score terms.
+
+    ``predict`` is -1 exactly when ``decision_function`` < 0; the served score is the negated decision
+    function (or, for the compact IsolationForest graph, the negated ``score_samples``, which is the
+    decision function minus ``offset_``), so an outlier is a score strictly above 0 (or -offset_).
+    """
+    boundary = -float(estimator.offset_) if is_compact(estimator) else 0.0
+    return float(np.nextafter(boundary, np.inf))
 
 
 def check_parity(estimator: Any, graph: bytes, rows: np.ndarray, threshold: float) -> dict[str, Any]:

@@ -7,6 +7,7 @@ tuning, publishing and promotion call these hooks and never branch on the task t
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
@@ -18,6 +19,8 @@ from lambda_app.registry import ClassLabel, FeatureReference, Manifest, Referenc
 
 QUANTILES = {"p01": 0.01, "p05": 0.05, "p25": 0.25, "p50": 0.5, "p75": 0.75, "p95": 0.95, "p99": 0.99}
 PARITY_PROBE_ROWS = 100_000
+
+log = logging.getLogger("training")
 
 
 @dataclass(frozen=True)
@@ -148,3 +151,55 @@ def sklearn_frame(estimator: Any, rows: np.ndarray) -> Any:
     if names is None:
         return rows
     return pd.DataFrame(rows, columns=list(names))
+
+
+def unlabelled_outcome(
+    name: str, splits: Splits, reference: Reference, classes: list[ClassLabel] | None = None
+) -> Outcome:
+    """The outcome of a model whose sample has no labels (an import): a reference, no metrics."""
+    from training.report import feature_histograms, page
+
+    x = splits.features
+    report = page(
+        f"Evaluation report: {name}",
+        [
+            "<p>The sample has no labels: no metrics; the sample's features against the reference.</p>",
+            feature_histograms(
+                reference, splits.feature_names, x[splits.test], "Feature distributions", "sample"
+            ),
+        ],
+    )
+    return Outcome(
+        metrics=None,
+        baseline_metrics=None,
+        baseline_name="none (no labels)",
+        reference=reference,
+        report_html=report,
+        classes=classes,
+    )
+
+
+def compile_with_parity(
+    kind: TaskKind, estimator: Any, outcome: Outcome, checks: dict[str, np.ndarray]
+) -> tuple[bytes, dict[str, str], dict[str, Any]]:
+    """The serving graph, how it was made, and its parity on each named set of rows.
+
+    A skl2onnx graph that fails parity in float32 is converted again in float64 (nearest-neighbour
+    models pick other neighbours when distances round); the float32 refusal is recorded. Any graph
+    that still disagrees raises CompileError: it is never published.
+    """
+    from training.compile import CompileError, compile_model
+
+    width = next(iter(checks.values())).shape[1]
+    graph, converter = compile_model(estimator, kind.name, width)
+    parity: dict[str, Any]
+    try:
+        parity = {name: kind.parity(estimator, graph, rows, outcome) for name, rows in checks.items()}
+    except CompileError as float32_error:
+        if converter["name"] != "skl2onnx":
+            raise
+        log.warning("the float32 graph failed parity (%s); converting in float64", float32_error)
+        graph, converter = compile_model(estimator, kind.name, width, "double")
+        parity = {name: kind.parity(estimator, graph, rows, outcome) for name, rows in checks.items()}
+        parity["float32_refused"] = str(float32_error)
+    return graph, converter, parity

@@ -17,7 +17,14 @@ from lambda_app.models import ClassPrediction, Prediction
 from lambda_app.registry import ClassLabel, Manifest, Reference, Task
 from training.compile import PARITY_TOLERANCE, CompileError
 from training.exceptions import DataValidationError
-from training.tasks.base import Outcome, Splits, feature_reference, run_graph, sklearn_frame
+from training.tasks.base import (
+    Outcome,
+    Splits,
+    feature_reference,
+    run_graph,
+    sklearn_frame,
+    unlabelled_outcome,
+)
 
 log = logging.getLogger("training")
 
@@ -137,9 +144,17 @@ class ClassificationTask:
         from training.report import class_report
 
         x, labels = splits.features, splits.labels
-        assert labels is not None
         train, test = splits.train, splits.test
         classes = plain_classes(estimator.classes_)
+        train_predicted = estimator.predict(sklearn_frame(estimator, x[train]))
+        keys, counts = np.unique(np.asarray([str(v) for v in train_predicted]), return_counts=True)
+        shares = dict(zip(keys.tolist(), (counts / counts.sum()).tolist(), strict=True))
+        reference = Reference(
+            features=feature_reference(x[train], splits.feature_names),
+            class_fractions={str(c): float(shares.get(str(c), 0.0)) for c in classes},
+        )
+        if labels is None:  # an imported model with an unlabelled sample: no metrics to compute
+            return unlabelled_outcome(config.name, splits, reference, classes=classes)
         frame = sklearn_frame(estimator, x[test])
         predicted = estimator.predict(frame)
         probabilities = estimator.predict_proba(frame)
@@ -148,13 +163,6 @@ class ClassificationTask:
         baseline_proba = _aligned(baseline.predict_proba(x[test]), plain_classes(baseline.classes_), classes)
         baseline_metrics = classification_metrics(
             labels[test], baseline.predict(x[test]), baseline_proba, classes
-        )
-        train_predicted = estimator.predict(sklearn_frame(estimator, x[train]))
-        keys, counts = np.unique(np.asarray([str(v) for v in train_predicted]), return_counts=True)
-        shares = dict(zip(keys.tolist(), (counts / counts.sum()).tolist(), strict=True))
-        reference = Reference(
-            features=feature_reference(x[train], splits.feature_names),
-            class_fractions={str(c): float(shares.get(str(c), 0.0)) for c in classes},
         )
         confusion = confusion_matrix(labels[test], predicted, classes)
         log.info(

@@ -12,7 +12,15 @@ from lambda_app.models import Prediction, RegressionPrediction
 from lambda_app.registry import Manifest, Reference, Task
 from training.compile import PARITY_TOLERANCE, CompileError
 from training.exceptions import DataValidationError
-from training.tasks.base import Outcome, Splits, feature_reference, quantiles, run_graph, sklearn_frame
+from training.tasks.base import (
+    Outcome,
+    Splits,
+    feature_reference,
+    quantiles,
+    run_graph,
+    sklearn_frame,
+    unlabelled_outcome,
+)
 
 log = logging.getLogger("training")
 
@@ -64,18 +72,19 @@ class RegressionTask:
         from training.report import regression_report
 
         x, labels = splits.features, splits.labels
-        assert labels is not None
         train, test = splits.train, splits.test
-        predicted = np.asarray(estimator.predict(sklearn_frame(estimator, x[test])), dtype=np.float64)
-        metrics = regression_metrics(labels[test], predicted)
-        baseline = DummyRegressor(strategy="mean").fit(x[train], labels[train])
-        baseline_metrics = regression_metrics(labels[test], baseline.predict(x[test]))
         train_predicted = np.asarray(estimator.predict(sklearn_frame(estimator, x[train])), dtype=np.float64)
         reference = Reference(
             features=feature_reference(x[train], splits.feature_names),
             prediction_quantiles=quantiles(train_predicted),
             prediction_mean=float(train_predicted.mean()),
         )
+        if labels is None:  # an imported model with an unlabelled sample: no metrics to compute
+            return unlabelled_outcome(config.name, splits, reference)
+        predicted = np.asarray(estimator.predict(sklearn_frame(estimator, x[test])), dtype=np.float64)
+        metrics = regression_metrics(labels[test], predicted)
+        baseline = DummyRegressor(strategy="mean").fit(x[train], labels[train])
+        baseline_metrics = regression_metrics(labels[test], baseline.predict(x[test]))
         log.info(
             "holdout: rmse=%.4g (baseline %.4g) mae=%.4g r2=%s",
             metrics["rmse"],

@@ -1,0 +1,223 @@
+"""Bring your own model: publish a scikit-learn estimator or Pipeline fitted elsewhere.
+
+``python -m training import --model FILE --data SAMPLE --model-uri URI [--alias A] [--task T]
+[--label COL]``. The feature schema is inferred from the sample (the estimator's own
+``feature_names_in_`` when it has them), the model is converted and parity-checked on the sample
+and on random rows beyond it, evaluated when the sample has labels (beside the task's baseline,
+fitted on the sample itself), and published like a trained model.
+
+Loading runs code, so it is never implicit:
+- ``.skops`` files load with skops and an explicit list of trusted types: the types the file needs
+  beyond skops' defaults are printed, and loading goes on only when ``--trust`` names every one.
+- ``.joblib`` / ``.pkl`` / ``.pickle`` files load only with ``--allow-pickle`` (a pickle can run
+  anything on load: use it for files you made yourself).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lambda_app.registry import FeatureSpec, Provenance, open_storage
+from training.config import DataConfig, ModelConfig, ThresholdConfig, TrainingConfig
+from training.data import Dataset, load_dataset, read_columns
+from training.exceptions import TrainingError
+from training.model import estimator_name
+from training.publish import Published, publish
+from training.tasks import Splits, parity_probe, task_kind
+from training.tasks.base import PARITY_PROBE_ROWS, compile_with_parity
+
+log = logging.getLogger("training")
+
+SKOPS_SUFFIXES = (".skops",)
+PICKLE_SUFFIXES = (".joblib", ".pkl", ".pickle")
+
+
+class ImportRefusedError(TrainingError):
+    """The model file cannot be published as it is (unsafe to load, unfitted, unconvertible...)."""
+
+
+@dataclass(frozen=True)
+class LoadedFile:
+    estimator: Any
+    name: str
+    data: bytes
+
+
+def load_model_file(path: str, *, trust: list[str], allow_pickle: bool) -> LoadedFile:
+    """Load a fitted estimator from ``path`` under the rules in the module docstring."""
+    file = Path(path)
+    if not file.is_file():
+        raise ImportRefusedError(f"model file {path} does not exist")
+    data = file.read_bytes()
+    suffix = file.suffix.lower()
+    if suffix in SKOPS_SUFFIXES:
+        import skops.io
+
+        needed = skops.io.get_untrusted_types(data=data)
+        missing = [name for name in needed if name not in trust]
+        if missing:
+            raise ImportRefusedError(
+                f"{path} needs types skops does not trust by default: {', '.join(missing)}."
+                f" Check them, then confirm with: {' '.join(f'--trust {name}' for name in missing)}"
+            )
+        if needed:
+            log.info("loading %s trusting %s", path, ", ".join(needed))
+        return LoadedFile(skops.io.loads(data, trusted=needed), f"model{suffix}", data)
+    if suffix in PICKLE_SUFFIXES:
+        if not allow_pickle:
+            raise ImportRefusedError(
+                f"{path} is a pickle: loading it runs whatever code it holds. Save the model with skops"
+                " (skops.io.dump) instead, or pass --allow-pickle for a file you made yourself"
+            )
+        import joblib
+
+        return LoadedFile(joblib.load(file), f"model{suffix}", data)
+    raise ImportRefusedError(f"{path}: unknown model format; use .skops, or .joblib/.pkl with --allow-pickle")
+
+
+def infer_task(estimator: Any) -> str:
+    from sklearn.base import is_classifier, is_outlier_detector, is_regressor
+
+    if is_classifier(estimator):
+        return "classification"
+    if is_regressor(estimator):
+        return "regression"
+    if is_outlier_detector(estimator):
+        return "anomaly"
+    raise ImportRefusedError(
+        f"{type(estimator).__name__} is not a classifier, regressor or outlier detector: pass --task"
+    )
+
+
+def feature_names(estimator: Any, columns: list[str], label: str | None, source: str) -> list[str]:
+    """The model's features: its own recorded names, else every sample column but the label."""
+    known = getattr(estimator, "feature_names_in_", None)
+    if known is not None:
+        names = [str(n) for n in known]
+        lacking = [n for n in names if n not in columns]
+        if lacking:
+            raise ImportRefusedError(
+                f"the sample {source} lacks feature(s) the model was fitted on: {', '.join(lacking)}"
+            )
+        return names
+    names = [c for c in columns if c != label]
+    expected = getattr(estimator, "n_features_in_", None)
+    if expected is not None and len(names) != int(expected):
+        raise ImportRefusedError(
+            f"the model takes {expected} features (fitted without names); the sample {source} has"
+            f" {len(names)} columns besides the label: keep only the model's, in its order"
+        )
+    return names
+
+
+def import_model(
+    model_path: str,
+    data_uri: str,
+    model_uri: str,
+    *,
+    alias: str | None = "production",
+    task: str | None = None,
+    label: str | None = None,
+    name: str | None = None,
+    trust: list[str] | None = None,
+    allow_pickle: bool = False,
+    s3_client: Any = None,
+) -> Published:
+    """Publish a model fitted elsewhere: load, check, convert, parity-check, evaluate, publish."""
+    from sklearn.exceptions import NotFittedError
+    from sklearn.utils.validation import check_is_fitted
+
+    loaded = load_model_file(model_path, trust=trust or [], allow_pickle=allow_pickle)
+    estimator = loaded.estimator
+    if not hasattr(estimator, "fit") or not hasattr(estimator, "get_params"):
+        raise ImportRefusedError(
+            f"{model_path} holds a {type(estimator).__name__}, not a scikit-learn estimator"
+        )
+    try:
+        check_is_fitted(estimator)
+    except NotFittedError as exc:
+        raise ImportRefusedError(f"{model_path}: the {type(estimator).__name__} in it is not fitted") from exc
+    task = task or infer_task(estimator)
+    kind = task_kind(task)
+    columns = read_columns(data_uri, s3_client=s3_client)
+    if label is not None and label not in columns:
+        raise ImportRefusedError(f"the sample {data_uri} has no label column {label!r}")
+    names = feature_names(estimator, columns, label, data_uri)
+    dataset = load_dataset(data_uri, names, label, s3_client=s3_client, labels_of=kind.labels)
+    labels = kind.usable(dataset.labels, data_uri) if dataset.labels is not None else None
+    config = TrainingConfig(
+        name=name or "",
+        data=DataConfig(features=names, label=label),
+        model=ModelConfig(
+            task=kind.name, estimator=f"{type(estimator).__module__}.{type(estimator).__name__}"
+        ),
+        threshold=ThresholdConfig(strategy="estimator"),
+    )
+    x = dataset.features
+    everything = np.arange(dataset.rows)
+    # Fitted elsewhere: every sample row is both the reference and the evaluation set.
+    splits = Splits(x, labels, everything, everything, everything, names)
+    outcome = kind.outcome(estimator, splits, config)
+    probe = parity_probe(x, PARITY_PROBE_ROWS, seed=0)
+    serving, converter, parity = compile_with_parity(kind, estimator, outcome, {"sample": x, "random": probe})
+    evaluation = {
+        "task": task,
+        "imported_from": model_path,
+        "split": {"sample": dataset.rows},
+        "metrics": outcome.metrics,
+        "baseline": {
+            "name": f"{outcome.baseline_name}, fitted on the sample",
+            "metrics": outcome.baseline_metrics,
+        },
+        "parity": parity,
+        "converter": converter,
+        **outcome.evaluation,
+    }
+    return publish(
+        open_storage(model_uri, s3_client=s3_client),
+        name=config.name,
+        task=kind.name,
+        estimator=estimator,
+        serving_model=serving,
+        converter=converter,
+        estimator_name=estimator_name(estimator),
+        features=[FeatureSpec(name=n, dtype=d) for n, d in zip(names, dataset.feature_dtypes, strict=True)],
+        label=label if labels is not None else None,
+        classes=outcome.classes,
+        threshold=outcome.threshold,
+        score=outcome.score_description,
+        metrics=outcome.metrics,
+        evaluation=evaluation,
+        report_html=outcome.report_html,
+        reference=outcome.reference,
+        provenance=_provenance(estimator, dataset, model_path, config),
+        alias=alias,
+        model_file=(loaded.name, loaded.data),
+    )
+
+
+def _provenance(estimator: Any, dataset: Dataset, model_path: str, config: TrainingConfig) -> Provenance:
+    from training.train import code_revision, library_versions
+
+    params = {key: _plain(value) for key, value in estimator.get_params(deep=False).items()}
+    return Provenance(
+        data_uri=dataset.uri,
+        data_sha256=dataset.sha256,
+        rows=dataset.rows,
+        params={"estimator": estimator_name(estimator), **params},
+        library_versions=library_versions(),
+        code_revision=code_revision(),
+        config={"source": "import", "model_file": model_path, **config.model_dump(mode="json")},
+    )
+
+
+def _plain(value: Any) -> Any:
+    """A parameter as JSON can hold it (nested estimators and callables by their repr)."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return repr(value)[:500]
