@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from lambda_app.registry import FeatureSpec, Provenance, open_storage
+from training.compile import compile_model, converter_reason
 from training.config import DataConfig, ModelConfig, ThresholdConfig, TrainingConfig
 from training.data import Dataset, load_dataset, read_columns
 from training.exceptions import TrainingError
@@ -158,11 +159,17 @@ def import_model(
         ),
         threshold=ThresholdConfig(strategy="estimator"),
     )
+    compile_model(estimator, kind.name, len(names))  # an unconvertible model is refused first
     x = dataset.features
     everything = np.arange(dataset.rows)
     # Fitted elsewhere: every sample row is both the reference and the evaluation set.
     splits = Splits(x, labels, everything, everything, everything, names)
-    outcome = kind.outcome(estimator, splits, config)
+    try:
+        outcome = kind.outcome(estimator, splits, config)
+    except ValueError as exc:  # scikit-learn refusing the rows: wrong width, wrong values
+        raise ImportRefusedError(
+            f"the model cannot score the sample's {len(names)} feature columns: {converter_reason(exc)}"
+        ) from exc
     probe = parity_probe(x, PARITY_PROBE_ROWS, seed=0)
     serving, converter, parity = compile_with_parity(kind, estimator, outcome, {"sample": x, "random": probe})
     evaluation = {
