@@ -55,12 +55,22 @@ def _train_parser() -> argparse.ArgumentParser:
 
 def _generate_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m training generate", description="Write synthetic flow data."
+        prog="python -m training generate", description="Write synthetic flow data for a task."
     )
-    parser.add_argument("--rows", type=int, default=5000)
+    parser.add_argument("--rows", type=int, default=5000, help="rows to write (default 5000)")
     parser.add_argument("--out", required=True, help="output path (.csv or .parquet)")
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--anomaly-rate", type=float, default=0.03)
+    parser.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
+    parser.add_argument(
+        "--anomaly-rate",
+        type=float,
+        help="share of unusual flows (default 0.03; 0.25 for classification, so every class has rows)",
+    )
+    parser.add_argument(
+        "--task",
+        choices=["anomaly", "classification", "regression"],
+        default="anomaly",
+        help="label column: label (anomaly, 0/1), kind (classification), latency_ms (regression)",
+    )
     return parser
 
 
@@ -275,14 +285,22 @@ def _generate(args: argparse.Namespace) -> int:
 
     from training.synthetic import generate
 
-    frame = generate(args.rows, anomaly_rate=args.anomaly_rate, seed=args.seed)
+    rate = (
+        args.anomaly_rate
+        if args.anomaly_rate is not None
+        else (0.25 if args.task == "classification" else 0.03)
+    )
+    frame = generate(args.rows, anomaly_rate=rate, seed=args.seed, task=args.task)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".parquet":
         frame.to_parquet(out, index=False)
     else:
         frame.to_csv(out, index=False)
-    print(f"wrote {len(frame)} rows ({int(frame['label'].sum())} anomalies) to {out}")
+    if args.task == "anomaly":
+        print(f"wrote {len(frame)} rows ({int(frame['label'].sum())} anomalies) to {out}")
+    else:
+        print(f"wrote {len(frame)} rows for {args.task} (label column {frame.columns[-1]!r}) to {out}")
     return 0
 
 

@@ -19,6 +19,38 @@ ANOMALY_DETECTORS = {
     "one_class_svm": "sklearn.svm.OneClassSVM",
     "elliptic_envelope": "sklearn.covariance.EllipticEnvelope",
 }
+SUPPORTED_ESTIMATORS: dict[str, tuple[str, ...]] = {
+    "anomaly": tuple(ANOMALY_DETECTORS),
+    "classification": (
+        "sklearn.linear_model.LogisticRegression",
+        "sklearn.ensemble.RandomForestClassifier",
+        "sklearn.ensemble.ExtraTreesClassifier",
+        "sklearn.ensemble.GradientBoostingClassifier",
+        "sklearn.tree.DecisionTreeClassifier",
+        "sklearn.neighbors.KNeighborsClassifier",
+        "sklearn.naive_bayes.GaussianNB",
+        "sklearn.neural_network.MLPClassifier",
+    ),
+    "regression": (
+        "sklearn.linear_model.LinearRegression",
+        "sklearn.linear_model.Ridge",
+        "sklearn.linear_model.Lasso",
+        "sklearn.linear_model.ElasticNet",
+        "sklearn.ensemble.RandomForestRegressor",
+        "sklearn.ensemble.ExtraTreesRegressor",
+        "sklearn.ensemble.GradientBoostingRegressor",
+        "sklearn.tree.DecisionTreeRegressor",
+        "sklearn.neighbors.KNeighborsRegressor",
+        "sklearn.svm.SVR",
+        "sklearn.neural_network.MLPRegressor",
+    ),
+}
+"""Estimators proven to train, convert, pass parity and serve (tests/integration/test_supported_estimators.py).
+
+Others may work: training converts a copy first and refuses, before the real fit, any the converter
+cannot handle. Not supported: HistGradientBoosting* (skl2onnx 1.20 fails on scikit-learn 1.9's trees),
+SVC (its probability option is deprecated in scikit-learn 1.9)."""
+
 DISTANCE_BASED = {"LocalOutlierFactor", "OneClassSVM", "EllipticEnvelope"}
 """Detectors that measure distances, so a scaler goes in front of them unless the config says not."""
 
@@ -83,7 +115,7 @@ def check_task(estimator: Any, task: str) -> None:
     if task == "classification" and not hasattr(estimator, "predict_proba"):
         raise ConfigError(
             f"{type(estimator).__name__} has no predict_proba (as configured): the service answers class"
-            " probabilities; set its probability option or choose another classifier"
+            " probabilities; choose a classifier that has them"
         )
 
 

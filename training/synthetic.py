@@ -1,9 +1,13 @@
-"""A seeded synthetic dataset of network-flow records, for examples and tests.
+"""A seeded synthetic dataset of network-flow records, for examples and tests, one per task.
 
 Columns: ``one`` (destination port), ``two`` and ``three`` (continuous measurements, normal
-traffic around 12 to 17, correlated per port) and ``label`` (1 = anomaly). Anomalies are a
-few percent and genuinely different: rare ports, out-of-range measurements, and in-range
-values in a combination normal traffic never shows.
+traffic around 12 to 17, correlated per port), then the task's label:
+- anomaly: ``label`` (1 = anomaly). Anomalies are a few percent and genuinely different: rare
+  ports, out-of-range measurements, and in-range values in a combination normal traffic never shows.
+- classification: ``kind``, which of those four the flow is (``normal``, ``rare_port``,
+  ``out_of_range``, ``inverted``): string classes, multiclass.
+- regression: ``latency_ms``, a flow's latency: a per-port base plus a function of the two
+  measurements and noise.
 """
 
 from __future__ import annotations
@@ -25,8 +29,15 @@ COMMON_PORTS: dict[int, tuple[float, float, float]] = {
 RARE_PORTS = np.array([23, 135, 139, 445, 1433, 3389, 4444, 5900, 6667, 31337])
 
 
-def generate(rows: int, *, anomaly_rate: float = 0.03, seed: int = 0) -> pd.DataFrame:
-    """``rows`` records, ``anomaly_rate`` of them anomalies, reproducible from ``seed``."""
+KINDS = ("normal", "rare_port", "out_of_range", "inverted")
+LABELS = {"anomaly": "label", "classification": "kind", "regression": "latency_ms"}
+
+
+def generate(rows: int, *, anomaly_rate: float = 0.03, seed: int = 0, task: str = "anomaly") -> pd.DataFrame:
+    """``rows`` records, ``anomaly_rate`` of them anomalies, reproducible from ``seed``; the label
+    column is the task's (see the module docstring)."""
+    if task not in LABELS:
+        raise ValueError(f"task must be one of {', '.join(LABELS)}")
     if rows < 1:
         raise ValueError("rows must be at least 1")
     if not 0 <= anomaly_rate < 1:
@@ -63,4 +74,18 @@ def generate(rows: int, *, anomaly_rate: float = 0.03, seed: int = 0) -> pd.Data
     two[odd] = means[which[odd], 0] + sign * rng.uniform(1.8, 2.6, len(odd))
     three[odd] = means[which[odd], 1] - sign * rng.uniform(1.8, 2.6, len(odd))
 
+    if task == "classification":
+        kind = np.full(rows, KINDS[0], dtype=object)
+        for index, name in enumerate(KINDS[1:]):
+            kind[anomalous[kinds == index]] = name
+        return pd.DataFrame({"one": one, "two": two, "three": three, "kind": kind})
+    if task == "regression":
+        base = {port: 2.0 + (i % 4) * 1.5 for i, port in enumerate(sorted({*COMMON_PORTS, *RARE_PORTS}))}
+        latency = (
+            np.array([base[int(p)] for p in one])
+            + 0.35 * (two - 12.0) ** 2
+            + 0.6 * np.abs(three - two)
+            + rng.gamma(2.0, 0.25, size=rows)
+        )
+        return pd.DataFrame({"one": one, "two": two, "three": three, "latency_ms": latency})
     return pd.DataFrame({"one": one, "two": two, "three": three, "label": label})

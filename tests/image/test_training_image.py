@@ -53,9 +53,8 @@ def test_dockerfile_copies_training_code_and_the_shared_contract_only() -> None:
         "requirements-train.txt",
         "training/",
         "lambda_app/__init__.py",
-        "lambda_app/registry.py",
-        "lambda_app/drift.py",
-        "lambda_app/predictor.py",
+        "lambda_app/registry/",
+        "lambda_app/models/",
     ]
     allowed = {
         line[1:]
@@ -75,7 +74,12 @@ def app_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
             if source.startswith("requirements"):
                 continue  # installed by pip, then deleted
             if source.endswith("/"):
-                shutil.copytree(ROOT / source, app / dest, ignore=shutil.ignore_patterns("__pycache__"))
+                shutil.copytree(
+                    ROOT / source,
+                    app / dest,
+                    ignore=shutil.ignore_patterns("__pycache__"),
+                    dirs_exist_ok=True,
+                )
             else:
                 (app / dest).mkdir(parents=True, exist_ok=True)
                 shutil.copy(ROOT / source, app / dest)
