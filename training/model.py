@@ -45,7 +45,7 @@ SUPPORTED_ESTIMATORS: dict[str, tuple[str, ...]] = {
         "sklearn.neural_network.MLPRegressor",
     ),
 }
-"""Estimators proven to train, convert, pass parity and serve (tests/integration/test_supported_estimators.py).
+"""Estimators proven to train, convert, pass parity and serve (tests/integration/test_supported_estimators).
 
 Others may work: training converts a copy first and refuses, before the real fit, any the converter
 cannot handle. Not supported: HistGradientBoosting* (skl2onnx 1.20 fails on scikit-learn 1.9's trees),
