@@ -12,6 +12,34 @@ resource "aws_sns_topic_subscription" "email" {
 }
 
 locals {
+  # Alarms on what only one task's predictions publish (lambda_app/models/): each exists for its task.
+  band = var.alarm_prediction_mean_band
+  task_alarms = {
+    "confidence-low" = {
+      enabled     = var.model_task == "classification"
+      description = "The mean probability of the predicted class fell below ${var.alarm_confidence_min} over an hour: inputs the model has not learnt."
+      namespace   = var.metrics_namespace, metric = "TopProbabilityMean", dimensions = local.service_dims
+      statistic   = "Average", period = 3600, evaluation_periods = 1, datapoints = 1, threshold = var.alarm_confidence_min
+      comparison  = "LessThanThreshold"
+    }
+    "prediction-mean-high" = {
+      enabled     = var.model_task == "regression" && local.band != null
+      description = "The hourly mean prediction rose above ${try(local.band.max, 0)}."
+      namespace   = var.metrics_namespace, metric = "PredictionMean", dimensions = local.service_dims
+      statistic   = "Average", period = 3600, evaluation_periods = 1, datapoints = 1, threshold = try(local.band.max, 0)
+      comparison  = "GreaterThanThreshold"
+    }
+    "prediction-mean-low" = {
+      enabled     = var.model_task == "regression" && local.band != null
+      description = "The hourly mean prediction fell below ${try(local.band.min, 0)}."
+      namespace   = var.metrics_namespace, metric = "PredictionMean", dimensions = local.service_dims
+      statistic   = "Average", period = 3600, evaluation_periods = 1, datapoints = 1, threshold = try(local.band.min, 0)
+      comparison  = "LessThanThreshold"
+    }
+  }
+}
+
+locals {
   alarm_actions = [aws_sns_topic.alarms.arn]
   lambda_dims   = { FunctionName = aws_lambda_function.this.function_name }
   api_dims      = { ApiId = aws_apigatewayv2_api.this.id, Stage = aws_apigatewayv2_stage.this.name }
@@ -73,6 +101,7 @@ locals {
         statistic   = "Maximum", period = 3600, evaluation_periods = 1, datapoints = 1, threshold = var.alarm_model_age_hours
       }
     },
+    { for name, alarm in local.task_alarms : name => alarm if alarm.enabled },
     {
       for feature in var.drift_features : "drift-${feature}" => {
         description = "Population stability index of ${feature} against the training reference is above ${var.alarm_psi_threshold} (major shift)."
@@ -85,7 +114,8 @@ locals {
 
 locals {
   # Alarms that stop a rollout (scripts/rollout.py) and put the previous function version back.
-  alarm_suffixes       = concat(keys(local.threshold_alarms), ["api-5xx-rate", "anomaly-rate-high", "anomaly-rate-low"])
+  anomaly_alarms       = var.model_task == "anomaly" ? ["anomaly-rate-high", "anomaly-rate-low"] : []
+  alarm_suffixes       = concat(keys(local.threshold_alarms), ["api-5xx-rate"], local.anomaly_alarms)
   rollback_alarm_names = [for suffix in var.rollback_alarms : "${var.name}-${suffix}"]
 }
 
@@ -102,7 +132,7 @@ resource "aws_cloudwatch_metric_alarm" "threshold" {
   evaluation_periods  = each.value.evaluation_periods
   datapoints_to_alarm = each.value.datapoints
   threshold           = each.value.threshold
-  comparison_operator = "GreaterThanThreshold"
+  comparison_operator = try(each.value.comparison, "GreaterThanThreshold")
   treat_missing_data  = "notBreaching"
   alarm_actions       = local.alarm_actions
   ok_actions          = local.alarm_actions
@@ -149,7 +179,9 @@ resource "aws_cloudwatch_metric_alarm" "api_5xx_rate" {
   }
 }
 
+# The anomaly-rate band exists for anomaly models only: other tasks publish no Anomalies metric.
 resource "aws_cloudwatch_metric_alarm" "anomaly_rate" {
+  count               = var.model_task == "anomaly" ? 1 : 0
   alarm_name          = "${var.name}-anomaly-rate-high"
   alarm_description   = "More than ${var.alarm_anomaly_rate_max * 100}% of scored records were anomalies over 15 minutes."
   evaluation_periods  = 1
@@ -190,6 +222,7 @@ resource "aws_cloudwatch_metric_alarm" "anomaly_rate" {
 }
 
 resource "aws_cloudwatch_metric_alarm" "anomaly_rate_low" {
+  count               = var.model_task == "anomaly" ? 1 : 0
   alarm_name          = "${var.name}-anomaly-rate-low"
   alarm_description   = "Fewer than ${var.alarm_anomaly_rate_min * 100}% of scored records were anomalies over an hour: the model may have gone blind."
   evaluation_periods  = 1
@@ -227,4 +260,14 @@ resource "aws_cloudwatch_metric_alarm" "anomaly_rate_low" {
       stat        = "Sum"
     }
   }
+}
+
+moved {
+  from = aws_cloudwatch_metric_alarm.anomaly_rate
+  to   = aws_cloudwatch_metric_alarm.anomaly_rate[0]
+}
+
+moved {
+  from = aws_cloudwatch_metric_alarm.anomaly_rate_low
+  to   = aws_cloudwatch_metric_alarm.anomaly_rate_low[0]
 }

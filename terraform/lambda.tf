@@ -9,7 +9,7 @@ resource "aws_lambda_function" "this" {
   #checkov:skip=CKV_AWS_116:Invoked synchronously by API Gateway only; a dead-letter queue applies to asynchronous invocations.
   #checkov:skip=CKV_AWS_272:Lambda code signing applies to .zip packages, not container images (ECR scanning and immutable tags cover the image).
   function_name                  = local.function_name
-  description                    = "Anomaly detection inference (FastAPI + Mangum); model from ${local.model_uri}"
+  description                    = "Model inference, task ${var.model_task} (FastAPI + Mangum); model from ${local.model_uri}"
   role                           = aws_iam_role.this.arn
   package_type                   = "Image"
   image_uri                      = var.image_uri

@@ -385,6 +385,39 @@ variable "alarm_4xx_count" {
   }
 }
 
+variable "model_task" {
+  description = "The served model's task (its manifest's task): anomaly, classification or regression. Chooses the task's own alarms: anomaly-rate band (anomaly), mean top-class probability (classification), prediction-mean band (regression)."
+  type        = string
+  default     = "anomaly"
+
+  validation {
+    condition     = contains(["anomaly", "classification", "regression"], var.model_task)
+    error_message = "model_task must be anomaly, classification or regression."
+  }
+}
+
+variable "alarm_confidence_min" {
+  description = "Classification: alarm when the hourly mean probability of the predicted class (TopProbabilityMean) falls below this: the model is unsure of what it now sees."
+  type        = number
+  default     = 0.6
+
+  validation {
+    condition     = var.alarm_confidence_min > 0 && var.alarm_confidence_min < 1
+    error_message = "alarm_confidence_min must be in (0, 1)."
+  }
+}
+
+variable "alarm_prediction_mean_band" {
+  description = "Regression: alarm when the hourly mean prediction (PredictionMean) leaves [min, max]; null for no alarm. Take it from the manifest's reference.prediction_quantiles."
+  type        = object({ min = number, max = number })
+  default     = null
+
+  validation {
+    condition     = var.alarm_prediction_mean_band == null ? true : var.alarm_prediction_mean_band.min < var.alarm_prediction_mean_band.max
+    error_message = "alarm_prediction_mean_band.min must be below its max."
+  }
+}
+
 variable "alarm_anomaly_rate_max" {
   description = "Alarm when the share of records predicted anomalous over 15 minutes exceeds this (a drift or attack signal)."
   type        = number

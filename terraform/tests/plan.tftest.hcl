@@ -299,3 +299,63 @@ run "retraining_memory_must_fit_the_cpu" {
   }
   expect_failures = [aws_ecs_task_definition.training]
 }
+
+run "anomaly_models_get_the_anomaly_rate_band_and_no_other_tasks_alarms" {
+  command = plan
+
+  assert {
+    condition     = length(aws_cloudwatch_metric_alarm.anomaly_rate) == 1 && length(aws_cloudwatch_metric_alarm.anomaly_rate_low) == 1
+    error_message = "the anomaly-rate band exists for an anomaly model"
+  }
+  assert {
+    condition     = !contains(keys(aws_cloudwatch_metric_alarm.threshold), "confidence-low")
+    error_message = "no classification alarm on an anomaly model"
+  }
+}
+
+run "a_classifier_gets_a_confidence_alarm_and_no_anomaly_rate_band" {
+  command = plan
+  variables {
+    model_task      = "classification"
+    rollback_alarms = ["lambda-errors", "server-errors"]
+  }
+
+  assert {
+    condition     = length(aws_cloudwatch_metric_alarm.anomaly_rate) == 0 && length(aws_cloudwatch_metric_alarm.anomaly_rate_low) == 0
+    error_message = "a classifier publishes no Anomalies metric: no anomaly-rate alarms"
+  }
+  assert {
+    condition = (
+      aws_cloudwatch_metric_alarm.threshold["confidence-low"].metric_name == "TopProbabilityMean" &&
+      aws_cloudwatch_metric_alarm.threshold["confidence-low"].comparison_operator == "LessThanThreshold" &&
+      aws_cloudwatch_metric_alarm.threshold["confidence-low"].threshold == 0.6
+    )
+    error_message = "a classifier alarms on low mean confidence"
+  }
+}
+
+run "a_regressor_alarms_on_its_prediction_band_only_when_given_one" {
+  command = plan
+  variables {
+    model_task                 = "regression"
+    alarm_prediction_mean_band = { min = 5, max = 20 }
+  }
+
+  assert {
+    condition = (
+      aws_cloudwatch_metric_alarm.threshold["prediction-mean-high"].threshold == 20 &&
+      aws_cloudwatch_metric_alarm.threshold["prediction-mean-low"].threshold == 5 &&
+      aws_cloudwatch_metric_alarm.threshold["prediction-mean-low"].comparison_operator == "LessThanThreshold" &&
+      length(aws_cloudwatch_metric_alarm.anomaly_rate) == 0
+    )
+    error_message = "a regressor alarms when its mean prediction leaves the band"
+  }
+}
+
+run "an_unknown_task_is_refused" {
+  command = plan
+  variables {
+    model_task = "ranking"
+  }
+  expect_failures = [var.model_task]
+}
