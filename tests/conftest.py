@@ -99,3 +99,25 @@ def predict_event(records: Any) -> dict[str, Any]:
     event["body"] = body
     event["headers"]["content-length"] = str(len(body.encode()))
     return event
+
+
+@pytest.fixture(scope="session")
+def task_registries(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A local registry per task, each with the example model of that task (training/configs/),
+    trained once per session on generated flows (tuning off: these fixtures test serving)."""
+    from training.config import load_config
+    from training.synthetic import generate
+    from training.train import run_training
+
+    registries: dict[str, Path] = {}
+    root = tmp_path_factory.mktemp("task-registries")
+    for task in ("classification", "regression"):
+        data = root / f"{task}.csv"
+        generate(2000, seed=5, task=task, anomaly_rate=0.25 if task == "classification" else 0.03).to_csv(
+            data, index=False
+        )
+        config = load_config(ROOT / "training" / "configs" / f"{task}.toml")
+        config = config.model_copy(update={"tuning": config.tuning.model_copy(update={"enabled": False})})
+        run_training(str(data), str(root / task), config)
+        registries[task] = root / task
+    return registries

@@ -217,3 +217,21 @@ def test_large_batches_are_scored_off_the_event_loop_with_the_same_result(regist
     big = client.post("/predict", json=rows).json()
     small = client.post("/predict", json=rows[:INLINE_ROWS]).json()
     assert big["scores"][:INLINE_ROWS] == small["scores"]
+
+
+def test_an_answer_too_large_for_lambda_is_refused_up_front(task_registries: dict[str, Path]) -> None:
+    """Rows x classes that could not fit the 6 MB response: a 422 stating the limit, never a gateway 502."""
+    settings = Settings(model_uri=str(task_registries["classification"]), max_response_bytes=20_000)
+    with TestClient(create_app(settings)) as client:
+        fits = client.get("/openapi.json").json()["paths"]["/predict"]["post"]["requestBody"]
+        max_items = fits["content"]["application/json"]["schema"]["oneOf"][1]["maxItems"]
+        assert 1 < max_items < settings.max_rows  # the documented limit is the answer's, not the row cap
+        ok = client.post("/predict", json=[SEED_RECORD] * max_items)
+        assert ok.status_code == 200
+        assert len(ok.content) <= settings.max_response_bytes
+        refused = client.post("/predict", json=[SEED_RECORD] * (max_items + 1))
+    assert refused.status_code == 422
+    body = refused.json()
+    assert body["error"] == "response_too_large"
+    assert f"send at most {max_items} records per request" in body["message"]
+    assert "20000 bytes" in body["message"]

@@ -158,3 +158,38 @@ def test_a_model_unavailable_503_is_not_a_server_error(
     documents, _ = emitted(capsys)
     assert any("ModelUnavailable" in d for d in documents)
     assert not any("ServerErrors" in d for d in documents)
+
+
+@pytest.mark.parametrize(
+    ("task", "expected", "absent"),
+    [
+        ("classification", {"TopProbabilityMean"}, {"Anomalies", "PredictionMean"}),
+        ("regression", {"PredictionMean"}, {"Anomalies", "TopProbabilityMean"}),
+    ],
+)
+def test_each_task_emits_its_own_figures_and_not_the_anomaly_count(
+    task: str,
+    expected: set[str],
+    absent: set[str],
+    task_registries: dict[str, Path],
+    handler_module: Callable[..., ModuleType],
+    lambda_context: Any,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    handler = handler_module(MODEL_URI=str(task_registries[task])).handler
+    capsys.readouterr()
+    response = handler(load_event("apigw_v2_predict_batch.json"), lambda_context)
+    body = response_json(response)
+    documents, _ = emitted(capsys)
+    (doc,) = [d for d in documents if "Predictions" in d]
+    assert value(doc, "Predictions") == 3
+    assert expected <= set(doc)
+    assert not absent & set(doc)
+    if task == "classification":
+        # One count per predicted class, named after it: they add up to the rows scored.
+        counts = {k: value(doc, k) for k in doc if k.startswith("PredictedClass_")}
+        assert sum(counts.values()) == 3
+        assert {f"PredictedClass_{label}" for label in body["predictions"]} == set(counts)
+        assert 0 < value(doc, "TopProbabilityMean") <= 1
+    else:
+        assert value(doc, "PredictionMean") == pytest.approx(sum(body["predictions"]) / 3)

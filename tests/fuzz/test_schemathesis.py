@@ -30,6 +30,7 @@ from tests.conftest import load_event
 MAX_ROWS = 50
 EXAMPLES = {"POST /predict": 300}  # per generation mode; operations without inputs need one example
 MIN_CASES = 1000
+TASK_EXAMPLES = 120  # /predict cases per mode for the classification and regression models
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +40,7 @@ def fuzz_app(trained_registry: Path) -> Any:
     return app
 
 
-def fuzz(schema: Any, call: Callable[[Any], Any]) -> dict[str, int]:
+def fuzz(schema: Any, call: Callable[[Any], Any], predict_examples: int | None = None) -> dict[str, int]:
     """Run every operation in both modes; return the number of cases per operation and mode."""
     counts: dict[str, int] = {}
     for result in schema.get_all_operations():
@@ -47,7 +48,7 @@ def fuzz(schema: Any, call: Callable[[Any], Any]) -> dict[str, int]:
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
             label = f"{operation.label} [{mode.value}]"
             counts[label] = 0
-            run = _runner(operation, mode, call, counts, label)
+            run = _runner(operation, mode, call, counts, label, predict_examples)
             try:
                 run()
             except Unsatisfiable:
@@ -59,11 +60,20 @@ def fuzz(schema: Any, call: Callable[[Any], Any]) -> dict[str, int]:
 
 
 def _runner(
-    operation: Any, mode: GenerationMode, call: Callable[[Any], Any], counts: dict[str, int], label: str
+    operation: Any,
+    mode: GenerationMode,
+    call: Callable[[Any], Any],
+    counts: dict[str, int],
+    label: str,
+    predict_examples: int | None = None,
 ) -> Callable[[], None]:
+    examples = EXAMPLES.get(operation.label, 5)
+    if predict_examples is not None and operation.label in EXAMPLES:
+        examples = predict_examples
+
     @given(case=operation.as_strategy(generation_mode=mode))
     @settings(
-        max_examples=EXAMPLES.get(operation.label, 5),
+        max_examples=examples,
         suppress_health_check=list(HealthCheck),
         deadline=None,
         database=None,
@@ -145,3 +155,18 @@ def test_fuzz_through_the_lambda_handler(
     with capsys.disabled():
         print(f"\nschemathesis (Mangum handler, API Gateway v2): {total} cases, 0 failures: {counts}")
     assert total >= MIN_CASES / 2
+
+
+@pytest.mark.parametrize("task", ["classification", "regression"])
+def test_fuzz_a_model_of_every_other_task(
+    task: str, task_registries: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The same contract for a classifier's and a regressor's schema (fewer cases: the code path is shared)."""
+    app = create_app(Settings(model_uri=str(task_registries[task]), max_rows=MAX_ROWS))
+    app.state.model_store.get()
+    schema = schemathesis.openapi.from_asgi("/openapi.json", app)
+    counts = fuzz(schema, lambda case: case.call(), predict_examples=TASK_EXAMPLES)
+    total = sum(counts.values())
+    with capsys.disabled():
+        print(f"\nschemathesis (ASGI, {task}): {total} cases, 0 failures: {counts}")
+    assert counts["POST /predict [positive]"] >= TASK_EXAMPLES / 2
