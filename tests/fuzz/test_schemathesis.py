@@ -161,7 +161,7 @@ def test_fuzz_through_the_lambda_handler(
 def test_fuzz_a_model_of_every_other_task(
     task: str, task_registries: dict[str, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """The same contract for a classifier's and a regressor's schema (fewer cases: the code path is shared)."""
+    """The same contract for a classifier's and a regressor's schema (fewer cases: the path is shared)."""
     app = create_app(Settings(model_uri=str(task_registries[task]), max_rows=MAX_ROWS))
     app.state.model_store.get()
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
