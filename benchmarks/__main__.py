@@ -39,6 +39,8 @@ TARGETS = {
     "warm_max_body_vs_floor": 1.3,
     "cold_start_vs_naive": 0.35,
     "install_size_vs_naive": 0.4,
+    "classifier_1_row_vs_naive": 0.1,
+    "classifier_10k_vs_floor": 1.5,
 }
 
 
@@ -192,6 +194,105 @@ def warm_latency(registry: Path, manifest: dict[str, Any], quick: bool) -> list[
         results.append(row)
         log(
             f"  warm {label}: ours {row['ours_p50_ms']:.3f} ms, naive {row['naive_p50_ms']:.3f} ms,"
+            f" floor {row['floor_p50_ms']:.3f} ms"
+        )
+    return results
+
+
+def prepare_classifier() -> tuple[Path, Any]:
+    """The classifier case: RandomForestClassifier (100 trees) on the example flows' four kinds."""
+    from lambda_app.registry import LocalStorage, read_manifest, resolve_version
+    from training.config import TrainingConfig
+    from training.synthetic import generate
+    from training.train import run_training
+
+    registry = WORK / "registry-classifier"
+    if not (registry / "aliases" / "production.json").exists():
+        shutil.rmtree(registry, ignore_errors=True)
+        data = WORK / "flows-classification.csv"
+        generate(5000, seed=7, task="classification", anomaly_rate=0.25).to_csv(data, index=False)
+        config = TrainingConfig.model_validate(
+            {
+                "data": {"features": ["one", "two", "three"], "label": "kind"},
+                "model": {
+                    "task": "classification",
+                    "estimator": "sklearn.ensemble.RandomForestClassifier",
+                    "params": {"n_estimators": 100, "random_state": 0, "n_jobs": 1},
+                },
+            }
+        )
+        run_training(str(data), str(registry), config, alias="production")
+    storage = LocalStorage(registry)
+    return registry, read_manifest(storage, resolve_version(storage, "production"))
+
+
+def classifier_latency(quick: bool) -> list[dict[str, Any]]:
+    """The classifier through the real handler, against its naive path and its floor, in this run."""
+    import importlib
+
+    registry, manifest = prepare_classifier()
+    os.environ["MODEL_URI"] = str(registry)
+    os.environ["NAIVE_CLASSIFIER_PATH"] = str(registry / manifest.version / "model.joblib")
+    from benchmarks import naive_classifier_app
+    from lambda_app import handler as ours
+    from lambda_app.invoke import LocalLambdaContext
+    from lambda_app.models import build_predictor
+
+    with contextlib.redirect_stdout(Silenced()):
+        ours = importlib.reload(ours)  # a new container, serving the classifier
+    floor = build_predictor(manifest, (registry / manifest.version / "model.onnx").read_bytes(), threads=1)
+    context = LocalLambdaContext()
+    results = []
+    for label, rows, iterations in (
+        ("1 row", records(1), 300 if quick else 2000),
+        ("100 rows", records(100), 100 if quick else 500),
+        ("10k rows", records(10_000), 10 if quick else 40),
+    ):
+        event = v2_event(body_for(rows))
+        matrix = np.array([[r["one"], r["two"], r["three"]] for r in rows], dtype=np.float64)
+
+        def run_ours(event: dict[str, Any] = event) -> Any:
+            response = ours.handler(event, context)
+            assert response["statusCode"] == 200, response["body"][:300]
+            return response
+
+        def run_naive(event: dict[str, Any] = event) -> Any:
+            response = naive_classifier_app.handler(event, context)  # type: ignore[arg-type]
+            assert response["statusCode"] == 200, response["body"][:300]
+            return response
+
+        def run_floor(matrix: np.ndarray = matrix) -> Any:
+            return floor.predict(matrix)
+
+        with contextlib.redirect_stdout(Silenced()):
+            mine, theirs = json.loads(run_ours()["body"]), json.loads(run_naive()["body"])
+            samples = timed_interleaved(
+                {"ours": run_ours, "naive": run_naive, "floor": run_floor}, iterations
+            )
+        keys = [str(c) for c in manifest.classes or []]
+        diff = float(
+            np.max(
+                np.abs(
+                    np.array([[p[k] for k in keys] for p in mine["probabilities"]])
+                    - np.array([[p[k] for k in keys] for p in theirs["probabilities"]])
+                )
+            )
+        )
+        row: dict[str, Any] = {
+            "case": label,
+            "rows": len(rows),
+            "max_probability_diff": diff,
+            "same_classes": mine["predictions"] == theirs["predictions"],
+        }
+        for name, values in samples.items():
+            row[f"{name}_p50_ms"] = percentile(values, 50)
+            row[f"{name}_p99_ms"] = percentile(values, 99)
+        row["ours_rows_per_s"] = len(rows) / (row["ours_p50_ms"] / 1000)
+        row["vs_naive"] = row["ours_p50_ms"] / row["naive_p50_ms"]
+        row["vs_floor"] = row["ours_p50_ms"] / row["floor_p50_ms"]
+        results.append(row)
+        log(
+            f"  classifier {label}: ours {row['ours_p50_ms']:.3f} ms, naive {row['naive_p50_ms']:.3f} ms,"
             f" floor {row['floor_p50_ms']:.3f} ms"
         )
     return results
@@ -393,6 +494,28 @@ def verdicts(report: dict[str, Any]) -> list[tuple[str, float, str, bool]]:
                 size <= TARGETS["install_size_vs_naive"],
             )
         )
+    if "classifier" in report:
+        by_rows = {row["rows"]: row for row in report["classifier"]}
+        checks += [
+            (
+                "classifier 1-row p50 vs naive",
+                by_rows[1]["vs_naive"],
+                f"<= {TARGETS['classifier_1_row_vs_naive']}x",
+                by_rows[1]["vs_naive"] <= TARGETS["classifier_1_row_vs_naive"],
+            ),
+            (
+                "classifier 10k rows p50 vs floor",
+                by_rows[10_000]["vs_floor"],
+                f"<= {TARGETS['classifier_10k_vs_floor']}x",
+                by_rows[10_000]["vs_floor"] <= TARGETS["classifier_10k_vs_floor"],
+            ),
+            (
+                "classifier probabilities vs scikit-learn (max diff)",
+                max(r["max_probability_diff"] for r in report["classifier"]),
+                "<= 1e-05, same classes",
+                all(r["max_probability_diff"] <= 1e-5 and r["same_classes"] for r in report["classifier"]),
+            ),
+        ]
     checks.append(
         (
             "scores vs scikit-learn (max diff)",
@@ -440,6 +563,27 @@ def print_table(report: dict[str, Any]) -> None:
                 f"{r['ours_rows_per_s']:,.0f}",
             )
         )
+    if "classifier" in report:
+        print("\nClassifier (RandomForestClassifier, 100 trees, 4 classes) through the handler, ms")
+        print(
+            md_row(
+                "case", "ours p50", "ours p99", "naive p50", "floor p50", "ours/naive", "ours/floor", "rows/s"
+            )
+        )
+        print(md_row("---", *["---:"] * 7))
+        for r in report["classifier"]:
+            print(
+                md_row(
+                    r["case"],
+                    f"{r['ours_p50_ms']:.3f}",
+                    f"{r['ours_p99_ms']:.3f}",
+                    f"{r['naive_p50_ms']:.3f}",
+                    f"{r['floor_p50_ms']:.3f}",
+                    f"{r['vs_naive']:.3f}x",
+                    f"{r['vs_floor']:.2f}x",
+                    f"{r['ours_rows_per_s']:,.0f}",
+                )
+            )
     cold = report["cold_start"]
     print(f"\nCold start: fresh interpreter, import, model load, first event (median of {cold['runs']})")
     print(md_row("", "ours", "naive", "ratio", "bare interpreter"))
@@ -501,6 +645,8 @@ def main(argv: list[str] | None = None) -> int:
     log("warm latency ...")
     gc.collect()
     report["warm"] = warm_latency(registry, manifest, args.quick)
+    log("classifier ...")
+    report["classifier"] = classifier_latency(args.quick)
     if not args.skip_install_size:
         log("install size ...")
         report["install_size"] = install_size()

@@ -142,3 +142,44 @@ def test_alias_file_stays_valid_json_for_other_tools(lifecycle: tuple[Path, str,
     registry, production, _ = lifecycle
     data = json.loads((registry / "aliases" / "production.json").read_text())
     assert data["version"] == production
+
+
+def test_promotion_knows_which_direction_is_better_for_a_regressor(tmp_path: Path) -> None:
+    """RMSE is better lower: a worse regressor is refused, a better one promoted, on the same holdout."""
+    from lambda_app.registry import open_storage
+    from training.config import TrainingConfig
+    from training.lifecycle import PromotionRefusedError, promote
+    from training.synthetic import generate
+    from training.train import run_training
+
+    data = tmp_path / "latency.csv"
+    generate(2000, seed=21, task="regression").to_csv(data, index=False)
+    registry = tmp_path / "registry"
+
+    def trained(params: dict[str, object], alias: str) -> str:
+        config = TrainingConfig.model_validate(
+            {
+                "data": {"features": ["one", "two", "three"], "label": "latency_ms"},
+                "model": {
+                    "task": "regression",
+                    "estimator": "sklearn.ensemble.GradientBoostingRegressor",
+                    "params": {"random_state": 0, **params},
+                },
+            }
+        )
+        return run_training(str(data), str(registry), config, alias=alias).manifest.version
+
+    good = trained({}, "production")
+    weak = trained({"n_estimators": 2, "max_depth": 1}, "candidate")
+    storage = open_storage(str(registry))
+    with pytest.raises(PromotionRefusedError, match=r"worse than .* on rmse \(lower is better\)"):
+        promote(storage, weak, "production")
+    comparison, record = promote(storage, weak, "staging")  # nothing there yet: first model
+    assert comparison is not None
+    assert comparison.metric == "rmse"
+    assert record.version == weak
+    comparison, record = promote(storage, good, "staging")
+    assert comparison is not None
+    assert comparison.current is not None
+    assert comparison.candidate["rmse"] < comparison.current["rmse"]
+    assert record.version == good
