@@ -340,6 +340,11 @@ def _import_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="load a .joblib/.pkl file (a pickle runs code when loaded: only files you made yourself)",
     )
+    parser.add_argument(
+        "--allow-worse-than-baseline",
+        action="store_true",
+        help="publish even if the task's baseline beats the model on the sample",
+    )
     return parser
 
 
@@ -356,6 +361,7 @@ def _import(args: argparse.Namespace) -> int:
         name=args.name,
         trust=args.trust,
         allow_pickle=args.allow_pickle,
+        allow_worse_than_baseline=args.allow_worse_than_baseline,
     )
     _print_published(published.manifest, args.model_uri, published.alias.alias if published.alias else None)
     return 0

@@ -31,6 +31,7 @@ from training.model import estimator_name
 from training.publish import Published, publish
 from training.tasks import Splits, parity_probe, task_kind
 from training.tasks.base import PARITY_PROBE_ROWS, compile_with_parity
+from training.train import code_revision, gate_on_baseline, library_versions
 
 log = logging.getLogger("training")
 
@@ -127,6 +128,7 @@ def import_model(
     name: str | None = None,
     trust: list[str] | None = None,
     allow_pickle: bool = False,
+    allow_worse_than_baseline: bool = False,
     s3_client: Any = None,
 ) -> Published:
     """Publish a model fitted elsewhere: load, check, convert, parity-check, evaluate, publish."""
@@ -170,6 +172,14 @@ def import_model(
         raise ImportRefusedError(
             f"the model cannot score the sample's {len(names)} feature columns: {converter_reason(exc)}"
         ) from exc
+    gate_on_baseline(
+        kind,
+        config,
+        outcome.metrics,
+        outcome.baseline_metrics,
+        outcome.baseline_name,
+        allow_worse_than_baseline,
+    )
     probe = parity_probe(x, PARITY_PROBE_ROWS, seed=0)
     serving, converter, parity = compile_with_parity(kind, estimator, outcome, {"sample": x, "random": probe})
     evaluation = {
@@ -209,7 +219,6 @@ def import_model(
 
 
 def _provenance(estimator: Any, dataset: Dataset, model_path: str, config: TrainingConfig) -> Provenance:
-    from training.train import code_revision, library_versions
 
     params = {key: _plain(value) for key, value in estimator.get_params(deep=False).items()}
     return Provenance(

@@ -185,7 +185,7 @@ def run_training(
     splits = Splits(x, labels, train, validation, test, dataset.feature_names)
     with stage(f"evaluating on {len(test)} held-out rows, beside a baseline"):
         outcome = kind.outcome(estimator, splits, config)
-        _gate_on_baseline(
+        gate_on_baseline(
             kind,
             config,
             outcome.metrics,
@@ -249,7 +249,7 @@ def run_training(
     return published
 
 
-def _gate_on_baseline(
+def gate_on_baseline(
     kind: TaskKind,
     config: TrainingConfig,
     metrics: dict[str, Any] | None,
