@@ -46,10 +46,11 @@ class ModelConfig(_Section):
     scale: bool | None = None  # a StandardScaler in front; default: only for distance-based detectors
 
     @model_validator(mode="after")
-    def _estimator_takes_params(self) -> ModelConfig:
-        from training.model import check_params, estimator_class
+    def _estimator_fits(self) -> ModelConfig:
+        """The estimator exists, takes these parameters and fits the task: known before reading data."""
+        from training.model import build_estimator
 
-        check_params(estimator_class(self), self.params, "model.params")
+        build_estimator(self)
         return self
 
 

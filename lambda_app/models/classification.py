@@ -67,21 +67,20 @@ class ClassificationPredictor(OnnxModel):
         self.classes = list(manifest.classes)
         self._keys = [str(c) for c in self.classes]
         self._metric_names = {key: metric_name(key) for key in self._keys[:MAX_CLASS_METRICS]}
-        self._numeric = all(isinstance(c, int) for c in self.classes)
+        # Each key and string label is quoted, and Lambda's response escapes every quote once more.
+        longest_label = max(len(json.dumps(c)) * 2 for c in self.classes)
+        per_class = sum(len(json.dumps(key)) * 2 + 1 + FLOAT_JSON_BYTES + 1 for key in self._keys)
+        self._row_bytes = longest_label + 1 + 2 + per_class
 
     def predict(self, features: np.ndarray) -> ClassPrediction:
         labels, probabilities = self.run(features)
-        labels = labels.reshape(-1)
-        values: list[ClassLabel] = [int(v) for v in labels] if self._numeric else [str(v) for v in labels]
+        # int64 labels become ints, string labels (an object array) strs: the classes as trained.
         return ClassPrediction(
-            labels=values,
+            labels=labels.reshape(-1).tolist(),
             probabilities=probabilities.astype(np.float64),
             keys=self._keys,
             metric_names=self._metric_names,
         )
 
     def max_row_bytes(self) -> int:
-        # Each key and string label is quoted, and Lambda's response escapes every quote once more.
-        longest_label = max(len(json.dumps(c)) * 2 for c in self.classes)
-        per_class = sum(len(json.dumps(key)) * 2 + 1 + FLOAT_JSON_BYTES + 1 for key in self._keys)
-        return longest_label + 1 + 2 + per_class
+        return self._row_bytes

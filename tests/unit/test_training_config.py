@@ -47,3 +47,56 @@ def test_unknown_estimator_parameter_is_a_config_error(tmp_path: Path) -> None:
     path.write_text('[data]\nfeatures = ["a"]\n[model.params]\nno_such_param = 1\n')
     with pytest.raises(ConfigError, match="no_such_param"):
         build_estimator(load_config(path).model)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            '[data]\nfeatures = ["a"]\n[model.params]\nn_trees = 5\n',
+            "model.params: IsolationForest has no parameter 'n_trees'",
+        ),
+        (
+            '[data]\nfeatures = ["a"]\n[tuning.space]\ndepth = [1, 2]\n',
+            "tuning.space: IsolationForest has no parameter 'depth'",
+        ),
+        (
+            '[data]\nfeatures = ["a"]\nlabel = "y"\n[model]\ntask = "regression"\n'
+            'estimator = "sklearn.linear_model.Ridge"\n[promotion]\nmetric = "pr_auc"\n',
+            "promotion.metric 'pr_auc' does not fit a regression model: use one of rmse, mae, r2",
+        ),
+        ('[data]\nfeatures = ["a"]\n[model]\ntask = "ranking"\n', "model.task"),
+        (
+            '[data]\nfeatures = ["a"]\n[model]\nestimator = "sklearn.ensemble.NoSuchForest"\n',
+            "cannot be imported",
+        ),
+    ],
+)
+def test_task_estimator_and_parameters_are_checked_when_the_config_loads(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_config(path)
+
+
+def test_a_classification_config_states_only_what_differs(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(
+        '[data]\nfeatures = ["a", "b"]\nlabel = "target"\n[model]\ntask = "classification"\n'
+        'estimator = "sklearn.ensemble.RandomForestClassifier"\n'
+    )
+    config = load_config(path)
+    assert (config.name, config.gate_metric, config.tuning_metric) == ("classifier", "f1_macro", "f1_macro")
+    assert estimator_name(build_estimator(config.model)) == "sklearn.ensemble.RandomForestClassifier"
+
+
+def test_an_estimator_of_another_task_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(
+        '[data]\nfeatures = ["a"]\nlabel = "y"\n[model]\ntask = "classification"\n'
+        'estimator = "sklearn.linear_model.Ridge"\n'
+    )
+    with pytest.raises(ConfigError, match="Ridge is not a classification estimator"):
+        load_config(path)
