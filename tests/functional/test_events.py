@@ -171,3 +171,30 @@ def test_handler_emits_emf_metrics_and_structured_logs(
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
     emf = [line for line in lines if "_aws" in line]
     assert any(doc.get("Predictions") == [3.0] or doc.get("Predictions") == 3.0 for doc in emf)
+
+
+@pytest.mark.parametrize("task", ["classification", "regression"])
+@pytest.mark.parametrize(
+    "name", ["apigw_v2_predict_single.json", "apigw_v2_predict_batch.json", "apigw_v1_predict_single.json"]
+)
+def test_the_predict_events_drive_every_example_model(
+    task: str,
+    name: str,
+    task_registries: dict[str, Path],
+    handler_module: Callable[..., ModuleType],
+    lambda_context: Any,
+) -> None:
+    """The sample events share the flow features, so each drives the classifier and the regressor too."""
+    handler = handler_module(MODEL_URI=str(task_registries[task])).handler
+    response = handler(load_event(name), lambda_context)
+    assert response["statusCode"] == 200
+    body = response_json(response)
+    rows = len(body["predictions"])
+    if task == "classification":
+        assert all(isinstance(p, str) for p in body["predictions"])  # the example's classes are strings
+        assert len(body["probabilities"]) == rows
+        assert all(abs(sum(p.values()) - 1) < 1e-5 for p in body["probabilities"])
+    else:
+        assert all(isinstance(p, float) for p in body["predictions"])
+        assert "probabilities" not in body
+    assert "scores" not in body
