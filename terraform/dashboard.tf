@@ -22,7 +22,7 @@ locals {
       stat    = "p50"
     },
     {
-      title   = "Records scored, anomalies (anomaly models) and model unavailable"
+      title   = "Records scored and anomalies"
       metrics = [[var.metrics_namespace, "Predictions", "service", var.name], [".", "Anomalies", ".", "."], [".", "ModelUnavailable", ".", "."]]
       stat    = "Sum"
     },

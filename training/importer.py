@@ -24,7 +24,7 @@ import numpy as np
 
 from lambda_app.registry import FeatureSpec, Provenance, open_storage
 from training.compile import compile_model, converter_reason
-from training.config import DataConfig, ModelConfig, ThresholdConfig, TrainingConfig
+from training.config import DEFAULT_NAMES, DataConfig, ModelConfig, ThresholdConfig, TrainingConfig
 from training.data import Dataset, load_dataset, read_columns
 from training.exceptions import TrainingError
 from training.model import estimator_name
@@ -153,11 +153,16 @@ def import_model(
     names = feature_names(estimator, columns, label, data_uri)
     dataset = load_dataset(data_uri, names, label, s3_client=s3_client, labels_of=kind.labels)
     labels = kind.usable(dataset.labels, data_uri) if dataset.labels is not None else None
-    config = TrainingConfig(
-        name=name or "",
+    # A record of what was imported, not a recipe to build from: constructed, not validated as one
+    # (its estimator may be a Pipeline, which no config can build).
+    config = TrainingConfig.model_construct(
+        name=name or DEFAULT_NAMES[kind.name],
         data=DataConfig(features=names, label=label),
-        model=ModelConfig(
-            task=kind.name, estimator=f"{type(estimator).__module__}.{type(estimator).__name__}"
+        model=ModelConfig.model_construct(
+            task=kind.name,
+            estimator=f"{type(estimator).__module__}.{type(estimator).__name__}",
+            params={},
+            scale=None,
         ),
         threshold=ThresholdConfig(strategy="estimator"),
     )
