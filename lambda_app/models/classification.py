@@ -7,6 +7,7 @@ order of the manifest's ``classes``.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -41,11 +42,10 @@ class ClassPrediction:
         }
 
     def metrics(self) -> list[MetricValue]:
-        counts: dict[str, float] = {}
-        for label in self.labels:
-            name = self.metric_names.get(str(label), "PredictedClass_other")
-            counts[name] = counts.get(name, 0.0) + 1
-        figures = [MetricValue(name, "Count", value) for name, value in counts.items()]
+        counts: Counter[str] = Counter()
+        for label, count in Counter(self.labels).items():  # counted in C, then named per class
+            counts[self.metric_names.get(str(label), "PredictedClass_other")] += count
+        figures = [MetricValue(name, "Count", float(value)) for name, value in counts.items()]
         top = float(self.probabilities.max(axis=1).mean()) if self.rows else 0.0
         figures.append(MetricValue("TopProbabilityMean", "None", round(top, 6)))
         return figures
