@@ -15,7 +15,7 @@ from training.compile import ensure_compilable
 from training.config import TrainingConfig
 from training.data import Dataset, load_dataset
 from training.exceptions import DataValidationError, TrainingError
-from training.model import build_estimator, check_params, estimator_class, estimator_name
+from training.model import build_estimator, estimator_name
 from training.publish import Published, publish
 from training.tasks import Splits, TaskKind, better, parity_probe, task_kind
 from training.tasks.base import PARITY_PROBE_ROWS, compile_with_parity
@@ -147,13 +147,11 @@ def run_training(
     supervised = config.model.task != "anomaly"
     fit_labels = labels if supervised else None
 
-    estimator = build_estimator(config.model)  # refuses unknown estimators and parameters
+    estimator = build_estimator(config.model)  # the config checked estimator, parameters and space on load
     # Fail before any real fitting, not after: a copy fitted on a small sample must convert.
     ensure_compilable(
         estimator, config.model.task, x[train], None if fit_labels is None else fit_labels[train]
     )
-    if config.tuning.enabled:
-        check_params(estimator_class(config.model), config.tuning.space, "tuning.space")
     params = dict(config.model.params)
     tuning = None
     if config.tuning.enabled and config.tuning.space:
