@@ -14,6 +14,7 @@ from lambda_app.models import AnomalyPrediction, build_predictor
 from lambda_app.registry import LocalStorage, read_manifest, read_verified, resolve_version
 from training.compile import CompileError, average_path_length, compile_isolation_forest
 from training.synthetic import generate
+from training.tasks import parity_probe
 from training.tasks.anomaly import check_parity
 
 
@@ -89,3 +90,40 @@ def test_training_refuses_to_publish_when_parity_fails(
     with pytest.raises(CompileError):
         train.run_training(str(data), str(tmp_path / "reg"), load_config(), allow_worse_than_baseline=True)
     assert not (tmp_path / "reg").exists()
+
+
+def test_a_float32_graph_that_fails_parity_is_converted_again_in_float64(tmp_path: Path) -> None:
+    """LocalOutlierFactor picks other neighbours when float32 distances round; its float64 graph agrees."""
+    from sklearn.neighbors import LocalOutlierFactor
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from training.tasks import task_kind
+    from training.tasks.base import Outcome, compile_with_parity
+
+    data = generate(5000, seed=7)[["one", "two", "three"]].to_numpy(dtype=float)  # data/sample.csv
+    lof = make_pipeline(StandardScaler(), LocalOutlierFactor(novelty=True)).fit(data[:3000])
+    outcome = Outcome(None, None, "", None, "", threshold=0.0)  # type: ignore[arg-type]
+    _, converter, parity = compile_with_parity(
+        task_kind("anomaly"), lof, outcome, {"random": parity_probe(data[:3000], 100_000, seed=42)}
+    )
+    assert converter["input"] == "float64"
+    assert "float32_refused" in parity
+    assert parity["random"]["max_relative_score_diff"] <= 1e-5
+
+
+def test_no_float64_kernel_is_a_refusal_not_a_crash(monkeypatch: pytest.MonkeyPatch) -> None:
+    """ONNX Runtime has no float64 SVM kernel: without its stated float32 tolerance, the SVM is refused."""
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import OneClassSVM
+
+    from training.tasks import anomaly, task_kind
+    from training.tasks.base import Outcome, compile_with_parity
+
+    monkeypatch.setattr(anomaly, "FLOAT32_ONLY_TOLERANCE", {})
+    data = generate(5000, seed=7)[["one", "two", "three"]].to_numpy(dtype=float)  # data/sample.csv
+    svm = make_pipeline(StandardScaler(), OneClassSVM()).fit(data[:3000])
+    outcome = Outcome(None, None, "", None, "", threshold=0.0)  # type: ignore[arg-type]
+    with pytest.raises(CompileError, match="no float64 graph runs"):
+        compile_with_parity(task_kind("anomaly"), svm, outcome, {"holdout": data[3000:]})

@@ -23,7 +23,7 @@ from training.evaluate import (
     threshold_max_f1,
     threshold_quantile,
 )
-from training.model import estimator_name
+from training.model import estimator_name, final_estimator
 from training.tasks.base import Outcome, Splits, feature_reference, quantiles, run_graph
 
 log = logging.getLogger("training")
@@ -143,6 +143,12 @@ class AnomalyTask:
         return classification_metrics(prediction.scores, labels, manifest.threshold)
 
 
+FLOAT32_ONLY_TOLERANCE = {"OneClassSVM": 1e-3}
+"""Detectors ONNX Runtime can only run in float32 (no float64 SVM kernel), with the tolerance that
+float32 kernel sums reach (seen: 4.9e-4 on a score of 0.17 on the example flows). Stated and tested;
+decisions must still agree for every row outside that band around the threshold."""
+
+
 def own_threshold(estimator: Any) -> float:
     """The score above which scikit-learn's ``predict`` says -1 (outlier), in the service's score terms.
 
@@ -159,23 +165,32 @@ def check_parity(estimator: Any, graph: bytes, rows: np.ndarray, threshold: floa
     (served,) = run_graph(graph, ("score",), rows)
     served = served.reshape(-1).astype(np.float64)
     reference = anomaly_scores(estimator, rows)
-    diff = float(np.max(np.abs(served - reference))) if len(rows) else 0.0
-    # The compact graph reproduces the paper's score in (0, 1]; other detectors' decision functions
-    # have their own scale, so their tolerance is relative to it.
-    scale = 1.0 if is_compact(estimator) else max(1.0, float(np.max(np.abs(reference), initial=0.0)))
-    tolerance = PARITY_TOLERANCE * scale
+    error = np.abs(served - reference)
+    # The compact graph reproduces the paper's score in (0, 1]: 1e-5 absolute. Other detectors' decision
+    # functions are unbounded (a Mahalanobis distance reaches 1e7 far out), so each row's tolerance is
+    # 1e-5 of its own score, and never below 1e-5: a far-out row cannot loosen the rows near the threshold.
+    tolerance = np.full(len(rows), PARITY_TOLERANCE)
+    relaxed = FLOAT32_ONLY_TOLERANCE.get(type(final_estimator(estimator)).__name__)
+    if not is_compact(estimator):
+        tolerance = (relaxed or PARITY_TOLERANCE) * np.maximum(1.0, np.abs(reference))
     decided = np.abs(reference - threshold) > tolerance  # rows on the threshold itself may go either way
     mismatches = int(np.sum(((served >= threshold) != (reference >= threshold)) & decided))
-    if diff > tolerance or mismatches:
+    worst = int(np.argmax(error / tolerance)) if len(rows) else 0
+    if len(rows) and (error[worst] > tolerance[worst] or mismatches):
         raise CompileError(
-            f"compiled model disagrees with scikit-learn on {len(rows)} rows:"
-            f" max score difference {diff:.2e} (tolerance {tolerance:.1e}),"
-            f" {mismatches} prediction mismatches"
+            f"compiled model disagrees with scikit-learn on {len(rows)} rows: score difference"
+            f" {error[worst]:.2e} where the tolerance is {tolerance[worst]:.1e}"
+            f" (score {reference[worst]:.4g}), {mismatches} prediction mismatches"
         )
     return {
         "rows": len(rows),
-        "max_abs_score_diff": diff,
-        "tolerance": tolerance,
+        "max_abs_score_diff": float(error.max(initial=0.0)),
+        "max_relative_score_diff": float((error / np.maximum(1.0, np.abs(reference))).max(initial=0.0)),
+        "tolerance": (
+            "1e-5 absolute"
+            if is_compact(estimator)
+            else f"{relaxed or PARITY_TOLERANCE:g} x max(1, |score|) per row"
+        ),
         "prediction_mismatches": 0,
         "rows_on_threshold": int(np.sum(~decided)),
     }

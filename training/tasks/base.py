@@ -188,7 +188,7 @@ def compile_with_parity(
     models pick other neighbours when distances round); the float32 refusal is recorded. Any graph
     that still disagrees raises CompileError: it is never published.
     """
-    from training.compile import CompileError, compile_model
+    from training.compile import CompileError, compile_model, converter_reason
 
     width = next(iter(checks.values())).shape[1]
     graph, converter = compile_model(estimator, kind.name, width)
@@ -200,6 +200,13 @@ def compile_with_parity(
             raise
         log.warning("the float32 graph failed parity (%s); converting in float64", float32_error)
         graph, converter = compile_model(estimator, kind.name, width, "double")
-        parity = {name: kind.parity(estimator, graph, rows, outcome) for name, rows in checks.items()}
+        try:
+            parity = {name: kind.parity(estimator, graph, rows, outcome) for name, rows in checks.items()}
+        except CompileError:
+            raise
+        except Exception as exc:  # ONNX Runtime lacks a float64 kernel for some operators (SVMs)
+            raise CompileError(
+                f"{float32_error}; and no float64 graph runs: {converter_reason(exc)}"
+            ) from exc
         parity["float32_refused"] = str(float32_error)
     return graph, converter, parity
