@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 from typing import Any
 
 import numpy as np
@@ -118,7 +117,6 @@ def evaluation_html(
     metrics: dict[str, Any] | None,
     baseline_metrics: dict[str, Any] | None,
     baseline_scores: np.ndarray | None,
-    tuning: dict[str, Any] | None,
 ) -> str:
     """The self-contained evaluation report written next to every version."""
     from training.report import (
@@ -159,10 +157,4 @@ def evaluation_html(
     sections.append(
         feature_histograms(reference, feature_names, test_features, "Feature distributions", "holdout")
     )
-    if tuning:
-        sections.append(f"<h2>Tuning ({html.escape(tuning['objective'])})</h2>")
-        ranked = sorted(tuning["trials"], key=lambda t: -t["mean"])
-        sections.append(
-            table(["params", "mean", "std"], [[str(t["params"]), t["mean"], t["std"]] for t in ranked])
-        )
     return page(f"Evaluation report: {name}", sections)

@@ -199,3 +199,18 @@ def regression_report(
         feature_histograms(reference, feature_names, test_features, "Feature distributions", "holdout"),
     ]
     return page(f"Evaluation report: {name}", sections)
+
+
+def tuning_section(tuning: dict[str, Any]) -> str:
+    """The search's trials, best first in the objective's direction."""
+    lower = bool(tuning.get("lower_is_better"))
+    ranked = sorted(tuning["trials"], key=lambda t: t["mean"] if lower else -t["mean"])
+    direction = " (lower is better)" if lower else ""
+    return f"<h2>Tuning ({html.escape(tuning['objective'])}{direction})</h2>" + table(
+        ["params", "mean", "std"], [[str(t["params"]), t["mean"], t["std"]] for t in ranked]
+    )
+
+
+def with_section(report: str, section: str) -> str:
+    """``report`` (a page from ``page``) with ``section`` appended at the end of its body."""
+    return report.replace("</body>", section + "</body>", 1)

@@ -17,6 +17,7 @@ from training.data import Dataset, load_dataset
 from training.exceptions import DataValidationError, TrainingError
 from training.model import build_estimator, estimator_name
 from training.publish import Published, publish
+from training.report import tuning_section, with_section
 from training.tasks import Splits, TaskKind, better, parity_probe, task_kind
 from training.tasks.base import PARITY_PROBE_ROWS, compile_with_parity
 from training.tune import fit_params, tune
@@ -183,6 +184,8 @@ def run_training(
     splits = Splits(x, labels, train, validation, test, dataset.feature_names)
     with stage(f"evaluating on {len(test)} held-out rows, beside a baseline"):
         outcome = kind.outcome(estimator, splits, config)
+        if tuning:
+            outcome.report_html = with_section(outcome.report_html, tuning_section(tuning))
         gate_on_baseline(
             kind,
             config,

@@ -108,7 +108,6 @@ class AnomalyTask:
             metrics,
             baseline_metrics,
             baseline_scores,
-            None,
         )
         score = (
             ANOMALY_SCORE
