@@ -18,7 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from lambda_app.api.routes import health, model, predict
+from lambda_app.api.routes import docs, health, model, predict
 from lambda_app.config import Settings
 from lambda_app.errors import ErrorDetail, ModelUnavailableError, ServiceError
 from lambda_app.model_store import ModelStore
@@ -130,12 +130,15 @@ def create_app(settings: Settings | None = None, store: ModelStore | None = None
         version="1.0.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # served by api/routes/docs.py from pinned local assets, not a CDN
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.model_store = store
     app.include_router(predict.router)  # first: the hot route is matched before the others
     app.include_router(health.router)
     app.include_router(model.router)
+    app.include_router(docs.router)
     app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

@@ -101,6 +101,11 @@ def test_the_image_contents_alone_serve_events(
     task_root: Path, trained_registry: Path, tmp_path: Path
 ) -> None:
     events = [str(EVENTS_DIR / n) for n in ("apigw_v2_predict_single.json", "apigw_v2_health.json")]
+    # The docs' script comes from a package in the image, not a CDN: proven from the image's contents.
+    docs_event = json.loads((EVENTS_DIR / "apigw_v2_root.json").read_text())
+    docs_event["rawPath"] = docs_event["requestContext"]["http"]["path"] = "/docs/assets/swagger-ui-bundle.js"
+    (tmp_path / "docs_asset.json").write_text(json.dumps(docs_event))
+    events.append(str(tmp_path / "docs_asset.json"))
     result = subprocess.run(
         # -I: ignore PYTHONPATH and user site; -S: no site-packages. Only the task root is added.
         [sys.executable, "-I", "-S", "-c", RUNNER, str(task_root), *events],
@@ -122,3 +127,7 @@ def test_the_image_contents_alone_serve_events(
     assert predict["statusCode"] == 200, predict
     assert json.loads(predict["body"])["errors"] is None
     assert responses[events[1]]["statusCode"] == 200
+    asset = responses[events[2]]
+    assert asset["statusCode"] == 200
+    assert asset["headers"]["content-type"].startswith("text/javascript")
+    assert len(asset["body"]) > 1_000_000
