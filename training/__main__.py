@@ -29,14 +29,44 @@ from typing import Any
 from lambda_app.registry import RegistryError
 from training.exceptions import TrainingError
 
-COMMANDS = {"train", "generate", "promote", "rollback", "drift", "retrain", "import"}
+COMMANDS = {
+    "train": "train and publish a model (the default command)",
+    "generate": "write seeded synthetic flow data for a task",
+    "import": "publish a scikit-learn model fitted elsewhere (bring your own model)",
+    "promote": "move an alias to a candidate that passes the quality gate",
+    "rollback": "point an alias back at an earlier version",
+    "retrain": "train on the newest data, publish a candidate, promote it through the gate",
+    "drift": "compare a data window with a model's training reference",
+}
+EPILOG = "commands (python -m training COMMAND --help):\n" + "\n".join(
+    f"  {name:<9} {text}" for name, text in COMMANDS.items()
+)
+
+
 GATE_REFUSED_EXIT = 3
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Shows each option's default (when it has a meaningful one) and keeps the command list's layout."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if action.default not in (None, False, [], argparse.SUPPRESS) and "%(default)" not in text:
+            text += " (default: %(default)s)"
+        return text
+
+
+def _parser(prog: str, description: str) -> argparse.ArgumentParser:
+    """Every command's parser: defaults shown in --help, and the list of all commands below."""
+    return argparse.ArgumentParser(
+        prog=prog, description=description, epilog=EPILOG, formatter_class=_HelpFormatter
+    )
 
 
 def _train_parser() -> argparse.ArgumentParser:
     from training.config import DEFAULT_CONFIG_PATH
 
-    parser = argparse.ArgumentParser(prog="python -m training", description="Train and publish a model.")
+    parser = _parser("python -m training [train]", "Train and publish a model.")
     parser.add_argument("--data", required=True, help="CSV or Parquet file: a local path or s3://bucket/key")
     parser.add_argument(
         "--model-uri", required=True, help="registry root: a local directory or s3://bucket/prefix"
@@ -54,12 +84,10 @@ def _train_parser() -> argparse.ArgumentParser:
 
 
 def _generate_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m training generate", description="Write synthetic flow data for a task."
-    )
-    parser.add_argument("--rows", type=int, default=5000, help="rows to write (default 5000)")
+    parser = _parser("python -m training generate", "Write synthetic flow data for a task.")
+    parser.add_argument("--rows", type=int, default=5000, help="rows to write")
     parser.add_argument("--out", required=True, help="output path (.csv or .parquet)")
-    parser.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
+    parser.add_argument("--seed", type=int, default=7, help="random seed")
     parser.add_argument(
         "--anomaly-rate",
         type=float,
@@ -104,21 +132,22 @@ def main(argv: list[str] | None = None) -> int:
 def _promote_parser() -> argparse.ArgumentParser:
     from training.config import DEFAULT_CONFIG_PATH
 
-    parser = argparse.ArgumentParser(
-        prog="python -m training promote",
-        description="Move an alias to a candidate version if it passes the quality gate.",
+    parser = _parser(
+        "python -m training promote", "Move an alias to a candidate version if it passes the quality gate."
     )
     parser.add_argument(
         "--model-uri", required=True, help="registry root: a local directory or s3://bucket/prefix"
     )
-    parser.add_argument("--to", default="production", help="the alias to move (default production)")
+    parser.add_argument("--to", default="production", help="the alias to move")
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--version", help="the candidate version")
     which.add_argument(
-        "--from-alias", default="candidate", help="take the candidate from this alias (default)"
+        "--from-alias", default="candidate", help="take the candidate from this alias (the default way)"
     )
     parser.add_argument("--data", help="a labelled holdout file; default: the candidate's own test split")
-    parser.add_argument("--metric", help="gate metric (default from the config: pr_auc)")
+    parser.add_argument(
+        "--metric", help="gate metric (default: the config's, else the task's: pr_auc, f1_macro, rmse)"
+    )
     parser.add_argument("--margin", type=float, help="allowed shortfall (default from the config: 0.01)")
     parser.add_argument("--force", action="store_true", help="promote even if the gate refuses (recorded)")
     parser.add_argument("--config", default=str(DEFAULT_CONFIG_PATH), help="training config (TOML)")
@@ -128,9 +157,9 @@ def _promote_parser() -> argparse.ArgumentParser:
 def _retrain_parser() -> argparse.ArgumentParser:
     from training.config import DEFAULT_CONFIG_PATH
 
-    parser = argparse.ArgumentParser(
-        prog="python -m training retrain",
-        description="Train on the newest data, publish a candidate, promote it through the quality gate.",
+    parser = _parser(
+        "python -m training retrain",
+        "Train on the newest data, publish a candidate, promote it through the quality gate.",
     )
     parser.add_argument(
         "--data",
@@ -140,8 +169,10 @@ def _retrain_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--model-uri", required=True, help="registry root: a local directory or s3://bucket/prefix"
     )
-    parser.add_argument("--to", default="production", help="the alias to promote to (default production)")
-    parser.add_argument("--metric", help="gate metric (default from the config: pr_auc)")
+    parser.add_argument("--to", default="production", help="the alias to promote to")
+    parser.add_argument(
+        "--metric", help="gate metric (default: the config's, else the task's: pr_auc, f1_macro, rmse)"
+    )
     parser.add_argument("--margin", type=float, help="allowed shortfall (default from the config: 0.01)")
     parser.add_argument("--config", default=str(DEFAULT_CONFIG_PATH), help="training config (TOML)")
     return parser
@@ -180,11 +211,11 @@ def _retrain(args: argparse.Namespace) -> int:
 
 
 def _rollback_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m training rollback", description="Point an alias back at its previous version."
+    parser = _parser("python -m training rollback", "Point an alias back at its previous version.")
+    parser.add_argument(
+        "--model-uri", required=True, help="registry root: a local directory or s3://bucket/prefix"
     )
-    parser.add_argument("--model-uri", required=True)
-    parser.add_argument("--alias", default="production")
+    parser.add_argument("--alias", default="production", help="the alias to move back")
     return parser
 
 
@@ -236,20 +267,22 @@ def _rollback(args: argparse.Namespace) -> int:
 def _drift_parser() -> argparse.ArgumentParser:
     from training.config import DEFAULT_CONFIG_PATH
 
-    parser = argparse.ArgumentParser(
-        prog="python -m training drift",
-        description="Compare a data window with a model's training reference; exit 1 on drift.",
+    parser = _parser(
+        "python -m training drift",
+        "Compare a data window with a model's training reference; exit 1 on drift.",
     )
     parser.add_argument("--data", required=True, help="the window: CSV or Parquet, local or s3://")
-    parser.add_argument("--model-uri", required=True)
+    parser.add_argument(
+        "--model-uri", required=True, help="registry root: a local directory or s3://bucket/prefix"
+    )
     which = parser.add_mutually_exclusive_group()
-    which.add_argument("--alias", default="production")
-    which.add_argument("--version")
+    which.add_argument("--alias", default="production", help="the model the alias points at")
+    which.add_argument("--version", help="a version instead of an alias")
     parser.add_argument(
         "--threshold", type=float, help="PSI above which a feature has drifted (config: 0.25)"
     )
     parser.add_argument("--out", default="reports/drift", help="directory for drift.json and drift.html")
-    parser.add_argument("--config", default=str(DEFAULT_CONFIG_PATH))
+    parser.add_argument("--config", default=str(DEFAULT_CONFIG_PATH), help="training config (TOML)")
     return parser
 
 
@@ -305,9 +338,9 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _import_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m training import",
-        description="Publish a model fitted elsewhere: convert, check parity, evaluate, publish.",
+    parser = _parser(
+        "python -m training import",
+        "Publish a model fitted elsewhere: convert, check parity, evaluate, publish.",
     )
     parser.add_argument(
         "--model", required=True, help="the fitted model: .skops, or .joblib/.pkl with --allow-pickle"

@@ -83,7 +83,7 @@ def _read_frame(path: Path, uri: str, columns: Sequence[str]) -> pd.DataFrame:
     try:
         if name.endswith((".parquet", ".pq")):
             return pd.read_parquet(path)
-        if name.endswith((".csv", ".csv.gz", ".txt")):
+        if name.endswith((".csv", ".csv.gz")):
             from tqdm import tqdm
 
             chunks = []

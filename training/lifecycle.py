@@ -11,6 +11,7 @@ predictors (lambda_app/models/), exactly as the service scores them.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -155,6 +156,7 @@ def promote(
     Raises:
         PromotionRefusedError: the candidate is worse by more than ``margin``.
     """
+    previous = read_alias(storage, alias)
     comparison: Comparison | None = None
     try:
         comparison = compare(
@@ -188,19 +190,39 @@ def promote(
             f"promoted: {gate} {comparison.candidate[gate]:.4f} vs {comparison.current[gate]:.4f}"
             f" of {comparison.current['version']} on {comparison.holdout_rows} holdout rows"
         )
+    elif previous is not None and previous.version == candidate_version:
+        reason = f"promoted again: {candidate_version} is already what {alias} serves"
     else:
         reason = "promoted: first model for this alias"
+    if force and not reason.startswith("forced"):
+        reason += " (--force given; the gate did not need it)"
     record = move_alias(storage, alias, candidate_version, reason=reason)
     log.info("alias %s -> %s (%s)", alias, candidate_version, reason)
     return comparison, record
 
 
+ROLLBACK_REASON = re.compile(r"^rollback from (\S+)")
+
+
 def rollback(storage: RegistryStorage, alias: str) -> AliasRecord:
-    """Point ``alias`` back at the version it served before the current one."""
+    """Point ``alias`` back at the version it served before the current one.
+
+    Rollbacks walk back through the history: a version the alias was rolled back from is never a
+    target again, so two rollbacks in a row go two versions back rather than flipping between two.
+    (Promote a version explicitly to serve it again.)
+    """
     record = read_alias(storage, alias)
     if record is None:
         raise TrainingError(f"no alias {alias!r} in {storage.uri}")
-    previous = next((h.version for h in reversed(record.history) if h.version != record.version), None)
-    if previous is None:
-        raise TrainingError(f"alias {alias!r} has no earlier version to roll back to")
-    return move_alias(storage, alias, previous, reason=f"rollback from {record.version}")
+    abandoned = {record.version}
+    for reason in [*(h.reason for h in record.history), record.reason]:
+        found = ROLLBACK_REASON.match(reason)
+        if found:
+            abandoned.add(found.group(1))
+    target = next((h.version for h in reversed(record.history) if h.version not in abandoned), None)
+    if target is None:
+        raise TrainingError(
+            f"alias {alias!r} has no earlier version to roll back to"
+            f" (already rolled back from {', '.join(sorted(abandoned))})"
+        )
+    return move_alias(storage, alias, target, reason=f"rollback from {record.version} to {target}")

@@ -12,6 +12,7 @@ from lambda_app.registry import LocalStorage, read_alias
 from tests.conftest import SAMPLE_DATA
 from training.__main__ import main
 from training.evaluate import between_scores, threshold_max_f1, threshold_quantile
+from training.exceptions import TrainingError
 from training.synthetic import generate
 
 WEAK_CONFIG = """
@@ -68,7 +69,7 @@ def test_force_promotes_and_says_so_in_the_history_then_rollback_restores(
     record = read_alias(LocalStorage(registry), "production")
     assert record is not None
     assert record.version == production
-    assert record.reason == f"rollback from {candidate}"
+    assert record.reason == f"rollback from {candidate} to {production}"
     assert [h.reason.split(" ")[0] for h in record.history][-2:] == ["published", "forced"]
 
 
@@ -183,3 +184,39 @@ def test_promotion_knows_which_direction_is_better_for_a_regressor(tmp_path: Pat
     assert comparison.current is not None
     assert comparison.candidate["rmse"] < comparison.current["rmse"]
     assert record.version == good
+
+
+def test_rollbacks_walk_back_through_the_history_and_records_say_what_happened(tmp_path: Path) -> None:
+    """Two rollbacks go two versions back (not back and forth); re-promoting says so; force is recorded."""
+    from lambda_app.registry import open_storage
+    from training.config import TrainingConfig
+    from training.lifecycle import promote, rollback
+    from training.synthetic import generate
+    from training.train import run_training
+
+    data = tmp_path / "flows.csv"
+    generate(800, seed=3).to_csv(data, index=False)
+    config = TrainingConfig.model_validate(
+        {
+            "data": {"features": ["one", "two", "three"]},
+            "model": {"params": {"n_estimators": 10, "random_state": 0}},
+            "tuning": {"enabled": False},
+        }
+    )
+    registry = tmp_path / "registry"
+    versions = [
+        run_training(str(data), str(registry), config, allow_worse_than_baseline=True).manifest.version
+        for _ in range(3)
+    ]
+    storage = open_storage(str(registry))
+    assert rollback(storage, "production").version == versions[1]
+    second = rollback(storage, "production")
+    assert second.version == versions[0]
+    assert second.reason == f"rollback from {versions[1]} to {versions[0]}"
+    with pytest.raises(TrainingError, match="no earlier version to roll back to"):
+        rollback(storage, "production")
+    _, again = promote(storage, versions[0], "production", force=True)
+    assert again.reason == (
+        f"promoted again: {versions[0]} is already what production serves"
+        " (--force given; the gate did not need it)"
+    )

@@ -125,3 +125,32 @@ def test_invoke_module_reports_an_unreadable_event(tmp_path: Path) -> None:
     from lambda_app.invoke import main as invoke_main
 
     assert invoke_main([str(tmp_path / "nope.json")]) == 2
+
+
+@pytest.mark.parametrize("command", [[], ["generate"], ["drift"], ["import"], ["rollback"]])
+def test_help_lists_every_command_and_explains_every_option(
+    command: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main([*command, "--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    for name in ("train", "generate", "import", "promote", "rollback", "retrain", "drift"):
+        assert f"\n  {name} " in text
+    lines = text.splitlines()
+    options = [index for index, line in enumerate(lines) if line.startswith("  --")]
+    assert options
+    # Every option has a help text, on its line or the next (argparse wraps long option names).
+    for index in options:
+        if len(lines[index].split()) <= 2:
+            assert lines[index + 1].startswith(" " * 20), f"no help for {lines[index].strip()}"
+
+
+def test_a_file_of_another_format_is_refused_with_the_supported_list(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = tmp_path / "flows.txt"
+    text.write_text(SAMPLE_DATA.read_text())
+    assert main(["--data", str(text), "--model-uri", str(tmp_path / "reg")]) == 1
+    assert "unsupported data format" in capsys.readouterr().err
+    assert not (tmp_path / "reg").exists()
