@@ -70,8 +70,9 @@ train: $(STAMP) ## train a new version from $(DATA) into $(MODEL_URI)
 serve: model ## serve the API on http://$(HOST):$(PORT) (docs at /docs)
 	MODEL_URI=$(MODEL_URI) $(BIN)/uvicorn --factory lambda_app.main:create_app --host $(HOST) --port $(PORT)
 
-invoke: model ## run the real Lambda handler on EVENT=events/<file>.json
+invoke: ## run the real Lambda handler on EVENT=events/<file>.json
 	@test -n "$(EVENT)" || (echo "usage: make invoke EVENT=events/apigw_v2_predict_single.json" && exit 2)
+	@$(MAKE) --no-print-directory model
 	MODEL_URI=$(MODEL_URI) $(BIN)/python -m lambda_app.invoke $(EVENT)
 
 test: $(STAMP) $(WHEELHOUSE)/.stamp $(CHECKOV_STAMP) $(ACTIONLINT_STAMP) ## set up from nothing and run the whole test suite

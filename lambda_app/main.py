@@ -98,12 +98,12 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     codes = {404: "not_found", 405: "method_not_allowed"}
+    headers = dict(exc.headers or {})
+    message = str(exc.detail)
+    if exc.status_code == 405 and headers.get("Allow"):
+        message = f"{request.method} is not allowed on {request.url.path}: use {headers['Allow']}"
     return error_response(
-        request,
-        exc.status_code,
-        codes.get(exc.status_code, "http_error"),
-        str(exc.detail),
-        headers=dict(exc.headers or {}),
+        request, exc.status_code, codes.get(exc.status_code, "http_error"), message, headers=headers
     )
 
 

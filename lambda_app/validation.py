@@ -8,6 +8,7 @@ that JSON cannot represent.
 
 from __future__ import annotations
 
+import difflib
 import itertools
 import json
 import math
@@ -159,6 +160,20 @@ def _raise_row_errors(rows: list[Any], features: Sequence[FeatureSpec]) -> None:
         if not isinstance(row, dict):
             details.append(ErrorDetail(f"must be an object, got {_json_kind(row)}", row=index))
             continue
+        missing = [name for name in names if name not in row]
+        # Unknown fields first: a typo ("tow") is the cause, the missing field ("two") its consequence.
+        if len(row) != len(names) or row.keys() != expected:
+            for key in row:
+                if key not in expected:
+                    guess = difflib.get_close_matches(str(key), missing, n=1)
+                    hint = f" (did you mean '{guess[0]}'?)" if guess else ""
+                    details.append(
+                        ErrorDetail(
+                            f"unknown field{hint}; expected only {', '.join(names)}",
+                            row=index,
+                            field=key[:100],
+                        )
+                    )
         for spec in features:
             if spec.name not in row:
                 details.append(ErrorDetail("field required", row=index, field=spec.name))
@@ -166,12 +181,6 @@ def _raise_row_errors(rows: list[Any], features: Sequence[FeatureSpec]) -> None:
             problem = _check_value(row[spec.name], spec)
             if problem:
                 details.append(ErrorDetail(problem, row=index, field=spec.name))
-        if len(row) != len(names) or row.keys() != expected:
-            details.extend(
-                ErrorDetail(f"unknown field; expected only {', '.join(names)}", row=index, field=key[:100])
-                for key in row
-                if key not in expected
-            )
     if details:
         first = details[0]
         where = f"row {first.row}" + (f", field '{first.field}'" if first.field else "")

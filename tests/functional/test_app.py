@@ -115,6 +115,14 @@ def test_unknown_route_and_method_use_the_error_body(client: TestClient) -> None
     response = client.get("/predict")
     assert response.status_code == 405
     assert response.json()["error"] == "method_not_allowed"
+    assert response.json()["message"] == "GET is not allowed on /predict: use POST"
+
+
+def test_a_typo_in_a_field_name_is_named_as_the_cause(client: TestClient) -> None:
+    response = client.post("/predict", json={"one": 20, "tow": 1.0, "three": 2.0})
+    assert response.status_code == 422
+    assert response.json()["message"].startswith("row 0, field 'tow': unknown field (did you mean 'two'?)")
+    assert [e["field"] for e in response.json()["errors"]] == ["tow", "two"]
 
 
 def test_request_id_header_is_echoed_in_errors(client: TestClient) -> None:
