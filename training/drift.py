@@ -113,7 +113,7 @@ def _html(report: DriftReport, manifest: Any, current: np.ndarray) -> str:
             table(["feature", "PSI", "out-of-range share", "mean", "training mean"], rows),
             "<p>PSI: &lt; 0.1 stable, 0.1-0.25 moderate, &gt; 0.25 major shift.</p>",
             feature_histograms(
-                manifest.reference, manifest.feature_names, current, "Training reference vs window"
+                manifest.reference, manifest.feature_names, current, "Training reference vs window", "window"
             ),
         ],
     )

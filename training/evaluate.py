@@ -147,7 +147,10 @@ def evaluation_html(
         sections.append("<h2>Confusion matrix at the threshold</h2>" + confusion(metrics))
         sections.append(score_distributions(test_scores, test_labels, threshold))
         sections.append(
-            roc_and_pr_curves({name: (test_scores, test_labels), "baseline": (baseline_scores, test_labels)})
+            roc_and_pr_curves(
+                {name: (test_scores, test_labels), "baseline": (baseline_scores, test_labels)},
+                {name: threshold},
+            )
         )
     else:
         sections.append(

@@ -68,27 +68,45 @@ def score_distributions(scores: np.ndarray, labels: np.ndarray, threshold: float
     ax.hist(scores[labels == 1], bins=bins, alpha=0.6, label="anomaly", density=True)
     ax.axvline(threshold, color="black", linestyle="--", label=f"threshold {threshold:.3f}")
     ax.set_xlabel("anomaly score")
+    ax.set_ylabel("density (each class's area is 1)")
     ax.legend()
     ax.set_title("Score distributions on the holdout")
     return _png(fig)
 
 
-def roc_and_pr_curves(curves: dict[str, tuple[np.ndarray, np.ndarray]]) -> str:
-    """``curves``: name -> (scores, labels); draws ROC and precision-recall for each."""
-    from sklearn.metrics import precision_recall_curve, roc_curve
+def roc_and_pr_curves(
+    curves: dict[str, tuple[np.ndarray, np.ndarray]], thresholds: dict[str, float] | None = None
+) -> str:
+    """``curves``: name -> (scores, labels); ROC and precision-recall for each, their areas in the
+    legend, and each model's operating point (``thresholds``: name -> its decision threshold)."""
+    from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score, roc_curve
 
     plt = _pyplot()
-    fig, (roc_ax, pr_ax) = plt.subplots(1, 2, figsize=(10, 4))
+    fig, (roc_ax, pr_ax) = plt.subplots(1, 2, figsize=(10, 4), layout="constrained")
     for name, (scores, labels) in curves.items():
         fpr, tpr, _ = roc_curve(labels, scores)
         precision, recall, _ = precision_recall_curve(labels, scores)
-        roc_ax.plot(fpr, tpr, label=name)
-        pr_ax.plot(recall, precision, label=name)
+        (line,) = roc_ax.plot(fpr, tpr, label=f"{name} (AUC {roc_auc_score(labels, scores):.3f})")
+        pr_ax.plot(recall, precision, label=f"{name} (AP {average_precision_score(labels, scores):.3f})")
+        if thresholds and name in thresholds:
+            flagged = scores >= thresholds[name]
+            positives = max(int(labels.sum()), 1)
+            negatives = max(int((labels == 0).sum()), 1)
+            hit = int((flagged & (labels == 1)).sum())
+            point_recall = hit / positives
+            point_precision = hit / max(int(flagged.sum()), 1)
+            point_fpr = int((flagged & (labels == 0)).sum()) / negatives
+            roc_ax.plot(
+                point_fpr, point_recall, "o", color=line.get_color(), label=f"{name} at its threshold"
+            )
+            pr_ax.plot(
+                point_recall, point_precision, "o", color=line.get_color(), label=f"{name} at its threshold"
+            )
     roc_ax.plot([0, 1], [0, 1], color="grey", linestyle=":")
     roc_ax.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC")
     pr_ax.set(xlabel="recall", ylabel="precision", title="Precision-recall")
-    roc_ax.legend()
-    pr_ax.legend()
+    roc_ax.legend(loc="lower right", fontsize=8)
+    pr_ax.legend(loc="lower left", fontsize=8)  # the curve starts top left and falls to the right
     return _png(fig)
 
 
@@ -110,20 +128,28 @@ def feature_histograms(
 
     plt = _pyplot()
     bins = feature_bins(reference, list(names))
-    fig, axes = plt.subplots(1, len(bins), figsize=(4.5 * len(bins), 3.2), squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(bins), figsize=(4.5 * len(bins), 3.6), squeeze=False, layout="constrained"
+    )
     for ax, column, feature in zip(axes[0], range(current.shape[1]), bins, strict=True):
         counts = bin_counts(current[:, column], feature)
         fractions = counts / max(counts.sum(), 1)
         positions = np.arange(len(fractions))
         ax.bar(positions - 0.2, feature.expected, width=0.4, label="training reference")
         ax.bar(positions + 0.2, fractions, width=0.4, label=label)
-        ax.set_xticks(
-            positions, ["<min", *[str(i) for i in range(1, len(fractions) - 1)], ">max"], fontsize=7
-        )
-        ax.set_title(feature.name)
+        ax.set_xticks(positions, bin_labels(reference.features[feature.name]), fontsize=7, rotation=45)
+        ax.set(title=feature.name, xlabel="values (each bin from the value shown)", ylabel="share of rows")
     axes[0][0].legend(fontsize=8)
     fig.suptitle(title)
     return _png(fig)
+
+
+def bin_labels(summary: Any) -> list[str]:
+    """Tick labels in the feature's own values: below the training minimum, each bin's lower edge,
+    above the maximum (a port shows 20, 22, 53, 80, 443 rather than bin numbers)."""
+    edges = np.unique(np.asarray(summary.bin_edges, dtype=np.float64))
+    inner = [f"{edge:.4g}" for edge in edges[:-1]] if len(edges) > 1 else [f"{edges[0]:.4g}"]
+    return [f"<{summary.min:.4g}", *inner, f">{summary.max:.4g}"]
 
 
 def metrics_table(name: str, metrics: dict[str, Any], baseline_name: str, baseline: dict[str, Any]) -> str:

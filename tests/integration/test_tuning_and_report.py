@@ -93,3 +93,15 @@ def test_a_model_the_baseline_beats_is_not_published(flows: Path, tmp_path: Path
         run_training(str(flows), str(tmp_path / "r"), weak)
     assert not (tmp_path / "r").exists()
     run_training(str(flows), str(tmp_path / "r"), weak, allow_worse_than_baseline=True)
+
+
+def test_feature_charts_are_labelled_with_the_features_own_values(trained_registry: Path) -> None:
+    """A port reads 20, 22, 25, 53, 80, 443 under its bars, not bin numbers 1...6."""
+    from training.report import bin_labels
+
+    storage = LocalStorage(trained_registry)
+    manifest = read_manifest(storage, resolve_version(storage, "production"))
+    labels = bin_labels(manifest.reference.features["one"])
+    assert labels[0] == "<20"
+    assert labels[1:7] == ["20", "22", "25", "53", "80", "443"]
+    assert labels[-1].startswith(">")
