@@ -73,3 +73,23 @@ def test_the_threshold_is_configurable(trained_registry: Path, tmp_path: Path) -
         str(tmp_path / "r"),
     ]
     assert main([*args, "--threshold", "0.000001"]) == 1
+
+
+def test_a_three_sigma_shift_trips_the_out_of_range_signal(trained_registry: Path) -> None:
+    """The reference range is normal traffic's (labelled anomalies left out), so shifting one feature by
+    three standard deviations moves a large share of it out of range, past the 5 % alarm."""
+    from lambda_app.drift import DriftMonitor
+    from lambda_app.registry import LocalStorage, read_manifest, resolve_version
+
+    storage = LocalStorage(trained_registry)
+    manifest = read_manifest(storage, resolve_version(storage, "production"))
+    two = manifest.reference.features["two"]
+    window = generate(3000, seed=44)
+    normal = window[window["label"] == 0][["one", "two", "three"]].to_numpy(dtype=float)
+    assert two.max < 25  # the anomalies' out-of-range values (up to 40) are not in the reference
+    calm = DriftMonitor(manifest.reference, manifest.feature_names).observe(normal)
+    assert calm.out_of_range_share < 0.01
+    shifted = normal.copy()
+    shifted[:, 1] += 3 * two.std
+    snapshot = DriftMonitor(manifest.reference, manifest.feature_names).observe(shifted)
+    assert snapshot.out_of_range_share > 0.05  # averaged over the three features: terraform's default alarm

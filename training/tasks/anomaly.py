@@ -77,8 +77,11 @@ class AnomalyTask:
             threshold = threshold_quantile(train_scores, config.threshold.quantile)
             rule = f"the {config.threshold.quantile} quantile of training scores (placed between two scores)"
         test_scores = anomaly_scores(estimator, x[test])
+        # The drift reference is normal traffic: with labels, the anomalies are left out (they would
+        # stretch the range until a real shift barely leaves it); without, the range is robust quantiles.
+        normal = x[train] if labels is None else x[train][labels[train] == 0]
         reference = Reference(
-            features=feature_reference(x[train], splits.feature_names),
+            features=feature_reference(normal, splits.feature_names, robust=labels is None),
             score_quantiles=quantiles(train_scores),
             anomaly_rate=float(np.mean(train_scores >= threshold)),
         )

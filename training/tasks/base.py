@@ -92,11 +92,24 @@ class TaskKind(Protocol):
         ...
 
 
-def feature_reference(features: np.ndarray, names: list[str]) -> dict[str, FeatureReference]:
-    """Per-feature distribution summaries: deciles as histogram bins, quantiles, moments."""
+ROBUST_RANGE = (0.001, 0.999)
+"""Without labels to set the anomalies aside, the reference range is these quantiles, not min and max:
+a few extreme rows in the training data must not widen what counts as in range."""
+
+
+def feature_reference(
+    features: np.ndarray, names: list[str], *, robust: bool = False
+) -> dict[str, FeatureReference]:
+    """Per-feature distribution summaries: deciles as histogram bins, quantiles, moments.
+
+    ``robust``: the range (min, max and the outer bin edges) is the 0.1-99.9 % quantile range.
+    """
     summaries = {}
     for i, name in enumerate(names):
         column = features[:, i]
+        if robust:
+            low, high = np.quantile(column, ROBUST_RANGE)
+            column = column[(column >= low) & (column <= high)]
         edges = np.unique(np.quantile(column, np.linspace(0, 1, 11)))
         if len(edges) < 2:
             edges = np.array([edges[0], edges[0]])
