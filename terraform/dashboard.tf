@@ -59,7 +59,7 @@ resource "aws_cloudwatch_dashboard" "this" {
           metrics = widget.metrics
           stat    = widget.stat
           period  = 300
-          region  = var.region
+          region  = local.region
           view    = "timeSeries"
         }
       }

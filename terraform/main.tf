@@ -1,6 +1,7 @@
 locals {
   account_id     = data.aws_caller_identity.current.account_id
   partition      = data.aws_partition.current.partition
+  region         = data.aws_region.current.name
   function_name  = var.name
   log_group_name = "/aws/lambda/${var.name}"
   api_log_group  = "/aws/apigateway/${var.name}"

@@ -31,7 +31,7 @@ output "rollout" {
     target_version    = aws_lambda_function.this.version
     preference        = var.deployment_preference
     alarm_names       = local.rollback_alarm_names
-    region            = var.region
+    region            = local.region
     metrics_namespace = var.metrics_namespace
     service           = var.name
   }

@@ -9,4 +9,5 @@ provider "aws" {
 }
 
 data "aws_caller_identity" "current" {}
+data "aws_region" "current" {} # var.region, or the environment's when it is null
 data "aws_partition" "current" {}

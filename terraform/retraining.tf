@@ -154,12 +154,12 @@ resource "aws_ecs_task_definition" "training" {
     command                = local.retraining_command
     readonlyRootFilesystem = true
     mountPoints            = [{ sourceVolume = "tmp", containerPath = "/tmp", readOnly = false }]
-    environment            = [{ name = "AWS_REGION", value = var.region }]
+    environment            = [{ name = "AWS_REGION", value = local.region }]
     logConfiguration = {
       logDriver = "awslogs"
       options = {
         awslogs-group         = aws_cloudwatch_log_group.training[0].name
-        awslogs-region        = var.region
+        awslogs-region        = local.region
         awslogs-stream-prefix = "retrain"
       }
     }

@@ -10,12 +10,12 @@ variable "name" {
 }
 
 variable "region" {
-  description = "AWS region to deploy into."
+  description = "AWS region to deploy into; null (the default) takes the environment's, as the AWS CLI does (AWS_REGION, AWS_DEFAULT_REGION, the profile)."
   type        = string
-  default     = "us-east-1"
+  default     = null
 
   validation {
-    condition     = can(regex("^[a-z]{2}(-gov)?-[a-z]+-[0-9]$", var.region))
+    condition     = var.region == null || can(regex("^[a-z]{2}(-gov)?-[a-z]+-[0-9]$", var.region))
     error_message = "region must look like us-east-1."
   }
 }

@@ -7,6 +7,9 @@ mock_provider "aws" {
   mock_data "aws_partition" {
     defaults = { partition = "aws" }
   }
+  mock_data "aws_region" {
+    defaults = { name = "eu-west-1" }
+  }
   mock_data "aws_subnet" {
     defaults = { vpc_id = "vpc-0123456789abcdef0" }
   }
@@ -358,4 +361,21 @@ run "an_unknown_task_is_refused" {
     model_task = "ranking"
   }
   expect_failures = [var.model_task]
+}
+
+run "the_region_comes_from_the_environment_unless_set" {
+  command = plan
+
+  assert {
+    condition     = output.rollout.region == "eu-west-1"
+    error_message = "with region unset, the provider's (the environment's) region is used"
+  }
+}
+
+run "a_malformed_region_is_refused" {
+  command = plan
+  variables {
+    region = "Europe"
+  }
+  expect_failures = [var.region]
 }
