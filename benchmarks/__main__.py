@@ -132,11 +132,57 @@ def timed_interleaved(paths: dict[str, Callable[[], Any]], iterations: int) -> d
     return samples
 
 
+def measure_case(
+    label: str,
+    rows: list[dict[str, Any]],
+    iterations: int,
+    ours: Callable[..., Any],
+    naive: Callable[..., Any],
+    floor: Any,
+    compare: Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]],
+) -> dict[str, Any]:
+    """One case through our handler, the naive handler and the floor, interleaved; p50/p99 and ratios.
+
+    ``compare(ours_body, naive_body)`` returns the case's agreement figures (score or probability diffs).
+    """
+    from lambda_app.invoke import LocalLambdaContext
+
+    context = LocalLambdaContext()
+    event = v2_event(body_for(rows))
+    matrix = np.array([[r["one"], r["two"], r["three"]] for r in rows], dtype=np.float64)
+
+    def run(handler: Callable[..., Any]) -> Callable[[], Any]:
+        def call() -> Any:
+            response = handler(event, context)
+            assert response["statusCode"] == 200, response["body"][:300]
+            return response
+
+        return call
+
+    run_ours, run_naive = run(ours), run(naive)
+    with contextlib.redirect_stdout(Silenced()):
+        agreement = compare(json.loads(run_ours()["body"]), json.loads(run_naive()["body"]))
+        samples = timed_interleaved(
+            {"ours": run_ours, "naive": run_naive, "floor": lambda: floor.predict(matrix)}, iterations
+        )
+    row: dict[str, Any] = {"case": label, "rows": len(rows), "body_bytes": len(event["body"]), **agreement}
+    for name, values in samples.items():
+        row[f"{name}_p50_ms"] = percentile(values, 50)
+        row[f"{name}_p99_ms"] = percentile(values, 99)
+    row["ours_rows_per_s"] = len(rows) / (row["ours_p50_ms"] / 1000)
+    row["vs_naive"] = row["ours_p50_ms"] / row["naive_p50_ms"]
+    row["vs_floor"] = row["ours_p50_ms"] / row["floor_p50_ms"]
+    log(
+        f"  {label}: ours {row['ours_p50_ms']:.3f} ms, naive {row['naive_p50_ms']:.3f} ms,"
+        f" floor {row['floor_p50_ms']:.3f} ms"
+    )
+    return row
+
+
 def warm_latency(registry: Path, manifest: dict[str, Any], quick: bool) -> list[dict[str, Any]]:
     os.environ.update(_serving_env(registry, manifest))
     from benchmarks import naive_app
     from lambda_app import handler as ours
-    from lambda_app.invoke import LocalLambdaContext
     from lambda_app.models import build_predictor
     from lambda_app.registry import parse_manifest
 
@@ -144,7 +190,6 @@ def warm_latency(registry: Path, manifest: dict[str, Any], quick: bool) -> list[
     onnx_bytes = (registry / version / "model.onnx").read_bytes()
     parsed = parse_manifest((registry / version / "manifest.json").read_bytes(), version)
     floor = build_predictor(parsed, onnx_bytes, threads=1)
-    context = LocalLambdaContext()
     from lambda_app.config import Settings
 
     limit = Settings().max_body_bytes
@@ -154,49 +199,16 @@ def warm_latency(registry: Path, manifest: dict[str, Any], quick: bool) -> list[
         ("10k rows", records(10_000), 10 if quick else 40),
         (f"max body ({limit / 1e6:.1f} MB)", rows_under(limit), 3 if quick else 10),
     ]
-    results = []
-    for label, rows, iterations in sizes:
-        event = v2_event(body_for(rows))
-        matrix = np.array([[r["one"], r["two"], r["three"]] for r in rows], dtype=np.float64)
 
-        def run_ours(event: dict[str, Any] = event) -> Any:
-            response = ours.handler(event, context)
-            assert response["statusCode"] == 200, response["body"][:300]
-            return response
-
-        def run_naive(event: dict[str, Any] = event) -> Any:
-            response = naive_app.handler(event, context)  # type: ignore[arg-type]
-            assert response["statusCode"] == 200, response["body"][:300]
-            return response
-
-        def run_floor(matrix: np.ndarray = matrix) -> Any:
-            return floor.predict(matrix)
-
-        with contextlib.redirect_stdout(Silenced()):
-            ours_scores = json.loads(run_ours()["body"])["scores"]
-            naive_scores = json.loads(run_naive()["body"])["scores"]
-            samples = timed_interleaved(
-                {"ours": run_ours, "naive": run_naive, "floor": run_floor}, iterations
-            )
-        mismatch = float(np.max(np.abs(np.asarray(ours_scores) - np.asarray(naive_scores))))
-        row: dict[str, Any] = {
-            "case": label,
-            "rows": len(rows),
-            "body_bytes": len(event["body"]),
-            "max_score_diff": mismatch,
+    def scores_agree(mine: dict[str, Any], theirs: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "max_score_diff": float(np.max(np.abs(np.asarray(mine["scores"]) - np.asarray(theirs["scores"]))))
         }
-        for name, values in samples.items():
-            row[f"{name}_p50_ms"] = percentile(values, 50)
-            row[f"{name}_p99_ms"] = percentile(values, 99)
-        row["ours_rows_per_s"] = len(rows) / (row["ours_p50_ms"] / 1000)
-        row["vs_naive"] = row["ours_p50_ms"] / row["naive_p50_ms"]
-        row["vs_floor"] = row["ours_p50_ms"] / row["floor_p50_ms"]
-        results.append(row)
-        log(
-            f"  warm {label}: ours {row['ours_p50_ms']:.3f} ms, naive {row['naive_p50_ms']:.3f} ms,"
-            f" floor {row['floor_p50_ms']:.3f} ms"
-        )
-    return results
+
+    return [
+        measure_case(label, rows, iterations, ours.handler, naive_app.handler, floor, scores_agree)
+        for label, rows, iterations in sizes
+    ]
 
 
 def prepare_classifier() -> tuple[Path, Any]:
@@ -235,67 +247,32 @@ def classifier_latency(quick: bool) -> list[dict[str, Any]]:
     os.environ["NAIVE_CLASSIFIER_PATH"] = str(registry / manifest.version / "model.joblib")
     from benchmarks import naive_classifier_app
     from lambda_app import handler as ours
-    from lambda_app.invoke import LocalLambdaContext
     from lambda_app.models import build_predictor
 
     with contextlib.redirect_stdout(Silenced()):
         ours = importlib.reload(ours)  # a new container, serving the classifier
     floor = build_predictor(manifest, (registry / manifest.version / "model.onnx").read_bytes(), threads=1)
-    context = LocalLambdaContext()
-    results = []
-    for label, rows, iterations in (
-        ("1 row", records(1), 300 if quick else 2000),
-        ("100 rows", records(100), 100 if quick else 500),
-        ("10k rows", records(10_000), 10 if quick else 40),
-    ):
-        event = v2_event(body_for(rows))
-        matrix = np.array([[r["one"], r["two"], r["three"]] for r in rows], dtype=np.float64)
+    keys = [str(c) for c in manifest.classes or []]
 
-        def run_ours(event: dict[str, Any] = event) -> Any:
-            response = ours.handler(event, context)
-            assert response["statusCode"] == 200, response["body"][:300]
-            return response
+    def probabilities_agree(mine: dict[str, Any], theirs: dict[str, Any]) -> dict[str, Any]:
+        def table(body: dict[str, Any]) -> np.ndarray:
+            return np.array([[p[k] for k in keys] for p in body["probabilities"]])
 
-        def run_naive(event: dict[str, Any] = event) -> Any:
-            response = naive_classifier_app.handler(event, context)  # type: ignore[arg-type]
-            assert response["statusCode"] == 200, response["body"][:300]
-            return response
-
-        def run_floor(matrix: np.ndarray = matrix) -> Any:
-            return floor.predict(matrix)
-
-        with contextlib.redirect_stdout(Silenced()):
-            mine, theirs = json.loads(run_ours()["body"]), json.loads(run_naive()["body"])
-            samples = timed_interleaved(
-                {"ours": run_ours, "naive": run_naive, "floor": run_floor}, iterations
-            )
-        keys = [str(c) for c in manifest.classes or []]
-        diff = float(
-            np.max(
-                np.abs(
-                    np.array([[p[k] for k in keys] for p in mine["probabilities"]])
-                    - np.array([[p[k] for k in keys] for p in theirs["probabilities"]])
-                )
-            )
-        )
-        row: dict[str, Any] = {
-            "case": label,
-            "rows": len(rows),
-            "max_probability_diff": diff,
+        return {
+            "max_probability_diff": float(np.max(np.abs(table(mine) - table(theirs)))),
             "same_classes": mine["predictions"] == theirs["predictions"],
         }
-        for name, values in samples.items():
-            row[f"{name}_p50_ms"] = percentile(values, 50)
-            row[f"{name}_p99_ms"] = percentile(values, 99)
-        row["ours_rows_per_s"] = len(rows) / (row["ours_p50_ms"] / 1000)
-        row["vs_naive"] = row["ours_p50_ms"] / row["naive_p50_ms"]
-        row["vs_floor"] = row["ours_p50_ms"] / row["floor_p50_ms"]
-        results.append(row)
-        log(
-            f"  classifier {label}: ours {row['ours_p50_ms']:.3f} ms, naive {row['naive_p50_ms']:.3f} ms,"
-            f" floor {row['floor_p50_ms']:.3f} ms"
+
+    return [
+        measure_case(
+            label, rows, iterations, ours.handler, naive_classifier_app.handler, floor, probabilities_agree
         )
-    return results
+        for label, rows, iterations in (
+            ("classifier, 1 row", records(1), 300 if quick else 2000),
+            ("classifier, 100 rows", records(100), 100 if quick else 500),
+            ("classifier, 10k rows", records(10_000), 10 if quick else 40),
+        )
+    ]
 
 
 def _serving_env(registry: Path, manifest: dict[str, Any]) -> dict[str, str]:

@@ -14,18 +14,17 @@ import joblib
 from lambda_app.registry import (
     MANIFEST_FILE,
     AliasRecord,
-    ClassLabel,
     FeatureSpec,
     Manifest,
     PendingArtifact,
     Provenance,
-    Reference,
     RegistryStorage,
     Task,
     dump_json,
     move_alias,
     new_version,
 )
+from training.tasks.base import Outcome
 
 log = logging.getLogger("training")
 
@@ -52,13 +51,8 @@ def publish(
     estimator_name: str,
     features: list[FeatureSpec],
     label: str | None,
-    classes: list[ClassLabel] | None,
-    threshold: float | None,
-    score: str | None,
-    metrics: dict[str, Any] | None,
+    outcome: Outcome,
     evaluation: dict[str, Any],
-    reference: Reference,
-    report_html: str | None = None,
     tuning: dict[str, Any] | None = None,
     provenance: Provenance,
     alias: str | None,
@@ -66,6 +60,7 @@ def publish(
 ) -> Published:
     """Write the model, its compiled serving graph, its evaluation and manifest; then move ``alias``.
 
+    ``outcome`` is what the task decided and measured (threshold or classes, metrics, reference, report);
     ``model_file`` (name, bytes) keeps an imported model's own file instead of a joblib dump.
     """
     now = datetime.now(UTC)
@@ -81,8 +76,7 @@ def publish(
             EVALUATION_FILE, "evaluation", json.dumps(evaluation, indent=2, sort_keys=True).encode()
         ),
     ]
-    if report_html is not None:
-        artifacts.append(PendingArtifact(REPORT_FILE, "report", report_html.encode()))
+    artifacts.append(PendingArtifact(REPORT_FILE, "report", outcome.report_html.encode()))
     manifest = Manifest(
         name=name,
         version=version,
@@ -92,12 +86,12 @@ def publish(
         artifacts=[a.describe() for a in artifacts],
         features=features,
         label=label,
-        classes=classes,
-        threshold=threshold,
-        score=score,
+        classes=outcome.classes,
+        threshold=outcome.threshold,
+        score=outcome.score_description,
         converter=converter,
-        metrics=metrics,
-        reference=reference,
+        metrics=outcome.metrics,
+        reference=outcome.reference,
         provenance=provenance,
         tuning=tuning,
     )

@@ -228,14 +228,9 @@ def run_training(
                 for n, d in zip(dataset.feature_names, dataset.feature_dtypes, strict=True)
             ],
             label=config.data.label if labels is not None else None,
-            classes=outcome.classes,
-            threshold=outcome.threshold,
-            score=outcome.score_description,
-            metrics=outcome.metrics,
+            outcome=outcome,
             evaluation=evaluation,
-            report_html=outcome.report_html,
             tuning=tuning,
-            reference=outcome.reference,
             provenance=Provenance(
                 data_uri=data_uri,
                 data_sha256=dataset.sha256,
