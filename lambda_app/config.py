@@ -19,6 +19,8 @@ Environment variables (all optional):
     INFERENCE_THREADS      ONNX Runtime intra-op threads (default: the vCPUs Lambda gives the
                            function's memory, 1 per 1,769 MB; locally the machine's cores)
     AWS_LAMBDA_FUNCTION_MEMORY_SIZE   set by Lambda; sizes the default INFERENCE_THREADS
+    API_BASE_PATH          a custom domain's base path mapping (e.g. ``/models``): stripped from request
+                           paths, the docs' root; a named API Gateway stage is recognised without it
     AWS_ENDPOINT_URL       a local AWS (moto) instead of the real one
 Powertools reads its own: POWERTOOLS_SERVICE_NAME, POWERTOOLS_LOG_LEVEL,
 POWERTOOLS_METRICS_NAMESPACE, POWERTOOLS_TRACE_DISABLED.
@@ -50,6 +52,7 @@ class Settings(BaseSettings):
     model_load_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
     model_refresh_seconds: float = Field(default=60.0, ge=0)
     preload_model: bool = True
+    api_base_path: str = Field(default="", pattern=r"^(/?[A-Za-z0-9._~-]+)*/?$")
     aws_endpoint_url: str | None = None
     inference_threads: int | None = Field(default=None, ge=1, le=64)
     aws_lambda_function_memory_size: int | None = None

@@ -18,6 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from lambda_app.api.base_path import BasePathMiddleware
 from lambda_app.api.routes import docs, health, model, predict
 from lambda_app.config import Settings
 from lambda_app.errors import ErrorDetail, ModelUnavailableError, ServiceError
@@ -139,6 +140,7 @@ def create_app(settings: Settings | None = None, store: ModelStore | None = None
     app.include_router(health.router)
     app.include_router(model.router)
     app.include_router(docs.router)
+    app.add_middleware(BasePathMiddleware, base_path=settings.api_base_path)
     app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -31,6 +32,10 @@ EXPECTED: dict[str, tuple[int, str | None]] = {
     "apigw_v2_predict_empty_array.json": (422, "empty array"),
     "apigw_v2_predict_not_a_record.json": (422, "got string"),
     "apigw_v2_not_found.json": (404, "Not Found"),
+    # A named stage in an HTTP API's path, and a custom domain's base path (API_BASE_PATH=/models below).
+    "apigw_v2_predict_named_stage.json": (200, None),
+    "apigw_v2_predict_custom_domain.json": (200, None),
+    "apigw_v2_docs_named_stage.json": (200, None),
 }
 
 
@@ -40,7 +45,7 @@ def test_every_event_file_has_an_expectation() -> None:
 
 @pytest.fixture
 def handler(handler_module: Callable[..., ModuleType], registry: Path) -> Callable[..., dict[str, Any]]:
-    module = handler_module(MODEL_URI=str(registry))
+    module = handler_module(MODEL_URI=str(registry), API_BASE_PATH="/models")
     assert module.model_store.current is not None, "the model loads during the init phase"
     return module.handler  # type: ignore[no-any-return]
 
@@ -53,6 +58,10 @@ def test_event_through_the_handler(
     event = load_event(name)
     response = handler(event, lambda_context)
     assert response["statusCode"] == status
+    if "_docs_" in name:  # HTML that links back under the stage the client used
+        assert "/prod/openapi.json" in response["body"]
+        assert "/prod/docs/assets/swagger-ui-bundle.js" in response["body"]
+        return
     body = response_json(response)
     if fragment is None:
         if name.endswith(("_root.json",)):
@@ -198,3 +207,25 @@ def test_the_predict_events_drive_every_example_model(
         assert all(isinstance(p, float) for p in body["predictions"])
         assert "probabilities" not in body
     assert "scores" not in body
+
+
+def stage_event(path: str) -> dict[str, Any]:
+    """A GET for ``path`` through an HTTP API's named stage "prod" (the stage is in the path)."""
+    event = load_event("apigw_v2_docs_named_stage.json")
+    event["rawPath"] = event["requestContext"]["http"]["path"] = path
+    return event
+
+
+def test_the_docs_under_a_named_stage_load_every_asset_through_that_stage(
+    handler_module: Callable[..., ModuleType], registry: Path, lambda_context: Any
+) -> None:
+    """What a browser at https://<api>.execute-api.<region>.amazonaws.com/prod/docs then fetches."""
+    handler = handler_module(MODEL_URI=str(registry)).handler
+    page = handler(stage_event("/prod/docs"), lambda_context)
+    links = re.findall(r"""(?:src|href)=["'](/prod/[^"']+)["']|url: ?'(/prod/[^']+)'""", page["body"])
+    urls = [a or b for a, b in links]
+    assert "/prod/openapi.json" in urls
+    for url in urls:
+        assert handler(stage_event(url), lambda_context)["statusCode"] == 200, url
+    schema = response_json(handler(stage_event("/prod/openapi.json"), lambda_context))
+    assert schema["servers"] == [{"url": "/prod"}]  # "Try it out" calls go through the stage too
