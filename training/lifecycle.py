@@ -85,9 +85,7 @@ def holdout(
     recorded = candidate.provenance.config
     if data_uri or recorded.get("source") == "import":  # an imported model was judged on its whole sample
         return dataset.features, dataset.labels, uri
-    if candidate.schema_version == 1:  # written before tasks: its config names no task
-        recorded = {**recorded, "model": {**recorded.get("model", {}), "task": "anomaly"}}
-    config = TrainingConfig.model_validate(recorded)
+    config = TrainingConfig.model_validate(recorded)  # a v1 config names no task: the default, anomaly
     _, _, test = split_indices(dataset, config)
     return dataset.features[test], dataset.labels[test], uri
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import platform
 import subprocess
@@ -89,7 +90,6 @@ class _Stage:
 
     def __call__(self, text: str) -> _Stage:
         self.number += 1
-        self.TOTAL = max(self.TOTAL, self.number)
         self.text = text
         return self
 
@@ -135,14 +135,7 @@ def run_training(
     if dataset.rows < MIN_ROWS:
         raise DataValidationError(f"{data_uri}: {dataset.rows} rows; training needs at least {MIN_ROWS}")
     labels = kind.usable(dataset.labels, data_uri)
-    dataset = Dataset(
-        features=dataset.features,
-        feature_names=dataset.feature_names,
-        feature_dtypes=dataset.feature_dtypes,
-        labels=labels,
-        uri=dataset.uri,
-        sha256=dataset.sha256,
-    )
+    dataset = dataclasses.replace(dataset, labels=labels)
     train, validation, test = split_indices(dataset, config)
     x = dataset.features
     supervised = config.model.task != "anomaly"

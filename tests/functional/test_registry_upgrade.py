@@ -73,3 +73,15 @@ def test_a_new_model_is_promoted_over_a_v1_model_and_rolled_back(v1_registry: Pa
     alias = read_alias(storage, "production")
     assert alias is not None
     assert alias.version == old
+
+
+def test_a_v1_versions_own_holdout_is_rederived_from_its_recorded_config(v1_registry: Path) -> None:
+    """A v1 config names no task: it reads as the default (anomaly); its test split comes back as recorded."""
+    from training.lifecycle import holdout
+
+    storage = LocalStorage(v1_registry)
+    manifest = read_manifest(storage, resolve_version(storage, "production"))
+    features, labels, uri = holdout(manifest, None)
+    assert uri == "data/sample.csv"
+    assert features.shape == (1000, 3)  # 20 % of the 5,000 rows, as at dbd744f
+    assert int(labels.sum()) == 30
