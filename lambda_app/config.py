@@ -22,6 +22,9 @@ Environment variables (all optional):
     API_BASE_PATH          a custom domain's base path mapping (e.g. ``/models``): stripped from request
                            paths, the docs' root; a named API Gateway stage is recognised without it
     AWS_ENDPOINT_URL       a local AWS (moto) instead of the real one
+    BATCH_CHUNK_ROWS       batch scoring: rows scored per chunk, which bounds memory (default 100,000)
+    BATCH_MAX_OBJECT_BYTES batch scoring in Lambda: the largest S3 object one invocation takes (default
+                           150,000,000: the input and its output must fit Lambda's default 512 MB /tmp)
 Powertools reads its own: POWERTOOLS_SERVICE_NAME, POWERTOOLS_LOG_LEVEL,
 POWERTOOLS_METRICS_NAMESPACE, POWERTOOLS_TRACE_DISABLED.
 """
@@ -56,6 +59,8 @@ class Settings(BaseSettings):
     aws_endpoint_url: str | None = None
     inference_threads: int | None = Field(default=None, ge=1, le=64)
     aws_lambda_function_memory_size: int | None = None
+    batch_chunk_rows: int = Field(default=100_000, gt=0, le=10_000_000)
+    batch_max_object_bytes: int = Field(default=150_000_000, gt=0)
 
     @property
     def threads(self) -> int:

@@ -34,6 +34,12 @@ class AnomalyPrediction:
     def metrics(self) -> list[MetricValue]:
         return [MetricValue("Anomalies", "Count", float(self.labels.sum()))]
 
+    def columns(self) -> dict[str, Any]:
+        return {"prediction": self.labels, "score": self.scores}
+
+    def tally(self) -> dict[str, float]:
+        return {"anomalies": float(self.labels.sum())}
+
 
 class AnomalyPredictor(OnnxModel):
     task: ClassVar[Task] = "anomaly"

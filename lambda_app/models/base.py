@@ -47,6 +47,15 @@ class Prediction(Protocol):
         """Per-batch figures for the task (anomalies found, predicted classes, prediction mean)."""
         ...
 
+    def columns(self) -> dict[str, Any]:
+        """The answer as table columns (batch scoring): ``prediction`` and the task's own, one value
+        per row (numpy arrays or lists), named so they can sit beside the input's columns."""
+        ...
+
+    def tally(self) -> dict[str, float]:
+        """Additive counts for a batch summary (summed over chunks): anomalies, rows per class..."""
+        ...
+
 
 class Predictor(Protocol):
     """Turns a validated float matrix into a Prediction for one task."""

@@ -50,6 +50,15 @@ class ClassPrediction:
         figures.append(MetricValue("TopProbabilityMean", "None", round(top, 6)))
         return figures
 
+    def columns(self) -> dict[str, Any]:
+        columns: dict[str, Any] = {"prediction": self.labels}
+        for index, key in enumerate(self.keys):
+            columns[f"probability_{key}"] = self.probabilities[:, index]
+        return columns
+
+    def tally(self) -> dict[str, float]:
+        return {f"class {label}": float(count) for label, count in Counter(self.labels).items()}
+
 
 def metric_name(key: str) -> str:
     """A CloudWatch-safe metric name for a class."""

@@ -32,6 +32,12 @@ class RegressionPrediction:
         mean = float(self.values.mean()) if self.rows else 0.0
         return [MetricValue("PredictionMean", "None", mean)]
 
+    def columns(self) -> dict[str, Any]:
+        return {"prediction": self.values}
+
+    def tally(self) -> dict[str, float]:
+        return {"prediction sum": float(self.values.sum())}
+
 
 class RegressionPredictor(OnnxModel):
     task: ClassVar[Task] = "regression"

@@ -1,0 +1,154 @@
+"""Table columns -> the model's float matrix, with the reason for every row that cannot be scored.
+
+The rules are /predict's (lambda_app/validation.py): finite numbers within the same bound, whole
+numbers for integer features. A CSV cell is a number when it is written as one (``12``, ``-3.5``,
+``.5``, ``1e-3``); anything else (empty, ``NA``, ``nan``, ``1,5``) is a reason to set the row aside.
+Rows that break a rule go to the rejects with their reasons: never dropped silently, and never a
+reason to stop scoring the rest of the chunk. Problems of a whole column (missing, or a type that
+cannot hold numbers) are problems of the file: TableSchemaError.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from lambda_app.registry import FeatureSpec
+from lambda_app.validation import MAX_ABS_VALUE
+
+NUMBER_PATTERN = r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$"
+NON_FINITE_WORDS = frozenset(
+    {"nan", "+nan", "-nan", "inf", "+inf", "-inf", "infinity", "+infinity", "-infinity"}
+)
+MAX_QUOTED_VALUE = 40
+
+
+class TableSchemaError(ValueError):
+    """The file as a whole cannot be scored by this model (a missing or unusable column)."""
+
+
+@dataclass(frozen=True)
+class CheckedRows:
+    """A chunk split into what can be scored and what cannot."""
+
+    matrix: np.ndarray  # (accepted rows, n_features), float64, in the manifest's feature order
+    accepted: np.ndarray  # bool mask over the chunk's rows
+    reasons: list[str]  # one per rejected row, in row order
+
+    @property
+    def rejected(self) -> int:
+        return len(self.reasons)
+
+
+def check_schema(schema: pa.Schema, features: Sequence[FeatureSpec], reserved: Sequence[str]) -> None:
+    """Refuse a file whose columns cannot feed the model, or would clash with the answer's columns."""
+    names = list(schema.names)
+    duplicated = sorted({name for name in names if names.count(name) > 1})
+    if duplicated:
+        raise TableSchemaError(f"the input has duplicated column names: {', '.join(duplicated)}")
+    missing = [spec.name for spec in features if spec.name not in names]
+    if missing:
+        hints = []
+        for name in missing:
+            guess = difflib.get_close_matches(name, names, n=1)
+            hints.append(f"'{name}'" + (f" (is '{guess[0]}' it?)" if guess else ""))
+        raise TableSchemaError(
+            f"the input lacks the model's feature column(s) {', '.join(hints)}; found: {', '.join(names)}"
+        )
+    for spec in features:
+        kind = schema.field(spec.name).type
+        if not _can_hold_numbers(kind):
+            raise TableSchemaError(f"column '{spec.name}' holds {kind} values; the model takes numbers")
+    clash = [name for name in reserved if name in names]
+    if clash:
+        raise TableSchemaError(
+            f"the input already has column(s) {', '.join(clash)}, which scoring adds (is it a scored file?);"
+            " rename them or score the original"
+        )
+
+
+def _can_hold_numbers(kind: pa.DataType) -> bool:
+    return bool(
+        pa.types.is_integer(kind)
+        or pa.types.is_floating(kind)
+        or pa.types.is_decimal(kind)
+        or pa.types.is_string(kind)
+        or pa.types.is_large_string(kind)
+        or pa.types.is_null(kind)
+    )
+
+
+def check_rows(batch: pa.RecordBatch, features: Sequence[FeatureSpec]) -> CheckedRows:
+    """The matrix of the rows every feature accepts, and a reason for each other row."""
+    rows = batch.num_rows
+    matrix = np.empty((rows, len(features)), dtype=np.float64)
+    problems: list[tuple[np.ndarray, list[str]]] = []  # (bad mask, reason per bad row) per feature
+    for index, spec in enumerate(features):
+        values, bad, reasons = _column(batch.column(spec.name), spec)
+        matrix[:, index] = values
+        if reasons:
+            problems.append((bad, [f"field '{spec.name}': {reason}" for reason in reasons]))
+    if not problems:
+        return CheckedRows(matrix=matrix, accepted=np.ones(rows, dtype=bool), reasons=[])
+    rejected = np.zeros(rows, dtype=bool)
+    for bad, _ in problems:
+        rejected |= bad
+    per_row: dict[int, list[str]] = {}
+    for bad, reasons in problems:
+        for row, reason in zip(np.flatnonzero(bad).tolist(), reasons, strict=True):
+            per_row.setdefault(row, []).append(reason)
+    return CheckedRows(
+        matrix=matrix[~rejected],
+        accepted=~rejected,
+        reasons=["; ".join(per_row[row]) for row in sorted(per_row)],
+    )
+
+
+def _column(column: pa.Array, spec: FeatureSpec) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """One feature column as float64, the mask of its bad rows, and the reason for each bad row."""
+    kind = column.type
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        text = column.fill_null("")
+        is_number = pc.match_substring_regex(text, NUMBER_PATTERN).to_numpy(zero_copy_only=False)
+        numbers = pc.if_else(is_number, text, "0")
+        values = pc.cast(numbers, pa.float64()).to_numpy(zero_copy_only=False)
+        not_numbers = ~is_number
+    else:
+        missing = column.is_null().to_numpy(zero_copy_only=False)
+        values = pc.cast(column, pa.float64()).fill_null(0.0).to_numpy(zero_copy_only=False)
+        not_numbers = missing
+        text = None
+    values = np.array(values, dtype=np.float64)  # writable, owned
+    with np.errstate(invalid="ignore"):
+        non_finite = ~np.isfinite(values)
+        out_of_range = np.abs(values) > MAX_ABS_VALUE
+        fractional = np.zeros_like(non_finite) if spec.dtype != "integer" else values != np.floor(values)
+    bad = not_numbers | non_finite | out_of_range | fractional
+    if not bad.any():
+        return values, bad, []
+    reasons = []
+    for row in np.flatnonzero(bad).tolist():
+        if not_numbers[row]:
+            reasons.append(_not_a_number(None if text is None else text[row].as_py()))
+        elif non_finite[row]:
+            reasons.append("must be a finite number")
+        elif out_of_range[row]:
+            reasons.append(f"must be between -{MAX_ABS_VALUE:g} and {MAX_ABS_VALUE:g}")
+        else:
+            reasons.append("must be an integer")
+    values[bad] = 0.0
+    return values, bad, reasons
+
+
+def _not_a_number(cell: str | None) -> str:
+    if cell is None or not cell.strip():
+        return "missing value"
+    if cell.strip().lower() in NON_FINITE_WORDS:
+        return "must be a finite number"
+    shown = cell if len(cell) <= MAX_QUOTED_VALUE else cell[:MAX_QUOTED_VALUE] + "..."
+    return f"must be a number, got {shown!r}"

@@ -1,0 +1,147 @@
+"""Score one table file, chunk by chunk, through the model's predictor: /predict's path for files.
+
+Each chunk: check the feature columns (columns.py) -> predict the rows that passed -> write them
+with every input column and the task's answer columns, and write the others to the rejects with
+their row number and reason. Memory holds one chunk at a time.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from lambda_app.batch.columns import TableSchemaError, check_rows, check_schema
+from lambda_app.batch.formats import Format, TableWriter, open_table
+from lambda_app.errors import ModelOutputError
+from lambda_app.model_store import LoadedModel
+
+VERSION_COLUMN = "model_version"
+ROW_COLUMN = "row_number"
+REASON_COLUMN = "reason"
+DEFAULT_CHUNK_ROWS = 100_000
+
+
+class BatchTimeLimitError(RuntimeError):
+    """The time left (a Lambda invocation's) ran out before the file was scored; nothing was written."""
+
+
+@dataclass
+class FileResult:
+    """What scoring one file did."""
+
+    rows: int = 0
+    rejected: int = 0
+    tally: Counter[str] = field(default_factory=Counter)
+    seconds: float = 0.0
+
+    @property
+    def scored(self) -> int:
+        return self.rows - self.rejected
+
+
+def answer_schema(model: LoadedModel) -> pa.Schema:
+    """The columns scoring adds for this model, typed by scoring one row of zeros."""
+    probe = model.predictor.predict(np.zeros((1, len(model.manifest.features)), dtype=np.float64))
+    fields = [pa.field(name, pa.array(values).type) for name, values in probe.columns().items()]
+    return pa.schema([*fields, pa.field(VERSION_COLUMN, pa.string())])
+
+
+def score_file(
+    source: Path,
+    fmt: Format,
+    output: Path,
+    rejects: Path,
+    model: LoadedModel,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    on_chunk: Callable[[int], None] | None = None,
+    out_of_time: Callable[[], bool] | None = None,
+) -> FileResult:
+    """Score ``source`` into ``output`` (always written, header only when nothing scored) and
+    ``rejects`` (written only when some row was rejected). The caller owns both paths: on an
+    exception it deletes whatever is there.
+
+    Raises:
+        TableSchemaError, UnsupportedFormatError: the file cannot be scored by this model.
+        ModelOutputError: the model produced a non-finite value.
+        BatchTimeLimitError: ``out_of_time()`` said stop.
+    """
+    started = time.perf_counter()
+    table = open_table(source, fmt, chunk_rows)
+    answer = answer_schema(model)
+    features = model.manifest.features
+    check_schema(table.schema, features, reserved=[*answer.names, ROW_COLUMN, REASON_COLUMN])
+    version = model.manifest.version
+    writer = TableWriter(output, fmt, pa.schema([*table.schema, *answer]))
+    reject_schema = pa.schema(
+        [pa.field(ROW_COLUMN, pa.int64()), pa.field(REASON_COLUMN, pa.string()), *table.schema]
+    )
+    reject_writer: TableWriter | None = None
+    result = FileResult()
+    try:
+        for chunk in table.chunks:
+            if out_of_time is not None and out_of_time():
+                raise BatchTimeLimitError(f"{source.name}: stopped after {result.rows} rows, out of time")
+            checked = check_rows(chunk, features)
+            if checked.matrix.shape[0]:
+                prediction = model.predictor.predict(checked.matrix)
+                if not prediction.finite():
+                    raise ModelOutputError("the model produced a non-finite value; the file was not scored")
+                kept = chunk if not checked.rejected else chunk.filter(pa.array(checked.accepted))
+                columns = [*kept.columns, *_answer_columns(prediction.columns(), answer, version)]
+                writer.write(pa.RecordBatch.from_arrays(columns, schema=writer_schema(kept, answer)))
+                result.tally.update(prediction.tally())
+            if checked.rejected:
+                if reject_writer is None:
+                    reject_writer = TableWriter(rejects, fmt, reject_schema)
+                row_numbers = np.flatnonzero(~checked.accepted) + result.rows + 1
+                refused = chunk.filter(pa.array(~checked.accepted))
+                reject_writer.write(
+                    pa.RecordBatch.from_arrays(
+                        [
+                            pa.array(row_numbers, pa.int64()),
+                            pa.array(checked.reasons, pa.string()),
+                            *refused.columns,
+                        ],
+                        schema=reject_schema,
+                    )
+                )
+                result.rejected += checked.rejected
+            result.rows += chunk.num_rows
+            if on_chunk is not None:
+                on_chunk(chunk.num_rows)
+        writer.close()
+        if reject_writer is not None:
+            reject_writer.close()
+    except BaseException:
+        writer.abandon()
+        if reject_writer is not None:
+            reject_writer.abandon()
+        raise
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def writer_schema(kept: pa.RecordBatch, answer: pa.Schema) -> pa.Schema:
+    return pa.schema([*kept.schema, *answer])
+
+
+def _answer_columns(columns: dict[str, object], answer: pa.Schema, version: str) -> list[pa.Array]:
+    arrays = [pa.array(values, type=answer.field(name).type) for name, values in columns.items()]
+    rows = len(arrays[0])
+    return [*arrays, pa.array([version] * rows, pa.string())]
+
+
+__all__ = [
+    "DEFAULT_CHUNK_ROWS",
+    "BatchTimeLimitError",
+    "FileResult",
+    "TableSchemaError",
+    "answer_schema",
+    "score_file",
+]
