@@ -1,6 +1,6 @@
 # Who may assume each of the stack's roles: one AWS service, on behalf of this account only.
 data "aws_iam_policy_document" "assume" {
-  for_each = toset(["lambda", "ecs-tasks", "events"])
+  for_each = toset(["lambda", "ecs-tasks", "events", "states", "scheduler"])
   statement {
     actions = ["sts:AssumeRole"]
     principals {

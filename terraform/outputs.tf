@@ -81,3 +81,13 @@ output "retraining_task_definition_arn" {
   description = "The retraining task (run it by hand: aws ecs run-task ...); null unless retraining_enabled."
   value       = one(aws_ecs_task_definition.training[*].arn)
 }
+
+output "batch" {
+  description = "Batch scoring (null unless batch_enabled): the state machine, the function and where runs read and write."
+  value = var.batch_enabled ? {
+    state_machine_arn = aws_sfn_state_machine.batch[0].arn
+    function_name     = aws_lambda_function.batch[0].function_name
+    input             = "s3://${aws_s3_bucket.this.bucket}/${local.batch_input}"
+    output            = "s3://${aws_s3_bucket.this.bucket}/${local.batch_output}"
+  } : null
+}

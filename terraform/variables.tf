@@ -529,3 +529,114 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "batch_enabled" {
+  description = "Create batch scoring: a Step Functions Distributed Map over an S3 prefix and the batch function (same image). Off by default."
+  type        = bool
+  default     = false
+}
+
+variable "batch_input_prefix" {
+  description = "Key prefix (in the stack's bucket) under which batch runs read tables; each run names a prefix under it."
+  type        = string
+  default     = "batch/input"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9._=-]+(/[A-Za-z0-9._=-]+)*$", var.batch_input_prefix))
+    error_message = "batch_input_prefix must be a relative key prefix without leading or trailing slashes."
+  }
+}
+
+variable "batch_output_prefix" {
+  description = "Key prefix (in the stack's bucket) under which batch runs write scored tables, rejects and run results (_runs/)."
+  type        = string
+  default     = "batch/output"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9._=-]+(/[A-Za-z0-9._=-]+)*$", var.batch_output_prefix))
+    error_message = "batch_output_prefix must be a relative key prefix without leading or trailing slashes."
+  }
+}
+
+variable "batch_concurrency" {
+  description = "The batch function's reserved concurrency, and the Distributed Map's MaxConcurrency (never more children than it may run)."
+  type        = number
+  default     = 20
+
+  validation {
+    condition     = var.batch_concurrency >= 1 && var.batch_concurrency <= 10000
+    error_message = "batch_concurrency must be between 1 and 10,000 (Distributed Map's limit)."
+  }
+}
+
+variable "batch_objects_per_invocation" {
+  description = "Objects handed to one batch function invocation (ItemBatcher MaxItemsPerBatch)."
+  type        = number
+  default     = 4
+
+  validation {
+    condition     = var.batch_objects_per_invocation >= 1 && var.batch_objects_per_invocation <= 100
+    error_message = "batch_objects_per_invocation must be between 1 and 100."
+  }
+}
+
+variable "batch_tolerated_failure_percentage" {
+  description = "Share of items (0-100) that may fail, past their retries, before the run fails."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.batch_tolerated_failure_percentage >= 0 && var.batch_tolerated_failure_percentage <= 100
+    error_message = "batch_tolerated_failure_percentage must be between 0 and 100."
+  }
+}
+
+variable "batch_memory_mb" {
+  description = "Memory of the batch function (MB); CPU grows with it (1 vCPU per 1,769 MB)."
+  type        = number
+  default     = 3538
+
+  validation {
+    condition     = var.batch_memory_mb >= 512 && var.batch_memory_mb <= 10240
+    error_message = "batch_memory_mb must be between 512 and 10,240."
+  }
+}
+
+variable "batch_timeout_seconds" {
+  description = "Timeout of one batch invocation; an object not scored in time is refused, nothing written."
+  type        = number
+  default     = 900
+
+  validation {
+    condition     = var.batch_timeout_seconds >= 60 && var.batch_timeout_seconds <= 900
+    error_message = "batch_timeout_seconds must be between 60 and 900 (Lambda's maximum)."
+  }
+}
+
+variable "batch_ephemeral_storage_mb" {
+  description = "/tmp of the batch function (MB): an object, its output and rejects must fit, so objects up to a third of it are taken."
+  type        = number
+  default     = 4096
+
+  validation {
+    condition     = var.batch_ephemeral_storage_mb >= 512 && var.batch_ephemeral_storage_mb <= 10240
+    error_message = "batch_ephemeral_storage_mb must be between 512 and 10,240."
+  }
+}
+
+variable "batch_chunk_rows" {
+  description = "Rows the batch function scores per chunk: bounds its memory, whatever the object's size."
+  type        = number
+  default     = 100000
+}
+
+variable "batch_schedule" {
+  description = "An EventBridge Scheduler expression (cron(...), rate(...)) that scores the whole input prefix; empty: no schedule."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.batch_schedule == "" || can(regex("^(cron|rate|at)\\(.+\\)$", var.batch_schedule))
+    error_message = "batch_schedule must be empty, cron(...), rate(...) or at(...)."
+  }
+}

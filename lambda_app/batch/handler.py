@@ -16,6 +16,7 @@ function's ephemeral storage, memory and timeout (terraform/batch.tf).
 from __future__ import annotations
 
 import gc
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,11 +26,15 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 
 from lambda_app.batch.formats import beside, format_of
+from lambda_app.batch.job import BatchTimeLimitError
 from lambda_app.batch.locations import REJECTS_TAG, Job
 from lambda_app.batch.run import run_job
 from lambda_app.config import Settings
 from lambda_app.model_store import ModelStore
 from lambda_app.observability import SERVICE_NAME, logger, metrics, traced_handler
+
+# An item refused before scoring publishes no metrics; that is expected, not worth a warning each.
+warnings.filterwarnings("ignore", message="No application metrics to publish")
 
 TIME_MARGIN_MS = 20_000
 """Stop starting chunks when less than this is left: the last chunk and the upload need time."""
@@ -157,3 +162,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         "rows": sum(r["rows"] for r in results),
         "rejected": sum(r["rejected"] for r in results),
     }
+
+
+__all__ = ["BatchItemError", "BatchTimeLimitError", "ObjectTooLargeError", "handler", "read_items"]

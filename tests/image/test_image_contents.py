@@ -131,3 +131,60 @@ def test_the_image_contents_alone_serve_events(
     assert asset["statusCode"] == 200
     assert asset["headers"]["content-type"].startswith("text/javascript")
     assert len(asset["body"]) > 1_000_000
+
+
+BATCH_RUNNER = """
+import runpy, sys
+sys.path.insert(0, sys.argv[1])
+import lambda_app.batch.handler  # the image's second entry point imports from the image alone
+sys.argv = ["python -m lambda_app.batch", *sys.argv[2:]]
+runpy.run_module("lambda_app.batch", run_name="__main__")
+"""
+
+
+@pytest.mark.parametrize("fmt", ["csv.gz", "parquet"])
+def test_the_image_contents_alone_score_files(
+    fmt: str, task_root: Path, trained_registry: Path, tmp_path: Path
+) -> None:
+    import pandas as pd
+
+    frame = pd.read_csv(ROOT / "data" / "sample.csv").head(50)
+    source = tmp_path / f"in.{fmt}"
+    if fmt == "parquet":
+        frame.to_parquet(source, index=False)
+    else:
+        frame.to_csv(source, index=False, compression="gzip")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-I",
+            "-S",
+            "-c",
+            BATCH_RUNNER,
+            str(task_root),
+            "--input",
+            str(source),
+            "--output",
+            str(tmp_path / f"out.{fmt}"),
+            "--quiet",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env={
+            "MODEL_URI": str(trained_registry),
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "PATH": "/usr/bin:/bin",
+        },
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "done: 1 file(s), 50 rows, 50 scored" in result.stderr
+    scored = (
+        pd.read_parquet(tmp_path / "out.parquet")
+        if fmt == "parquet"
+        else pd.read_csv(tmp_path / "out.csv.gz")
+    )
+    assert len(scored) == 50 and {"prediction", "score", "model_version"} <= set(scored.columns)
