@@ -195,7 +195,8 @@ def test_a_file_that_cannot_be_scored_leaves_no_output_and_exits_1(
     assert score(source, out, registry, "--chunk-rows", "1000") == EXIT_ERROR
     err = capsys.readouterr().err
     assert "lacks the model's feature column(s) 'two' (is 'tow' it?); found: one, tow, three" in err
-    assert "ragged.csv" in err and "Expected 3 columns, got 4" in err
+    assert "ragged.csv" in err
+    assert "Expected 3 columns, got 4" in err
     assert sorted(p.name for p in out.iterdir()) == ["good.csv"]  # no partial file for either failure
 
 
@@ -277,4 +278,5 @@ def test_s3_prefix_in_and_out(s3: Any, registry: Path, tmp_path: Path) -> None:
     assert keys == ["out/2026-11-28/a.csv", "out/2026-11-28/b.parquet"]
     s3.download_file("flows", "out/2026-11-28/b.parquet", str(tmp_path / "b-scored.parquet"))
     scored = pd.read_parquet(tmp_path / "b-scored.parquet")
-    assert len(scored) == 25 and not math.isnan(scored["score"].sum())
+    assert len(scored) == 25
+    assert not math.isnan(scored["score"].sum())

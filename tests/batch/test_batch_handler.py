@@ -43,7 +43,7 @@ class Batch:
             return pd.read_parquet(body)
         return pd.read_csv(body, compression="gzip" if key.endswith(".gz") else None)
 
-    def keys(self, prefix: str = "batch/output/") -> list[str]:
+    def output_keys(self, prefix: str = "batch/output/") -> list[str]:
         return sorted(
             o["Key"] for o in self.s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix).get("Contents", [])
         )
@@ -100,7 +100,7 @@ def test_a_batch_of_every_format_is_scored_and_a_rerun_rewrites_the_same_objects
         "batch/output/b.rejects.csv.gz",
         "batch/output/c.parquet",
     ]
-    assert batch.keys() == expected
+    assert batch.output_keys() == expected
     rejects = batch.read("batch/output/b.rejects.csv.gz")
     assert rejects[["row_number", "reason"]].values.tolist() == [
         [6, "field 'two': must be a number, got 'n/a'"]
@@ -108,12 +108,12 @@ def test_a_batch_of_every_format_is_scored_and_a_rerun_rewrites_the_same_objects
     before = {key: batch.read(key) for key in expected}
     second = batch.module.handler(event, LocalLambdaContext())  # a retried item: same keys, same content
     assert second == first
-    assert batch.keys() == expected
+    assert batch.output_keys() == expected
     for key, frame in before.items():
         pd.testing.assert_frame_equal(batch.read(key), frame)
     batch.put("batch/input/b.csv.gz", FLOWS)  # fixed: the stale rejects object goes
     batch.module.handler(event, LocalLambdaContext())
-    assert "batch/output/b.rejects.csv.gz" not in batch.keys()
+    assert "batch/output/b.rejects.csv.gz" not in batch.output_keys()
 
 
 def test_an_object_over_the_size_limit_is_refused_naming_the_limit(
@@ -123,7 +123,7 @@ def test_an_object_over_the_size_limit_is_refused_naming_the_limit(
     batch.put("batch/input/big.csv", FLOWS)
     with pytest.raises(module.ObjectTooLargeError, match=r"over this function's limit of 1,000 bytes"):
         module.handler({**PREFIXES, "Key": "batch/input/big.csv"}, LocalLambdaContext())  # size from S3
-    assert batch.keys() == []
+    assert batch.output_keys() == []
 
 
 class RunningOut(LocalLambdaContext):
@@ -143,7 +143,7 @@ def test_running_out_of_time_writes_nothing(
     batch.put("batch/input/slow.csv", FLOWS)
     with pytest.raises(module.BatchTimeLimitError, match="stopped after 20 rows, out of time"):
         module.handler({**PREFIXES, "Key": "batch/input/slow.csv"}, RunningOut())
-    assert batch.keys() == []
+    assert batch.output_keys() == []
 
 
 @pytest.mark.parametrize(
@@ -176,4 +176,4 @@ def test_a_file_the_model_cannot_take_fails_the_item_and_writes_nothing(batch: B
     batch.put("batch/input/typo.csv", FLOWS.rename(columns={"two": "tow"}))
     with pytest.raises(TableSchemaError, match="lacks the model's feature column"):
         batch.module.handler({**PREFIXES, "Key": "batch/input/typo.csv"}, LocalLambdaContext())
-    assert batch.keys() == []
+    assert batch.output_keys() == []

@@ -187,4 +187,5 @@ def test_the_image_contents_alone_score_files(
         if fmt == "parquet"
         else pd.read_csv(tmp_path / "out.csv.gz")
     )
-    assert len(scored) == 50 and {"prediction", "score", "model_version"} <= set(scored.columns)
+    assert len(scored) == 50
+    assert {"prediction", "score", "model_version"} <= set(scored.columns)

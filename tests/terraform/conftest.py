@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,17 +78,44 @@ class Terraform:
         )
 
 
+@contextmanager
+def step_functions_routes_terraform_calls() -> Iterator[None]:
+    """The two Step Functions actions the AWS provider (>= 5.67) calls that moto 5.2.5 lacks.
+
+    ``ValidateStateMachineDefinition`` (when planning a state machine) answers OK, and
+    ``ListStateMachineVersions`` (on every read) answers none: without them apply retries and hangs.
+    Test code only, added to moto's response class for the life of the server; the Terraform code
+    knows nothing of it.
+    """
+    from moto.core.responses import ActionResult
+    from moto.stepfunctions.responses import StepFunctionResponse
+
+    routes = {
+        "validate_state_machine_definition": lambda self: ActionResult({"result": "OK", "diagnostics": []}),
+        "list_state_machine_versions": lambda self: ActionResult({"stateMachineVersions": []}),
+    }
+    added = [name for name in routes if not hasattr(StepFunctionResponse, name)]
+    for name in added:
+        setattr(StepFunctionResponse, name, routes[name])
+    try:
+        yield
+    finally:
+        for name in added:
+            delattr(StepFunctionResponse, name)
+
+
 @pytest.fixture(scope="module")
 def moto_endpoint() -> Iterator[str]:
     """A moto server of its own on 127.0.0.1 and a free port, stopped after the module."""
     require_terraform()
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
+    with step_functions_routes_terraform_calls():
+        server.start()
+        try:
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            server.stop()
 
 
 @pytest.fixture(scope="module")

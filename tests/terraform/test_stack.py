@@ -55,6 +55,8 @@ def stack(terraform: Terraform) -> dict[str, Any]:
             "retraining_enabled": "true",
             "retraining_image_uri": TRAINING_IMAGE_URI,
             "retraining_subnet_ids": json.dumps([subnet]),
+            "batch_enabled": "true",
+            "batch_schedule": "cron(0 2 * * ? *)",
         }
     )
     terraform.run("apply", "-auto-approve", "-no-color", *terraform.var_args())
@@ -320,6 +322,9 @@ def test_alarms_and_their_thresholds_notify_the_encrypted_topic(
             "non-finite-scores",
             "model-reload-failed",
             "model-stale",
+            "batch-failed",
+            "batch-timed-out",
+            "batch-aborted",
         )
     }
     for alarm in alarms.values():
@@ -450,6 +455,75 @@ PUBLISH_CONSEQUENCES = {
 }
 
 
+def test_batch_function_is_the_same_image_with_its_own_command_and_limits(
+    terraform: Terraform, stack: dict[str, Any]
+) -> None:
+    lam = terraform.client("lambda")
+    batch = stack["batch"]
+    function = lam.get_function(FunctionName=batch["function_name"])
+    config = function["Configuration"]
+    serving = lam.get_function(FunctionName=stack["function_name"])["Code"]["ImageUri"]
+    assert function["Code"]["ImageUri"] == serving  # the serving image (whatever the last apply deployed)
+    assert config["ImageConfigResponse"]["ImageConfig"]["Command"] == ["lambda_app.batch.handler.handler"]
+    assert (config["MemorySize"], config["Timeout"], config["EphemeralStorage"]["Size"]) == (3538, 900, 4096)
+    assert config["Environment"]["Variables"]["BATCH_MAX_OBJECT_BYTES"] == str(4096 * 1024 * 1024 // 3)
+    assert config["Environment"]["Variables"]["MODEL_URI"] == stack["model_uri"]
+    reserved = lam.get_function_concurrency(FunctionName=batch["function_name"])[
+        "ReservedConcurrentExecutions"
+    ]
+    definition = json.loads(
+        terraform.client("stepfunctions").describe_state_machine(stateMachineArn=batch["state_machine_arn"])[
+            "definition"
+        ]
+    )
+    score = definition["States"]["ScoreObjects"]
+    assert score["ItemProcessor"]["ProcessorConfig"]["Mode"] == "DISTRIBUTED"
+    assert score["ItemBatcher"]["MaxItemsPerBatch"] == 4
+    assert score["MaxConcurrency"] <= reserved == 20
+    assert (
+        "Lambda.TooManyRequestsException"
+        in score["ItemProcessor"]["States"]["ScoreBatch"]["Retry"][0]["ErrorEquals"]
+    )
+    assert (
+        score["ItemProcessor"]["States"]["ScoreBatch"]["Parameters"]["FunctionName"] == config["FunctionArn"]
+    )
+    assert score["ItemReader"]["Parameters"]["Bucket"] == stack["model_bucket_name"]
+
+
+def test_batch_roles_are_least_privilege(terraform: Terraform, stack: dict[str, Any]) -> None:
+    bucket_arn = f"arn:aws:s3:::{stack['model_bucket_name']}"
+    machine = role_statements(terraform, f"{NAME}-batch")
+    function_arn = terraform.client("lambda").get_function(FunctionName=stack["batch"]["function_name"])[
+        "Configuration"
+    ]["FunctionArn"]
+    assert sorted(as_list(machine["InvokeTheBatchFunction"]["Resource"])) == [function_arn, f"{function_arn}:*"]
+    assert machine["ListInputPrefix"]["Condition"] == {"StringLike": {"s3:prefix": "batch/input/*"}}
+    assert machine["ReadInputPrefix"]["Resource"] == f"{bucket_arn}/batch/input/*"
+    assert machine["WriteRunResults"]["Resource"] == f"{bucket_arn}/batch/output/_runs/*"
+    lambda_actions = {a for s in machine.values() for a in as_list(s["Action"]) if a.startswith("lambda:")}
+    assert lambda_actions == {"lambda:InvokeFunction"}
+    function = role_statements(terraform, f"{NAME}-batch-function")
+    assert sorted(as_list(function["ReadInputAndModels"]["Resource"])) == [
+        f"{bucket_arn}/batch/input/*",
+        f"{bucket_arn}/registry/*",
+    ]
+    assert function["WriteOutput"]["Resource"] == f"{bucket_arn}/batch/output/*"
+    writes = {
+        r
+        for s in function.values()
+        if any(a.startswith(("s3:Put", "s3:Delete")) for a in as_list(s["Action"]))
+        for r in as_list(s["Resource"])
+    }
+    assert writes == {f"{bucket_arn}/batch/output/*"}
+    schedule = terraform.client("scheduler").get_schedule(Name=f"{NAME}-batch")
+    assert schedule["ScheduleExpression"] == "cron(0 2 * * ? *)"
+    assert schedule["Target"]["Arn"] == stack["batch"]["state_machine_arn"]
+    assert json.loads(schedule["Target"]["Input"]) == {
+        "input_prefix": "batch/input/",
+        "output_prefix": "batch/output/",
+    }
+
+
 def test_second_plan_shows_no_changes(terraform: Terraform, stack: dict[str, Any]) -> None:
     terraform.run("plan", "-no-color", "-out=second.tfplan", *terraform.var_args())
     plan = json.loads(terraform.run("show", "-json", "second.tfplan").stdout)
@@ -532,11 +606,162 @@ def test_the_retraining_task_command_retrains_from_the_newest_data(
     assert manifest["provenance"]["data_uri"] == f"s3://{bucket}/incoming/2026-11-26/flows.csv"
 
 
+def moto_variant(definition: dict[str, Any]) -> dict[str, Any]:
+    """The production definition as moto 5.2.5 can execute it. What differs, and only this:
+    - no ItemBatcher (moto refuses it): each invocation gets one object, and the BatchInput fields
+      (bucket, prefixes) go into the ItemSelector beside Key and Size: the handler's single-item shape;
+    - no ToleratedFailurePercentage (moto parses only a float and ignores it; its Map Runs never fail
+      on failed items, so a failed object shows in the item counts of a SUCCEEDED run).
+    ItemReader, ItemSelector, MaxConcurrency, the Task, its Retry and ResultWriter are unchanged
+    (moto's ResultWriter writes the run's manifest.json, not the result files)."""
+    variant = json.loads(json.dumps(definition))
+    score = variant["States"]["ScoreObjects"]
+    batcher = score.pop("ItemBatcher")
+    score["ItemSelector"] = {**score["ItemSelector"], **batcher["BatchInput"]}
+    score.pop("ToleratedFailurePercentage")
+    return variant
+
+
+def test_a_batch_run_executed_by_moto_scores_every_object_under_the_prefix(
+    terraform: Terraform,
+    stack: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The applied state machine's definition (moto variant) executed by moto's engine over objects in
+    moto's S3, each invocation running the real batch handler with the batch function's configuration,
+    started and watched by scripts/batch_score.py."""
+    import importlib
+    from unittest import mock
+
+    import pandas as pd
+    import requests
+
+    from lambda_app.invoke import LocalLambdaContext
+    from scripts.batch_score import EXIT_SOME_FAILED
+    from scripts.batch_score import main as batch_score
+
+    s3, sfn = terraform.client("s3"), terraform.client("stepfunctions")
+    bucket, batch = stack["model_bucket_name"], stack["batch"]
+    s3.delete_bucket_policy(Bucket=bucket)  # moto's context-free Deny, as in the end-to-end test above
+    assert s3.list_objects_v2(Bucket=bucket, Prefix="registry/aliases/production.json")["KeyCount"] == 1
+    flows = pd.read_csv(SAMPLE_DATA).head(200)
+    bad = flows.astype({"two": "object"})
+    bad.loc[3, "two"] = "oops"
+    day = "batch/input/2026-11-28/"
+    tables = {
+        f"{day}a.csv": flows.to_csv(index=False).encode(),
+        f"{day}b.csv.gz": _gzip_csv(bad),
+        f"{day}part/c.parquet": _parquet(flows),
+        f"{day}typo.csv": flows.rename(columns={"two": "tow"}).to_csv(index=False).encode(),
+    }
+    for key, body in tables.items():
+        s3.put_object(Bucket=bucket, Key=key, Body=body)
+
+    config = terraform.client("lambda").get_function_configuration(FunctionName=batch["function_name"])
+    for name, value in {**config["Environment"]["Variables"], "AWS_ENDPOINT_URL": terraform.endpoint}.items():
+        monkeypatch.setenv(name, value)
+    import lambda_app.batch.handler
+
+    handler = importlib.reload(lambda_app.batch.handler)  # a batch container with the function's settings
+    invoked: list[str] = []
+
+    def invoke(
+        _backend: Any, function_name: str, _qualifier: Any, body: str, _headers: Any, response_headers: Any
+    ) -> bytes:
+        invoked.append(function_name)
+        try:
+            return json.dumps(handler.handler(json.loads(body), LocalLambdaContext())).encode()
+        except Exception as exc:  # what the Lambda runtime answers for an unhandled error
+            response_headers["x-amz-function-error"] = "Unhandled"
+            return json.dumps({"errorType": type(exc).__name__, "errorMessage": str(exc)}).encode()
+
+    described = sfn.describe_state_machine(stateMachineArn=batch["state_machine_arn"])
+    port = terraform.endpoint.rsplit(":", 1)[1]
+    monkeypatch.setenv("MOTO_PORT", port)  # moto's engine calls Lambda back on localhost:$MOTO_PORT
+    configure = f"{terraform.endpoint}/moto-api/config"
+    requests.post(
+        configure,
+        json={"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}},
+        timeout=10,
+    )
+    # The engine's backend holds its own state machines: create the variant once execution is on.
+    variant_arn = sfn.create_state_machine(
+        name=f"{NAME}-batch-moto",
+        definition=json.dumps(moto_variant(json.loads(described["definition"]))),
+        roleArn=described["roleArn"],
+    )["stateMachineArn"]
+    monkeypatch.setenv("AWS_ENDPOINT_URL", terraform.endpoint)
+    argv = [
+        "--input",
+        f"s3://{bucket}/{day}",
+        "--output",
+        f"s3://{bucket}/batch/output/2026-11-28/",
+        "--state-machine",
+        variant_arn,
+        "--poll-seconds",
+        "0.2",
+        "--timeout-seconds",
+        "120",
+    ]
+    try:
+        with mock.patch("moto.awslambda_simple.models.LambdaSimpleBackend.invoke", invoke):
+            first = batch_score(argv)
+            outputs = sorted(
+                o["Key"]
+                for o in s3.list_objects_v2(Bucket=bucket, Prefix="batch/output/2026-11-28/")["Contents"]
+            )
+            second = batch_score(argv)  # a re-run rewrites the same objects
+    finally:
+        requests.post(configure, json={"stepfunctions": {"execute_state_machine": False}}, timeout=10)
+        sfn.delete_state_machine(stateMachineArn=variant_arn)
+    assert first == second == EXIT_SOME_FAILED  # typo.csv lacks a feature column: its item failed
+    err = capsys.readouterr().err
+    assert "3/4 objects scored, 1 failed" in err
+    assert set(invoked) == {config["FunctionArn"]}  # only the batch function
+    scored = [key for key in outputs if "/_runs/" not in key]
+    assert scored == [
+        "batch/output/2026-11-28/a.csv",
+        "batch/output/2026-11-28/b.csv.gz",
+        "batch/output/2026-11-28/b.rejects.csv.gz",
+        "batch/output/2026-11-28/part/c.parquet",
+    ]
+    runs = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="batch/output/_runs/")["Contents"]]
+    assert len(runs) == 2
+    assert all(key.endswith("/manifest.json") for key in runs)
+    after = sorted(
+        o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="batch/output/2026-11-28/")["Contents"]
+    )
+    assert after == outputs
+    body = s3.get_object(Bucket=bucket, Key="batch/output/2026-11-28/a.csv")["Body"].read().decode()
+    header, first_row = body.splitlines()[:2]
+    assert header == "one,two,three,label,prediction,score,model_version"
+    production = json.loads(
+        s3.get_object(Bucket=bucket, Key="registry/aliases/production.json")["Body"].read()
+    )
+    assert first_row.endswith(production["version"])
+
+
+def _gzip_csv(frame: Any) -> bytes:
+    import gzip
+
+    return gzip.compress(frame.to_csv(index=False).encode())
+
+
+def _parquet(frame: Any) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    return buffer.getvalue()
+
+
 def test_destroy_leaves_nothing_behind(terraform: Terraform, stack: dict[str, Any]) -> None:
     terraform.run("destroy", "-auto-approve", "-no-color", *terraform.var_args())
     assert terraform.run("state", "list", check=False).stdout.strip() == ""
     assert terraform.client("s3").list_buckets()["Buckets"] == []
     assert terraform.client("lambda").list_functions()["Functions"] == []
+    assert terraform.client("stepfunctions").list_state_machines()["stateMachines"] == []
     assert terraform.client("apigatewayv2").get_apis()["Items"] == []
     assert terraform.client("ecr").describe_repositories()["repositories"] == []
     ecs = terraform.client("ecs")
