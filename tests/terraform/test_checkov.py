@@ -36,10 +36,12 @@ def run_checkov(*target: str) -> list[dict[str, Any]]:
     "target",
     [
         ("-d", "terraform", "--framework", "terraform"),
+        # Count-gated resources (retraining, batch scoring) are scanned only when turned on.
+        ("-d", "terraform", "--framework", "terraform", "--var-file", "tests/terraform/all_features.tfvars"),
         ("-f", "Dockerfile.lambda", "--framework", "dockerfile"),
         ("-f", "Dockerfile.train", "--framework", "dockerfile"),
     ],
-    ids=["terraform", "dockerfile-lambda", "dockerfile-train"],
+    ids=["terraform", "terraform-all-features", "dockerfile-lambda", "dockerfile-train"],
 )
 def test_checkov_has_no_failed_checks_and_every_skip_is_justified(target: tuple[str, ...]) -> None:
     reports = run_checkov(*target)
