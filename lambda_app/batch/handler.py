@@ -115,8 +115,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     model = model_store.get()
     limit = settings.batch_max_object_bytes
     metrics.add_dimension(name="service", value=SERVICE_NAME)
-    results = []
-    for item in items:
+    jobs = []
+    for item in items:  # every object checked before any is scored: a batch that cannot pass fails at once
         job = item.job()
         format_of(job.source)
         size = (
@@ -129,6 +129,9 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
                 f"{job.source} is {size:,} bytes, over this function's limit of {limit:,} bytes"
                 " (BATCH_MAX_OBJECT_BYTES): split the file, or raise the function's ephemeral storage"
             )
+        jobs.append(job)
+    results = []
+    for job in jobs:
         result = run_job(
             job,
             model,

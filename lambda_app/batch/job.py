@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 
 from lambda_app.batch.columns import TableSchemaError, check_rows, check_schema
-from lambda_app.batch.formats import Format, TableWriter, open_table
+from lambda_app.batch.formats import Format, TableReader, TableWriter, open_table
 from lambda_app.errors import ModelOutputError
 from lambda_app.model_store import LoadedModel
 
@@ -71,8 +71,24 @@ def score_file(
         ModelOutputError: the model produced a non-finite value.
         BatchTimeLimitError: ``out_of_time()`` said stop.
     """
-    started = time.perf_counter()
     table = open_table(source, fmt, chunk_rows)
+    try:
+        return _score_table(table, source, fmt, output, rejects, model, on_chunk, out_of_time)
+    finally:
+        table.close()
+
+
+def _score_table(
+    table: TableReader,
+    source: Path,
+    fmt: Format,
+    output: Path,
+    rejects: Path,
+    model: LoadedModel,
+    on_chunk: Callable[[int], None] | None,
+    out_of_time: Callable[[], bool] | None,
+) -> FileResult:
+    started = time.perf_counter()
     answer = answer_schema(model)
     features = model.manifest.features
     check_schema(table.schema, features, reserved=[*answer.names, ROW_COLUMN, REASON_COLUMN])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import io
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,7 @@ import pytest
 from moto import mock_aws
 
 from lambda_app.invoke import LocalLambdaContext
-from tests.conftest import SAMPLE_DATA
+from tests.conftest import EVENTS_DIR, SAMPLE_DATA
 
 BUCKET = "flows"
 PREFIXES = {"bucket": BUCKET, "input_prefix": "batch/input/", "output_prefix": "batch/output/"}
@@ -177,3 +178,20 @@ def test_a_file_the_model_cannot_take_fails_the_item_and_writes_nothing(batch: B
     with pytest.raises(TableSchemaError, match="lacks the model's feature column"):
         batch.module.handler({**PREFIXES, "Key": "batch/input/typo.csv"}, LocalLambdaContext())
     assert batch.output_keys() == []
+
+
+@pytest.mark.parametrize("name", ["distributed_map_item.json", "distributed_map_batch.json"])
+def test_the_sample_events_score_their_objects(name: str, batch: Batch) -> None:
+    """events/batch/: what Distributed Map sends with and without an ItemBatcher."""
+    event = json.loads((EVENTS_DIR / "batch" / name).read_text())
+    for item in event.get("Items", [event]):
+        batch.put(item["Key"], FLOWS)
+    result = batch.module.handler(event, LocalLambdaContext())
+    outputs = [o["output"] for o in result["objects"]]
+    assert outputs == [
+        f"s3://{BUCKET}/" + item["Key"].replace("batch/input/", "batch/output/")
+        for item in event.get("Items", [event])
+    ]
+    assert batch.output_keys("batch/output/2026-11-28/") == sorted(
+        o.removeprefix(f"s3://{BUCKET}/") for o in outputs
+    )

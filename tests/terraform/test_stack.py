@@ -496,7 +496,10 @@ def test_batch_roles_are_least_privilege(terraform: Terraform, stack: dict[str, 
     function_arn = terraform.client("lambda").get_function(FunctionName=stack["batch"]["function_name"])[
         "Configuration"
     ]["FunctionArn"]
-    assert sorted(as_list(machine["InvokeTheBatchFunction"]["Resource"])) == [function_arn, f"{function_arn}:*"]
+    assert sorted(as_list(machine["InvokeTheBatchFunction"]["Resource"])) == [
+        function_arn,
+        f"{function_arn}:*",
+    ]
     assert machine["ListInputPrefix"]["Condition"] == {"StringLike": {"s3:prefix": "batch/input/*"}}
     assert machine["ReadInputPrefix"]["Resource"] == f"{bucket_arn}/batch/input/*"
     assert machine["WriteRunResults"]["Resource"] == f"{bucket_arn}/batch/output/_runs/*"
