@@ -25,7 +25,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 
-from lambda_app.batch.formats import beside, format_of
+from lambda_app.batch.formats import beside, is_table
 from lambda_app.batch.job import BatchTimeLimitError
 from lambda_app.batch.locations import REJECTS_TAG, Job
 from lambda_app.batch.run import run_job
@@ -116,9 +116,14 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     limit = settings.batch_max_object_bytes
     metrics.add_dimension(name="service", value=SERVICE_NAME)
     jobs = []
+    skipped = []
     for item in items:  # every object checked before any is scored: a batch that cannot pass fails at once
+        if not is_table(item.key) or f".{REJECTS_TAG}." in item.key.rsplit("/", 1)[-1]:
+            # A prefix lists what else lives there (_SUCCESS markers, folders, notes): not a failure.
+            source = f"s3://{item.bucket}/{item.key}"
+            skipped.append({"input": source, "skipped": "not a .csv, .csv.gz or .parquet table"})
+            continue
         job = item.job()
-        format_of(job.source)
         size = (
             item.size
             if item.size is not None
@@ -160,8 +165,11 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
                 "model_version": model.manifest.version,
             }
         )
+    if skipped:
+        logger.info("objects skipped", extra={"skipped": [entry["input"] for entry in skipped]})
     return {
         "objects": results,
+        "skipped": skipped,
         "rows": sum(r["rows"] for r in results),
         "rejected": sum(r["rejected"] for r in results),
     }

@@ -110,7 +110,7 @@ def _score_table(
                     raise ModelOutputError("the model produced a non-finite value; the file was not scored")
                 kept = chunk if not checked.rejected else chunk.filter(pa.array(checked.accepted))
                 columns = [*kept.columns, *_answer_columns(prediction.columns(), answer, version)]
-                writer.write(pa.RecordBatch.from_arrays(columns, schema=writer_schema(kept, answer)))
+                writer.write(pa.RecordBatch.from_arrays(columns, schema=_output_schema(kept, answer)))
                 result.tally.update(prediction.tally())
             if checked.rejected:
                 if reject_writer is None:
@@ -143,7 +143,7 @@ def _score_table(
     return result
 
 
-def writer_schema(kept: pa.RecordBatch, answer: pa.Schema) -> pa.Schema:
+def _output_schema(kept: pa.RecordBatch, answer: pa.Schema) -> pa.Schema:
     return pa.schema([*kept.schema, *answer])
 
 

@@ -280,3 +280,27 @@ def test_s3_prefix_in_and_out(s3: Any, registry: Path, tmp_path: Path) -> None:
     scored = pd.read_parquet(tmp_path / "b-scored.parquet")
     assert len(scored) == 25
     assert not math.isnan(scored["score"].sum())
+
+
+def test_the_api_path_never_imports_the_batch_stack() -> None:
+    """pyarrow is in the image for batch scoring only: /predict's cold start must not load it."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, lambda_app.handler; print(sorted(m for m in ('pyarrow', 'tqdm') if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+        env={
+            "PRELOAD_MODEL": "false",
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            "PATH": "/usr/bin:/bin",
+            "PYTHONPATH": ".",
+        },
+    )
+    assert result.stdout.strip() == "[]"

@@ -195,3 +195,22 @@ def test_the_sample_events_score_their_objects(name: str, batch: Batch) -> None:
     assert batch.output_keys("batch/output/2026-11-28/") == sorted(
         o.removeprefix(f"s3://{BUCKET}/") for o in outputs
     )
+
+
+def test_objects_that_are_not_tables_are_skipped_not_failed(batch: Batch) -> None:
+    """Distributed Map lists everything under the prefix: Spark's _SUCCESS, a folder marker, notes."""
+    batch.put("batch/input/a.csv", FLOWS)
+    for key in ("batch/input/_SUCCESS", "batch/input/day=1/", "batch/input/README.txt"):
+        batch.s3.put_object(Bucket=BUCKET, Key=key, Body=b"")
+    items = [
+        {"Key": k, "Size": 0}
+        for k in ("batch/input/a.csv", "batch/input/_SUCCESS", "batch/input/day=1/", "batch/input/README.txt")
+    ]
+    result = batch.module.handler({"BatchInput": PREFIXES, "Items": items}, LocalLambdaContext())
+    assert [o["input"] for o in result["objects"]] == [f"s3://{BUCKET}/batch/input/a.csv"]
+    assert [s["input"].rsplit("/input/", 1)[1] for s in result["skipped"]] == [
+        "_SUCCESS",
+        "day=1/",
+        "README.txt",
+    ]
+    assert batch.output_keys() == ["batch/output/a.csv"]
