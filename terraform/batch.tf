@@ -126,7 +126,7 @@ resource "aws_lambda_function" "batch" {
         MODEL_ALIAS                  = var.model_alias
         BATCH_MAX_OBJECT_BYTES       = tostring(local.batch_max_object_bytes)
         BATCH_CHUNK_ROWS             = tostring(var.batch_chunk_rows)
-        MODEL_REFRESH_SECONDS        = "0" # one model per invocation's lifetime; a new container picks up a moved alias
+        MODEL_REFRESH_SECONDS        = tostring(var.model_refresh_seconds) # warm containers follow the alias, as the API's do
         POWERTOOLS_SERVICE_NAME      = local.batch_name
         POWERTOOLS_METRICS_NAMESPACE = var.metrics_namespace
         POWERTOOLS_LOG_LEVEL         = var.log_level

@@ -55,6 +55,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from lambda_app.observability import logger
+
+    # The service's JSON logs are for Lambda; this command reports in plain lines. Restored after, as
+    # the logger is the process's (tests run the command in-process).
+    level = logger.log_level
+    logger.setLevel("WARNING")
+    try:
+        return _score(args)
+    finally:
+        logger.setLevel(level)
+
+
+def _score(args: argparse.Namespace) -> int:
     # Imported here so --help answers at once.
     import boto3
     from botocore.exceptions import BotoCoreError, ClientError
@@ -68,9 +81,6 @@ def main(argv: list[str] | None = None) -> int:
     from lambda_app.config import Settings
     from lambda_app.errors import ModelOutputError, ModelUnavailableError
     from lambda_app.model_store import ModelStore
-    from lambda_app.observability import logger
-
-    logger.setLevel("WARNING")  # the service's JSON logs; this command reports in plain lines
 
     overrides: dict[str, Any] = {
         "preload_model": False,

@@ -56,8 +56,7 @@ def plan(source: str, output: str, s3: Any = None) -> list[Job]:
     if not files:
         raise LocationError(f"{source}: no .csv, .csv.gz or .parquet files there")
     single = len(files) == 1 and files[0][0] == ""
-    if single:
-        format_of(output)  # the output of one file is a file: its name says the format
+    if single:  # the output of one file is a file: its name says the format
         if format_of(output) != format_of(source):
             raise LocationError(f"{output}: write the same format as the input ({format_of(source)})")
         jobs = [Job(source, output, beside(output, REJECTS_TAG), files[0][1])]

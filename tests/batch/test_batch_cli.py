@@ -304,3 +304,15 @@ def test_the_api_path_never_imports_the_batch_stack() -> None:
         },
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_the_command_leaves_the_service_logger_as_it_found_it(
+    flows: Path, registry: Path, tmp_path: Path
+) -> None:
+    """It quiets the JSON logs while it runs; the logger is the process's (caught by CI: a later test of
+    the service's logs saw nothing)."""
+    from lambda_app.observability import logger
+
+    before = logger.log_level
+    assert score(flows, tmp_path / "o.csv", registry) == EXIT_OK
+    assert logger.log_level == before
