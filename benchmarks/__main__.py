@@ -409,11 +409,11 @@ def training_time(quick: bool) -> list[dict[str, Any]]:
         level = logger.level
         logger.setLevel("WARNING")
         try:
-            run_training(str(data), str(registry), config, alias=None)
+            published = run_training(str(data), str(registry), config, alias=None)
         finally:
             logger.setLevel(level)
         job = time.perf_counter() - start
-        matrix = frame[config.data.features].to_numpy(dtype=float)
+        matrix = frame[published.manifest.feature_names].to_numpy(dtype=float)
         start = time.perf_counter()
         IsolationForest(**config.model.params).fit(matrix[: int(rows * 0.6)])
         fit = time.perf_counter() - start

@@ -76,6 +76,10 @@ def _train_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--config", default=str(DEFAULT_CONFIG_PATH), help="training config (TOML)")
     parser.add_argument(
+        "--label",
+        help="the label column, overriding the config's; it must be in the data (else an error)",
+    )
+    parser.add_argument(
         "--allow-worse-than-baseline",
         action="store_true",
         help="publish even if the baseline beats the model",
@@ -404,10 +408,14 @@ def _train(args: argparse.Namespace) -> int:
     from training.config import load_config
     from training.train import run_training
 
+    config = load_config(args.config)
+    if args.label:
+        data = config.data.model_copy(update={"label": args.label, "require_label": True})
+        config = config.model_copy(update={"data": data})
     published = run_training(
         args.data,
         args.model_uri,
-        load_config(args.config),
+        config,
         alias=args.alias or None,
         allow_worse_than_baseline=args.allow_worse_than_baseline,
     )
@@ -437,6 +445,8 @@ def _print_published(manifest: Any, model_uri: str, alias: str | None) -> None:
             for label, values in (("model", manifest.metrics), (baseline["name"], baseline["metrics"])):
                 cells = " | ".join("-" if values.get(k) is None else f"{values[k]:.3f}" for k in keys)
                 print(f"| {label} | {cells} |")
+    else:
+        print("unlabelled: no holdout metrics (the data had no label column; see the warning above)")
     print(f"report: {model_uri}/{manifest.version}/evaluation.html")
 
 

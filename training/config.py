@@ -18,17 +18,35 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+DEFAULT_LABEL = "label"
+
+
 class DataConfig(_Section):
-    features: list[str] = Field(min_length=1)
-    label: str | None = "label"
+    # "auto": every usable column but the label and `exclude` (training/data.py says what it chose and
+    # why it skipped the rest); or an explicit list, in the order the model sees them.
+    features: Literal["auto"] | list[str] = "auto"
+    exclude: list[str] = Field(default_factory=list)
+    label: str | None = DEFAULT_LABEL
+    # A label named anything but the default must be in the data (else an error listing the columns);
+    # the default name may be absent (anomaly detection without labels) after a loud warning, unless this
+    # is set (--label sets it).
+    require_label: bool = False
 
     @model_validator(mode="after")
     def _distinct(self) -> DataConfig:
-        if len(set(self.features)) != len(self.features):
-            raise ValueError("features must be distinct")
-        if self.label in self.features:
-            raise ValueError("the label cannot also be a feature")
+        if isinstance(self.features, list):
+            if not self.features:
+                raise ValueError('list at least one feature, or use features = "auto"')
+            if len(set(self.features)) != len(self.features):
+                raise ValueError("features must be distinct")
+            if self.label in self.features:
+                raise ValueError("the label cannot also be a feature")
         return self
+
+    @property
+    def label_required(self) -> bool:
+        """A missing label column is an error (named explicitly), not an unlabelled run."""
+        return self.label is not None and (self.require_label or self.label != DEFAULT_LABEL)
 
 
 class SplitConfig(_Section):
@@ -87,7 +105,7 @@ DEFAULT_NAMES = {"anomaly": "anomaly-detector", "classification": "classifier", 
 
 class TrainingConfig(_Section):
     name: str = ""  # default: anomaly-detector, classifier or regressor, after the task
-    data: DataConfig
+    data: DataConfig = Field(default_factory=DataConfig)
     split: SplitConfig = Field(default_factory=SplitConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     threshold: ThresholdConfig = Field(default_factory=ThresholdConfig)

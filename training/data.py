@@ -14,13 +14,14 @@ import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
 from lambda_app.registry import parse_s3_uri
 from training.exceptions import DataValidationError, TrainingError
+from training.features import choose_features, looks_like_target
 
 log = logging.getLogger("training")
 
@@ -139,32 +140,43 @@ def anomaly_labels(column: pd.Series, name: str) -> np.ndarray:
 
 def validate(
     frame: pd.DataFrame,
-    features: Sequence[str],
+    features: Sequence[str] | Literal["auto"],
     label: str | None,
     uri: str,
     sha256: str,
     labels_of: LabelParser = anomaly_labels,
+    *,
+    exclude: Sequence[str] = (),
+    label_required: bool = False,
+    min_rows: int = 1,
 ) -> Dataset:
     """Check schema and values; return the arrays the model is fitted on.
 
-    ``labels_of`` validates and types the label column for the task (0/1, classes, numbers).
+    ``features="auto"`` chooses them (training/features.py) and says which and why. ``labels_of``
+    validates and types the label column for the task (0/1, classes, numbers). A missing label
+    column is an error when ``label_required``; otherwise the run is unlabelled, said loudly.
     """
     if frame.empty or len(frame) == 0:
         raise DataValidationError(f"{uri}: no data rows")
+    if len(frame) < min_rows:
+        raise DataValidationError(f"{uri}: {len(frame)} rows; training needs at least {min_rows}")
+    columns = [str(c) for c in frame.columns]
+    if label is not None and label not in frame.columns:
+        _missing_label(label, columns, uri, label_required)
+        label = None
+    if features == "auto":
+        features = _auto_features(frame, label, exclude, uri)
     missing = [c for c in features if c not in frame.columns]
     if missing:
         raise DataValidationError(
-            f"missing column(s) {', '.join(repr(c) for c in missing)};"
-            f" found {', '.join(map(str, frame.columns))}"
+            f"missing column(s) {', '.join(repr(c) for c in missing)}; found {', '.join(columns)}"
         )
     matrix = np.column_stack([numeric_values(frame[c], c) for c in features])
     dtypes = [
         "integer" if np.all(matrix[:, i] == np.round(matrix[:, i])) else "number"
         for i in range(len(features))
     ]
-    labels = None
-    if label is not None and label in frame.columns:
-        labels = labels_of(frame[label], label)
+    labels = None if label is None else labels_of(frame[label], label)
     return Dataset(
         features=matrix,
         feature_names=list(features),
@@ -175,20 +187,72 @@ def validate(
     )
 
 
+def _missing_label(label: str, columns: list[str], uri: str, required: bool) -> None:
+    """An explicitly named label that is absent is an error; the default name, a loud warning."""
+    found = ", ".join(columns)
+    if required:
+        raise DataValidationError(
+            f"label column {label!r} is not in {uri}; found: {found}."
+            ' Set [data] label (or --label) to the right column, or label = "" for no label'
+        )
+    guesses = [c for c in columns if looks_like_target(c)]
+    column = guesses[0] if len(guesses) == 1 else "<column>"
+    hint = f" {', '.join(map(repr, guesses))} looks like a label:" if guesses else ""
+    log.warning(
+        "NO LABEL: %s has no column %r (found: %s), so this model is trained UNLABELLED:"
+        " no precision or recall, a quantile threshold.%s"
+        ' set [data] label = "%s" in the config or pass --label %s',
+        uri,
+        label,
+        found,
+        hint,
+        column,
+        column,
+    )
+
+
+def _auto_features(frame: pd.DataFrame, label: str | None, exclude: Sequence[str], uri: str) -> list[str]:
+    choice = choose_features(frame, label, list(exclude))
+    for name, reason in choice.skipped:
+        log.warning("feature %r skipped: %s", name, reason)
+    if not choice.names:
+        raise DataValidationError(
+            f'{uri}: features = "auto" found no usable column'
+            + (f" ({'; '.join(f'{n}: {r}' for n, r in choice.skipped)})" if choice.skipped else "")
+            + "; list the features in [data] features"
+        )
+    log.info('features = "auto": %s', ", ".join(choice.names))
+    return choice.names
+
+
 def load_dataset(
     uri: str,
-    features: Sequence[str],
+    features: Sequence[str] | Literal["auto"],
     label: str | None,
     *,
     s3_client: Any = None,
     labels_of: LabelParser = anomaly_labels,
+    exclude: Sequence[str] = (),
+    label_required: bool = False,
+    min_rows: int = 1,
 ) -> Dataset:
     """Read ``uri`` (local path or s3://, CSV or Parquet) and validate it."""
     with _local_copy(uri, s3_client) as path:
         sha256 = _sha256_file(path)
-        frame = _read_frame(path, uri, [*features, *([label] if label else [])])
+        wanted = [] if features == "auto" else list(features)
+        frame = _read_frame(path, uri, [*wanted, *([label] if label else [])])
     log.info("read %s rows from %s", len(frame), uri)
-    return validate(frame, features, label, uri, sha256, labels_of)
+    return validate(
+        frame,
+        features,
+        label,
+        uri,
+        sha256,
+        labels_of,
+        exclude=exclude,
+        label_required=label_required,
+        min_rows=min_rows,
+    )
 
 
 def read_columns(uri: str, *, s3_client: Any = None) -> list[str]:

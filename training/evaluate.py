@@ -154,7 +154,9 @@ def evaluation_html(
         )
     else:
         sections.append(
-            "<p>No labels: no classification metrics; see the score and feature distributions.</p>"
+            "<p><strong>Unlabelled</strong>: the data had no labels, so there are no precision, recall or"
+            " PR-AUC figures and the threshold is a quantile of the training scores; see the score and"
+            " feature distributions.</p>"
         )
     sections.append("<h2>Holdout features against the training reference</h2>")
     sections.append(

@@ -15,7 +15,7 @@ from lambda_app.registry import FeatureSpec, Provenance, open_storage
 from training.compile import ensure_compilable
 from training.config import TrainingConfig
 from training.data import Dataset, load_dataset
-from training.exceptions import DataValidationError, TrainingError
+from training.exceptions import TrainingError
 from training.model import build_estimator, estimator_name
 from training.publish import Published, publish
 from training.report import tuning_section, with_section
@@ -112,7 +112,14 @@ def load_training_data(data_uri: str, config: TrainingConfig, s3_client: Any = N
     """The configured features and label, validated for the configured task."""
     kind = task_kind(config.model.task)
     return load_dataset(
-        data_uri, config.data.features, config.data.label, s3_client=s3_client, labels_of=kind.labels
+        data_uri,
+        config.data.features,
+        config.data.label,
+        s3_client=s3_client,
+        labels_of=kind.labels,
+        exclude=config.data.exclude,
+        label_required=config.data.label_required,
+        min_rows=MIN_ROWS,
     )
 
 
@@ -132,8 +139,6 @@ def run_training(
         stage.TOTAL += 1
     with stage(f"reading and validating {data_uri}"):
         dataset = load_training_data(data_uri, config, s3_client)
-    if dataset.rows < MIN_ROWS:
-        raise DataValidationError(f"{data_uri}: {dataset.rows} rows; training needs at least {MIN_ROWS}")
     labels = kind.usable(dataset.labels, data_uri)
     dataset = dataclasses.replace(dataset, labels=labels)
     train, validation, test = split_indices(dataset, config)

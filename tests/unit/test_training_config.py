@@ -13,7 +13,7 @@ from training.model import build_estimator, estimator_name
 
 def test_default_config_is_isolation_forest_on_the_seed_columns() -> None:
     config = load_config(DEFAULT_CONFIG_PATH)
-    assert config.data.features == ["one", "two", "three"]
+    assert config.data.features == "auto"
     assert config.model.estimator == "isolation_forest"
     estimator = build_estimator(config.model)
     assert estimator_name(estimator) == "sklearn.ensemble.IsolationForest"
@@ -23,7 +23,7 @@ def test_default_config_is_isolation_forest_on_the_seed_columns() -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("[data]\nfeatures = []\n", "data.features"),
+        ("[data]\nfeatures = []\n", 'list at least one feature, or use features = "auto"'),
         ('[data]\nfeatures = ["a", "a"]\n', "distinct"),
         ('[data]\nfeatures = ["a"]\n[model]\nestimator = "xgboost"\n', "model.estimator"),
         ('[data]\nfeatures = ["a"]\nsurprise = 1\n', "data.surprise"),

@@ -1,0 +1,168 @@
+"""No silent mistakes in what a model is trained on: ``features = "auto"`` says what it chose and why it
+skipped the rest, and a label column that is not there is an error or a loud unlabelled run."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from training.config import DataConfig, TrainingConfig, load_config
+from training.data import validate
+from training.exceptions import DataValidationError
+from training.features import choose_features
+
+ROWS = 60
+
+
+def mixed_table() -> pd.DataFrame:
+    """The sample's three features beside every kind of column auto must not use, as a CSV reads them."""
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame(
+        {
+            "one": rng.integers(1, 500, ROWS),
+            "two": rng.normal(14, 1, ROWS),
+            "three": rng.normal(15, 1, ROWS),
+            "is_anomaly": rng.integers(0, 2, ROWS),
+            "protocol": rng.choice(["tcp", "udp", "icmp"], ROWS),
+            "encrypted": rng.choice(["True", "False"], ROWS),
+            "flow_id": np.arange(1000, 1000 + ROWS),
+            "seen_at": pd.date_range("2026-11-01", periods=ROWS, freq="min").astype(str),
+            "bytes": np.where(np.arange(ROWS) % 10 == 0, np.nan, rng.integers(1, 9000, ROWS)),
+            "region": ["eu"] * ROWS,
+            "note": [""] * ROWS,
+        }
+    )
+    return frame.astype(str).replace("nan", "")  # every cell text, as training reads a CSV
+
+
+def test_auto_chooses_the_numeric_columns_and_names_a_reason_for_every_other() -> None:
+    choice = choose_features(mixed_table(), label="label", exclude=[])
+    assert choice.names == ["one", "two", "three"]
+    reasons = dict(choice.skipped)
+    assert list(reasons) == [
+        "is_anomaly",
+        "protocol",
+        "encrypted",
+        "flow_id",
+        "seen_at",
+        "bytes",
+        "region",
+        "note",
+    ]
+    assert reasons["is_anomaly"].startswith("its name says it is a target; set [data] label = 'is_anomaly'")
+    assert reasons["protocol"].startswith("text (3 distinct values, e.g.")
+    assert "categorical features are not supported yet" in reasons["protocol"]
+    assert reasons["encrypted"].startswith("boolean (true/false)")
+    assert reasons["flow_id"].startswith("increasing whole numbers, one per row: a row id")
+    assert reasons["seen_at"].startswith("datetimes: derive numeric features")
+    assert reasons["bytes"].startswith("6 missing values (10.0%)")
+    assert reasons["region"].startswith("text (1 distinct values")
+    assert reasons["note"] == "empty: no values"
+
+
+def test_auto_on_typed_parquet_columns() -> None:
+    frame = pd.DataFrame(
+        {
+            "two": np.linspace(0, 1, ROWS),
+            "flag": np.arange(ROWS) % 2 == 0,
+            "at": pd.date_range("2026-11-01", periods=ROWS, freq="h"),
+            "level": [3] * ROWS,
+        }
+    )
+    choice = choose_features(frame, label=None, exclude=["two"])
+    assert choice.names == []
+    assert [name for name, _ in choice.skipped] == ["two", "flag", "at", "level"]
+    assert dict(choice.skipped)["two"] == "listed in [data] exclude"
+    assert dict(choice.skipped)["flag"].startswith("boolean:")
+    assert dict(choice.skipped)["level"].startswith("constant")
+
+
+def test_validate_under_auto_logs_the_choice_and_each_skip(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="training")
+    dataset = validate(mixed_table(), "auto", "is_anomaly", "flows.csv", "0" * 64)
+    assert dataset.feature_names == ["one", "two", "three"]
+    assert dataset.labels is not None
+    messages = [r.getMessage() for r in caplog.records]
+    assert 'features = "auto": one, two, three' in messages
+    assert any(m.startswith("feature 'protocol' skipped: text") for m in messages)
+    assert not any("is_anomaly" in m and "skipped" in m for m in messages)  # it is the label now
+
+
+def test_auto_with_nothing_usable_is_an_error_listing_why() -> None:
+    frame = pd.DataFrame({"protocol": ["tcp", "udp"] * 30})
+    with pytest.raises(
+        DataValidationError, match=r'features = "auto" found no usable column \(protocol: text'
+    ):
+        validate(frame, "auto", None, "t.csv", "0" * 64)
+
+
+def test_a_label_named_explicitly_that_the_data_lacks_is_an_error_listing_the_columns() -> None:
+    with pytest.raises(DataValidationError) as raised:
+        validate(mixed_table(), "auto", "target", "flows.csv", "0" * 64, label_required=True)
+    message = str(raised.value)
+    assert message.startswith(
+        "label column 'target' is not in flows.csv; found: one, two, three, is_anomaly,"
+    )
+    assert "Set [data] label (or --label)" in message
+
+
+def test_the_default_label_name_missing_trains_unlabelled_after_one_loud_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="training")
+    dataset = validate(mixed_table(), "auto", "label", "flows.csv", "0" * 64)
+    assert dataset.labels is None
+    (loud,) = [r for r in caplog.records if r.getMessage().startswith("NO LABEL")]
+    assert loud.levelno == logging.WARNING
+    text = loud.getMessage()
+    assert "has no column 'label' (found: one, two, three, is_anomaly, protocol" in text
+    assert "trained UNLABELLED" in text
+    assert "'is_anomaly' looks like a label: set [data] label = \"is_anomaly\" in the config" in text
+    assert text.endswith("or pass --label is_anomaly")
+
+
+def test_which_labels_must_be_present() -> None:
+    assert not DataConfig().label_required  # the default name may be absent
+    assert DataConfig(label="is_anomaly").label_required
+    assert DataConfig(require_label=True).label_required  # what --label sets
+    assert not DataConfig(label=None).label_required
+
+
+def test_features_default_to_auto_and_lists_are_still_checked() -> None:
+    assert load_config().data.features == "auto"
+    with pytest.raises(ValueError, match='list at least one feature, or use features = "auto"'):
+        TrainingConfig.model_validate({"data": {"features": []}})
+    with pytest.raises(ValueError, match="the label cannot also be a feature"):
+        TrainingConfig.model_validate({"data": {"features": ["one", "label"]}})
+
+
+def test_the_command_trains_on_auto_features_and_refuses_a_missing_explicit_label(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from lambda_app.registry import LocalStorage, read_manifest, resolve_version
+    from training.__main__ import main
+    from training.synthetic import generate
+
+    frame = generate(1500, seed=4)
+    frame.insert(0, "flow_id", range(len(frame)))
+    frame["protocol"] = np.where(frame.index % 2 == 0, "tcp", "udp")
+    data = tmp_path / "flows.csv"
+    frame.to_csv(data, index=False)
+    registry = tmp_path / "registry"
+    config = tmp_path / "fast.toml"
+    config.write_text('[data]\nfeatures = "auto"\n[tuning]\nenabled = false\n')
+    assert main(["--data", str(data), "--model-uri", str(registry), "--config", str(config)]) == 0
+    storage = LocalStorage(registry)
+    manifest = read_manifest(storage, resolve_version(storage, "production"))
+    assert manifest.feature_names == ["one", "two", "three"]
+    assert manifest.metrics is not None  # labelled: the default 'label' column is there
+
+    assert (
+        main(["--data", str(data), "--model-uri", str(registry), "--config", str(config), "--label", "kind"])
+        == 1
+    )
+    assert "label column 'kind' is not in" in capsys.readouterr().err
