@@ -110,7 +110,9 @@ def request_body_schema(
 
     if feature_schema:
         properties = {
-            name: {
+            name: {"type": "boolean"}
+            if dtype == "boolean"
+            else {
                 "type": "integer" if dtype == "integer" else "number",
                 "minimum": -MAX_ABS_VALUE,
                 "maximum": MAX_ABS_VALUE,
@@ -156,6 +158,9 @@ def example_records(manifest: Manifest) -> list[dict[str, Any]]:
         record: dict[str, Any] = {}
         for spec in manifest.features:
             value = manifest.reference.features[spec.name].quantiles[quantile]
-            record[spec.name] = round(value) if spec.dtype == "integer" else round(value, 4)
+            if spec.dtype == "boolean":
+                record[spec.name] = value >= 0.5
+            else:
+                record[spec.name] = round(value) if spec.dtype == "integer" else round(value, 4)
         records.append(record)
     return records

@@ -77,6 +77,8 @@ def _has_surrogate(value: Any) -> bool:
 
 def _check_value(value: Any, spec: FeatureSpec) -> str | None:
     """The problem with one value, or None when it is acceptable."""
+    if spec.dtype == "boolean":
+        return None if isinstance(value, bool) else f"must be true or false, got {_json_kind(value)}"
     if isinstance(value, bool) or not isinstance(value, int | float):
         return f"must be a number, got {_json_kind(value)}"
     if isinstance(value, float) and not math.isfinite(value):
@@ -120,6 +122,7 @@ def records_to_matrix(payload: Any, features: Sequence[FeatureSpec], max_rows: i
 
 
 NUMBER_TYPES = frozenset({int, float})
+BOOLEAN_TYPES = frozenset({bool})
 
 
 def _fast_matrix(rows: list[Any], features: Sequence[FeatureSpec]) -> np.ndarray | None:
@@ -134,9 +137,16 @@ def _fast_matrix(rows: list[Any], features: Sequence[FeatureSpec]) -> np.ndarray
         return None
     if len(names) == 1:
         values = [(value,) for value in values]
-    # Exact types: bool is an int subclass and JSON true/false must not pass as 1/0.
-    if not set(map(type, itertools.chain.from_iterable(values))) <= NUMBER_TYPES:
-        return None
+    # Exact types: bool is an int subclass, and JSON true/false must not pass as 1/0 for a number
+    # (nor a number for a boolean feature, which takes only true/false and is fed as 1/0).
+    booleans = [i for i, spec in enumerate(features) if spec.dtype == "boolean"]
+    if not booleans:
+        if not set(map(type, itertools.chain.from_iterable(values))) <= NUMBER_TYPES:
+            return None
+    else:
+        for column, cells in enumerate(zip(*values, strict=True)):
+            if not set(map(type, cells)) <= (BOOLEAN_TYPES if column in booleans else NUMBER_TYPES):
+                return None
     try:
         matrix = np.array(values, dtype=np.float64)
     except (OverflowError, ValueError):

@@ -21,7 +21,7 @@ import pandas as pd
 
 from lambda_app.registry import parse_s3_uri
 from training.exceptions import DataValidationError, TrainingError
-from training.features import choose_features, looks_like_target
+from training.features import BOOLEAN_WORDS, choose_features, looks_like_target
 
 log = logging.getLogger("training")
 
@@ -126,6 +126,34 @@ def numeric_values(raw: pd.Series, column: str) -> np.ndarray:
     return np.asarray(values, dtype=np.float64)
 
 
+def is_boolean(raw: pd.Series) -> bool:
+    """A boolean column: Parquet/pandas bool, or text of true/false only (any case; blanks aside)."""
+    if pd.api.types.is_bool_dtype(raw):
+        return True
+    if pd.api.types.is_numeric_dtype(raw) or pd.api.types.is_datetime64_any_dtype(raw):
+        return False
+    words = set(raw.dropna().astype(str).str.strip().str.lower().unique()[:3]) - {""}
+    return bool(words) and words <= BOOLEAN_WORDS
+
+
+def boolean_values(raw: pd.Series, column: str) -> np.ndarray:
+    """A boolean column as 1.0/0.0 (what the model sees), or DataValidationError naming the first bad row."""
+    if pd.api.types.is_bool_dtype(raw) and not raw.isna().any():
+        return np.asarray(raw.to_numpy(dtype=np.float64), dtype=np.float64)
+    text = raw.astype(str).str.strip().str.lower()
+    bad = np.flatnonzero(~text.isin(BOOLEAN_WORDS).to_numpy(dtype=bool))
+    if len(bad):
+        row = int(bad[0])
+        cell = raw.iloc[row]
+        what = (
+            "missing value"
+            if pd.isna(cell) or not str(cell).strip()
+            else f"not true or false: {str(cell)[:40]!r}"
+        )
+        raise DataValidationError(f"column '{column}', row {row + 1}: {what}")
+    return np.asarray((text == "true").to_numpy(dtype=np.float64), dtype=np.float64)
+
+
 def anomaly_labels(column: pd.Series, name: str) -> np.ndarray:
     """0/1 labels (1 = anomaly): the example task's, and the default."""
     values = numeric_values(column, name)
@@ -171,10 +199,17 @@ def validate(
         raise DataValidationError(
             f"missing column(s) {', '.join(repr(c) for c in missing)}; found {', '.join(columns)}"
         )
-    matrix = np.column_stack([numeric_values(frame[c], c) for c in features])
+    booleans = {c for c in features if is_boolean(frame[c])}
+    matrix = np.column_stack(
+        [boolean_values(frame[c], c) if c in booleans else numeric_values(frame[c], c) for c in features]
+    )
     dtypes = [
-        "integer" if np.all(matrix[:, i] == np.round(matrix[:, i])) else "number"
-        for i in range(len(features))
+        "boolean"
+        if name in booleans
+        else "integer"
+        if np.all(matrix[:, i] == np.round(matrix[:, i]))
+        else "number"
+        for i, name in enumerate(features)
     ]
     labels = None if label is None else labels_of(frame[label], label)
     return Dataset(

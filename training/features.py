@@ -3,7 +3,8 @@
 Every column but the label and ``exclude`` is a candidate. A column is used when every value is a
 finite number and it is not constant. The rest are skipped, each with a reason that says what to do:
 a name that says it is a target (``is_anomaly``, ``target``...) is never silently a feature; missing
-values, booleans, text (categories), datetimes and constant columns cannot be used as they are (yet).
+values, text (categories), datetimes and constant columns cannot be used as they are (yet). Booleans
+(true/false text, or a bool column) are features: JSON true/false when served, 1/0 to the model.
 The choice is printed by the training job and recorded in the manifest (its feature list).
 """
 
@@ -80,7 +81,7 @@ def choose_features(frame: pd.DataFrame, label: str | None, exclude: list[str]) 
 def unusable(column: pd.Series) -> str | None:
     """Why a column cannot be a numeric feature as it is, or None when it can."""
     if pd.api.types.is_bool_dtype(column):
-        return "boolean: booleans are not supported as features yet; write them as 0/1 to use them"
+        column = column.astype("float64")  # served as JSON true/false, fed to the model as 1/0
     if pd.api.types.is_datetime64_any_dtype(column):
         return "datetimes: derive numeric features from them first (hour, day of week, age...)"
     if pd.api.types.is_numeric_dtype(column):
@@ -89,6 +90,9 @@ def unusable(column: pd.Series) -> str | None:
     else:
         text = column.astype(str).str.strip()
         missing = (text.isna() | text.str.lower().isin(MISSING_WORDS)).to_numpy(dtype=bool)
+        lowered = text.str.lower()
+        if (~missing).any() and lowered[~missing].isin(BOOLEAN_WORDS).all():  # true/false: a boolean
+            text = (lowered == "true").astype("float64").astype(str).where(~missing, "")
         values = pd.to_numeric(text.where(~missing, None), errors="coerce").to_numpy(dtype=np.float64)
         not_numbers = np.isnan(values) & ~missing
         # Mostly numbers with a few bad cells is a numeric column with errors: kept, so that validation
@@ -119,11 +123,6 @@ def _row_id(values: np.ndarray) -> bool:
 
 
 def _why_not_numbers(cells: pd.Series) -> str:
-    lowered = set(cells.str.lower().unique()[:1000])
-    if lowered <= BOOLEAN_WORDS:
-        return (
-            "boolean (true/false): booleans are not supported as features yet; write them as 0/1 to use them"
-        )
     sample = cells.head(200)
     if pd.to_datetime(sample, errors="coerce", format="mixed").notna().all():
         return "datetimes: derive numeric features from them first (hour, day of week, age...)"

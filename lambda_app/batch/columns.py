@@ -62,7 +62,12 @@ def check_schema(schema: pa.Schema, features: Sequence[FeatureSpec], reserved: S
         )
     for spec in features:
         kind = schema.field(spec.name).type
-        if not _can_hold_numbers(kind):
+        if spec.dtype == "boolean":
+            if not (pa.types.is_boolean(kind) or _is_text(kind) or pa.types.is_null(kind)):
+                raise TableSchemaError(
+                    f"column '{spec.name}' holds {kind} values; the model takes true/false"
+                )
+        elif not _can_hold_numbers(kind):
             raise TableSchemaError(f"column '{spec.name}' holds {kind} values; the model takes numbers")
     clash = [name for name in reserved if name in names]
     if clash:
@@ -109,8 +114,38 @@ def check_rows(batch: pa.RecordBatch, features: Sequence[FeatureSpec]) -> Checke
     )
 
 
+def _is_text(kind: pa.DataType) -> bool:
+    return bool(pa.types.is_string(kind) or pa.types.is_large_string(kind))
+
+
+def _boolean_column(column: pa.Array) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """A boolean feature as 1.0/0.0: a bool column, or text true/false in any case (CSV)."""
+    if pa.types.is_boolean(column.type):
+        missing = column.is_null().to_numpy(zero_copy_only=False)
+        values = np.array(column.fill_null(False).to_numpy(zero_copy_only=False), dtype=np.float64)
+        return values, missing, ["missing value"] * int(missing.sum())
+    if pa.types.is_null(column.type):
+        return np.zeros(len(column)), np.ones(len(column), dtype=bool), ["missing value"] * len(column)
+    lowered = pc.utf8_lower(column.fill_null(""))
+    known = pc.is_in(lowered, value_set=pa.array(["true", "false"])).to_numpy(zero_copy_only=False)
+    values = np.array(pc.equal(lowered, "true").to_numpy(zero_copy_only=False), dtype=np.float64)
+    bad = ~known
+    reasons = []
+    for row in np.flatnonzero(bad).tolist():
+        cell = column[row].as_py()
+        if cell is None or not cell.strip():
+            reasons.append("missing value")
+        else:
+            shown = cell if len(cell) <= MAX_QUOTED_VALUE else cell[:MAX_QUOTED_VALUE] + "..."
+            reasons.append(f"must be true or false, got {shown!r}")
+    values[bad] = 0.0
+    return values, bad, reasons
+
+
 def _column(column: pa.Array, spec: FeatureSpec) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """One feature column as float64, the mask of its bad rows, and the reason for each bad row."""
+    if spec.dtype == "boolean":
+        return _boolean_column(column)
     kind = column.type
     if pa.types.is_string(kind) or pa.types.is_large_string(kind):
         text = column.fill_null("")

@@ -47,7 +47,8 @@ class FeatureSpec(_Strict):
     """One input feature, in the order the model expects it."""
 
     name: str
-    dtype: Literal["integer", "number"]
+    # boolean: JSON true/false, fed to the model as 1/0 (a service older than booleans refuses the manifest)
+    dtype: Literal["integer", "number", "boolean"]
 
 
 class FeatureReference(_Strict):

@@ -170,3 +170,23 @@ def test_fuzz_a_model_of_every_other_task(
     with capsys.disabled():
         print(f"\nschemathesis (ASGI, {task}): {total} cases, 0 failures: {counts}")
     assert counts["POST /predict [positive]"] >= TASK_EXAMPLES / 2
+
+
+def test_fuzz_a_model_with_a_boolean_feature(
+    tmp_path_factory: pytest.TempPathFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A mixed-type model (numbers, an integer and a true/false feature): the schema's boolean is honoured."""
+    from tests.integration.test_boolean_features import FAST, flows_with_encryption
+    from training.train import run_training
+
+    root = tmp_path_factory.mktemp("boolean-fuzz")
+    flows_with_encryption().to_csv(root / "flows.csv", index=False)
+    run_training(str(root / "flows.csv"), str(root / "registry"), FAST)
+    app = create_app(Settings(model_uri=str(root / "registry"), max_rows=MAX_ROWS))
+    app.state.model_store.get()
+    schema = schemathesis.openapi.from_asgi("/openapi.json", app)
+    counts = fuzz(schema, lambda case: case.call(), predict_examples=TASK_EXAMPLES)
+    total = sum(counts.values())
+    with capsys.disabled():
+        print(f"\nschemathesis (ASGI, boolean feature): {total} cases, 0 failures: {counts}")
+    assert counts["POST /predict [positive]"] >= TASK_EXAMPLES / 2

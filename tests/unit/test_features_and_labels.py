@@ -41,12 +41,11 @@ def mixed_table() -> pd.DataFrame:
 
 def test_auto_chooses_the_numeric_columns_and_names_a_reason_for_every_other() -> None:
     choice = choose_features(mixed_table(), label="label", exclude=[])
-    assert choice.names == ["one", "two", "three"]
+    assert choice.names == ["one", "two", "three", "encrypted"]  # True/False text: a boolean feature
     reasons = dict(choice.skipped)
     assert list(reasons) == [
         "is_anomaly",
         "protocol",
-        "encrypted",
         "flow_id",
         "seen_at",
         "bytes",
@@ -56,7 +55,6 @@ def test_auto_chooses_the_numeric_columns_and_names_a_reason_for_every_other() -
     assert reasons["is_anomaly"].startswith("its name says it is a target; set [data] label = 'is_anomaly'")
     assert reasons["protocol"].startswith("text (3 distinct values, e.g.")
     assert "categorical features are not supported yet" in reasons["protocol"]
-    assert reasons["encrypted"].startswith("boolean (true/false)")
     assert reasons["flow_id"].startswith("increasing whole numbers, one per row: a row id")
     assert reasons["seen_at"].startswith("datetimes: derive numeric features")
     assert reasons["bytes"].startswith("6 missing values (10.0%)")
@@ -74,20 +72,20 @@ def test_auto_on_typed_parquet_columns() -> None:
         }
     )
     choice = choose_features(frame, label=None, exclude=["two"])
-    assert choice.names == []
-    assert [name for name, _ in choice.skipped] == ["two", "flag", "at", "level"]
+    assert choice.names == ["flag"]  # a bool column is a feature
+    assert [name for name, _ in choice.skipped] == ["two", "at", "level"]
     assert dict(choice.skipped)["two"] == "listed in [data] exclude"
-    assert dict(choice.skipped)["flag"].startswith("boolean:")
     assert dict(choice.skipped)["level"].startswith("constant")
 
 
 def test_validate_under_auto_logs_the_choice_and_each_skip(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="training")
     dataset = validate(mixed_table(), "auto", "is_anomaly", "flows.csv", "0" * 64)
-    assert dataset.feature_names == ["one", "two", "three"]
+    assert dataset.feature_names == ["one", "two", "three", "encrypted"]
+    assert dataset.feature_dtypes == ["integer", "number", "number", "boolean"]
     assert dataset.labels is not None
     messages = [r.getMessage() for r in caplog.records]
-    assert 'features = "auto": one, two, three' in messages
+    assert 'features = "auto": one, two, three, encrypted' in messages
     assert any(m.startswith("feature 'protocol' skipped: text") for m in messages)
     assert not any("is_anomaly" in m and "skipped" in m for m in messages)  # it is the label now
 
