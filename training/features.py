@@ -79,7 +79,7 @@ def choose_features(frame: pd.DataFrame, label: str | None, exclude: list[str]) 
 
 
 def unusable(column: pd.Series) -> str | None:
-    """Why a column cannot be a numeric feature as it is, or None when it can."""
+    """Why a column cannot be a feature (numbers, or true/false) as it is, or None when it can."""
     if pd.api.types.is_bool_dtype(column):
         column = column.astype("float64")  # served as JSON true/false, fed to the model as 1/0
     if pd.api.types.is_datetime64_any_dtype(column):

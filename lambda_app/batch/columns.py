@@ -3,6 +3,7 @@
 The rules are /predict's (lambda_app/validation.py): finite numbers within the same bound, whole
 numbers for integer features. A CSV cell is a number when it is written as one (``12``, ``-3.5``,
 ``.5``, ``1e-3``); anything else (empty, ``NA``, ``nan``, ``1,5``) is a reason to set the row aside.
+A boolean feature takes a bool column or ``true``/``false`` cells in any case, fed to the model as 1/0.
 Rows that break a rule go to the rejects with their reasons: never dropped silently, and never a
 reason to stop scoring the rest of the chunk. Problems of a whole column (missing, or a type that
 cannot hold numbers) are problems of the file: TableSchemaError.
