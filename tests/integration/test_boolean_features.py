@@ -164,3 +164,28 @@ def test_batch_scoring_reads_true_false_cells_and_parquet_bools(
     assert pd.read_csv(tmp_path / "out.csv")["encrypted"].tolist() == [
         v for i, v in enumerate(rows["encrypted"].tolist()) if i != 4
     ]
+
+
+def test_a_boolean_feature_drifts_when_its_share_moves(boolean_registry: tuple[Path, pd.DataFrame]) -> None:
+    """Its reference has one bin per value (deciles of 0/1 would collapse into one bin, PSI always 0)."""
+    from lambda_app.drift import DriftMonitor
+
+    registry, frame = boolean_registry
+    storage = LocalStorage(registry)
+    manifest = read_manifest(storage, resolve_version(storage, "production"))
+    reference = manifest.reference.features["encrypted"]
+    assert reference.bin_edges == [0.0, 0.5, 1.0]
+    share = float(frame["encrypted"].mean())
+    assert reference.bin_fractions[1] == pytest.approx(share, abs=0.05)
+    rows = frame[["one", "two", "three", "encrypted"]].head(400).to_numpy(dtype=float)
+    psi = {}
+    for name, window in (
+        ("as trained", rows),
+        ("none encrypted", np.column_stack([rows[:, :3], np.zeros(400)])),
+    ):
+        monitor = DriftMonitor(manifest.reference, manifest.feature_names)
+        snapshot = monitor.observe(window)
+        assert snapshot.fresh
+        psi[name] = snapshot.psi["encrypted"]
+    assert psi["as trained"] < 0.1
+    assert psi["none encrypted"] > 1.0

@@ -111,6 +111,10 @@ def feature_reference(
             low, high = np.quantile(column, ROBUST_RANGE)
             column = column[(column >= low) & (column <= high)]
         edges = np.unique(np.quantile(column, np.linspace(0, 1, 11)))
+        if set(np.unique(column).tolist()) == {0.0, 1.0}:
+            # A boolean (or any 0/1 feature): one bin per value, or its deciles collapse into a single
+            # bin [0, 1] whose share is always 1 and whose PSI can never move.
+            edges = np.array([0.0, 0.5, 1.0])
         if len(edges) < 2:
             edges = np.array([edges[0], edges[0]])
         counts, _ = np.histogram(column, bins=edges)
