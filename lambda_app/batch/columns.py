@@ -19,6 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from lambda_app.batch.formats import is_text
 from lambda_app.registry import FeatureSpec
 from lambda_app.validation import MAX_ABS_VALUE
 
@@ -64,7 +65,7 @@ def check_schema(schema: pa.Schema, features: Sequence[FeatureSpec], reserved: S
     for spec in features:
         kind = schema.field(spec.name).type
         if spec.dtype == "boolean":
-            if not (pa.types.is_boolean(kind) or _is_text(kind) or pa.types.is_null(kind)):
+            if not (pa.types.is_boolean(kind) or is_text(kind) or pa.types.is_null(kind)):
                 raise TableSchemaError(
                     f"column '{spec.name}' holds {kind} values; the model takes true/false"
                 )
@@ -83,8 +84,7 @@ def _can_hold_numbers(kind: pa.DataType) -> bool:
         pa.types.is_integer(kind)
         or pa.types.is_floating(kind)
         or pa.types.is_decimal(kind)
-        or pa.types.is_string(kind)
-        or pa.types.is_large_string(kind)
+        or is_text(kind)
         or pa.types.is_null(kind)
     )
 
@@ -115,10 +115,6 @@ def check_rows(batch: pa.RecordBatch, features: Sequence[FeatureSpec]) -> Checke
     )
 
 
-def _is_text(kind: pa.DataType) -> bool:
-    return bool(pa.types.is_string(kind) or pa.types.is_large_string(kind))
-
-
 def _boolean_column(column: pa.Array) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """A boolean feature as 1.0/0.0: a bool column, or text true/false in any case (CSV)."""
     if pa.types.is_boolean(column.type):
@@ -137,8 +133,7 @@ def _boolean_column(column: pa.Array) -> tuple[np.ndarray, np.ndarray, list[str]
         if cell is None or not cell.strip():
             reasons.append("missing value")
         else:
-            shown = cell if len(cell) <= MAX_QUOTED_VALUE else cell[:MAX_QUOTED_VALUE] + "..."
-            reasons.append(f"must be true or false, got {shown!r}")
+            reasons.append(f"must be true or false, got {_shown(cell)}")
     values[bad] = 0.0
     return values, bad, reasons
 
@@ -148,7 +143,7 @@ def _column(column: pa.Array, spec: FeatureSpec) -> tuple[np.ndarray, np.ndarray
     if spec.dtype == "boolean":
         return _boolean_column(column)
     kind = column.type
-    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+    if is_text(kind):
         text = column.fill_null("")
         is_number = pc.match_substring_regex(text, NUMBER_PATTERN).to_numpy(zero_copy_only=False)
         numbers = pc.if_else(is_number, text, "0")
@@ -186,5 +181,9 @@ def _not_a_number(cell: str | None) -> str:
         return "missing value"
     if cell.strip().lower() in NON_FINITE_WORDS:
         return "must be a finite number"
-    shown = cell if len(cell) <= MAX_QUOTED_VALUE else cell[:MAX_QUOTED_VALUE] + "..."
-    return f"must be a number, got {shown!r}"
+    return f"must be a number, got {_shown(cell)}"
+
+
+def _shown(cell: str) -> str:
+    """A cell quoted for a reason, cut to MAX_QUOTED_VALUE characters."""
+    return repr(cell if len(cell) <= MAX_QUOTED_VALUE else cell[:MAX_QUOTED_VALUE] + "...")

@@ -168,7 +168,7 @@ class TableWriter:
             self._parquet = pq.ParquetWriter(path, schema, compression="snappy")
         else:
             self._sink = pa.output_stream(str(path), compression="gzip" if fmt == "csv.gz" else None)
-            self._text = [name for name in schema.names if _is_text(schema.field(name).type)]
+            self._text = [name for name in schema.names if is_text(schema.field(name).type)]
             self._plain_header = not any(QUOTE_NEEDED.search(name) for name in schema.names)
 
     def write(self, batch: pa.RecordBatch) -> None:
@@ -208,7 +208,8 @@ class TableWriter:
 QUOTE_NEEDED = re.compile(r'[,"\r\n]')
 
 
-def _is_text(kind: pa.DataType) -> bool:
+def is_text(kind: pa.DataType) -> bool:
+    """A string column (pyarrow's two string types)."""
     return bool(pa.types.is_string(kind) or pa.types.is_large_string(kind))
 
 

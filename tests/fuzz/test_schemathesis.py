@@ -162,14 +162,7 @@ def test_fuzz_a_model_of_every_other_task(
     task: str, task_registries: dict[str, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The same contract for a classifier's and a regressor's schema (fewer cases: the path is shared)."""
-    app = create_app(Settings(model_uri=str(task_registries[task]), max_rows=MAX_ROWS))
-    app.state.model_store.get()
-    schema = schemathesis.openapi.from_asgi("/openapi.json", app)
-    counts = fuzz(schema, lambda case: case.call(), predict_examples=TASK_EXAMPLES)
-    total = sum(counts.values())
-    with capsys.disabled():
-        print(f"\nschemathesis (ASGI, {task}): {total} cases, 0 failures: {counts}")
-    assert counts["POST /predict [positive]"] >= TASK_EXAMPLES / 2
+    fuzz_model(task_registries[task], task, capsys)
 
 
 def test_fuzz_a_model_with_a_boolean_feature(
@@ -182,11 +175,16 @@ def test_fuzz_a_model_with_a_boolean_feature(
     root = tmp_path_factory.mktemp("boolean-fuzz")
     flows_with_encryption().to_csv(root / "flows.csv", index=False)
     run_training(str(root / "flows.csv"), str(root / "registry"), FAST)
-    app = create_app(Settings(model_uri=str(root / "registry"), max_rows=MAX_ROWS))
+    fuzz_model(root / "registry", "boolean feature", capsys)
+
+
+def fuzz_model(registry: Path, label: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """The ASGI app serving ``registry``'s model, fuzzed with fewer /predict cases (the path is shared)."""
+    app = create_app(Settings(model_uri=str(registry), max_rows=MAX_ROWS))
     app.state.model_store.get()
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     counts = fuzz(schema, lambda case: case.call(), predict_examples=TASK_EXAMPLES)
     total = sum(counts.values())
     with capsys.disabled():
-        print(f"\nschemathesis (ASGI, boolean feature): {total} cases, 0 failures: {counts}")
+        print(f"\nschemathesis (ASGI, {label}): {total} cases, 0 failures: {counts}")
     assert counts["POST /predict [positive]"] >= TASK_EXAMPLES / 2

@@ -97,6 +97,29 @@ print("RESULT " + json.dumps(out))
 """
 
 
+def run_from_image(
+    script: str, task_root: Path, args: list[str], registry: Path, cwd: Path
+) -> subprocess.CompletedProcess[str]:
+    """``script`` in a clean interpreter that sees only the image's task root; must exit 0."""
+    result = subprocess.run(
+        # -I: ignore PYTHONPATH and user site; -S: no site-packages. Only the task root is added.
+        [sys.executable, "-I", "-S", "-c", script, str(task_root), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env={
+            "MODEL_URI": str(registry),
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "PATH": "/usr/bin:/bin",
+        },
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
 def test_the_image_contents_alone_serve_events(
     task_root: Path, trained_registry: Path, tmp_path: Path
 ) -> None:
@@ -106,21 +129,7 @@ def test_the_image_contents_alone_serve_events(
     docs_event["rawPath"] = docs_event["requestContext"]["http"]["path"] = "/docs/assets/swagger-ui-bundle.js"
     (tmp_path / "docs_asset.json").write_text(json.dumps(docs_event))
     events.append(str(tmp_path / "docs_asset.json"))
-    result = subprocess.run(
-        # -I: ignore PYTHONPATH and user site; -S: no site-packages. Only the task root is added.
-        [sys.executable, "-I", "-S", "-c", RUNNER, str(task_root), *events],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        env={
-            "MODEL_URI": str(trained_registry),
-            "POWERTOOLS_TRACE_DISABLED": "true",
-            "PATH": "/usr/bin:/bin",
-        },
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = run_from_image(RUNNER, task_root, events, trained_registry, tmp_path)
     line = next(x for x in result.stdout.splitlines() if x.startswith("RESULT "))
     responses = json.loads(line[len("RESULT ") :])
     predict = responses[events[0]]
@@ -154,33 +163,8 @@ def test_the_image_contents_alone_score_files(
         frame.to_parquet(source, index=False)
     else:
         frame.to_csv(source, index=False, compression="gzip")
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-I",
-            "-S",
-            "-c",
-            BATCH_RUNNER,
-            str(task_root),
-            "--input",
-            str(source),
-            "--output",
-            str(tmp_path / f"out.{fmt}"),
-            "--quiet",
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        env={
-            "MODEL_URI": str(trained_registry),
-            "POWERTOOLS_TRACE_DISABLED": "true",
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "PATH": "/usr/bin:/bin",
-        },
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    args = ["--input", str(source), "--output", str(tmp_path / f"out.{fmt}"), "--quiet"]
+    result = run_from_image(BATCH_RUNNER, task_root, args, trained_registry, tmp_path)
     assert "done: 1 file(s), 50 rows, 50 scored" in result.stderr
     scored = (
         pd.read_parquet(tmp_path / "out.parquet")
