@@ -156,10 +156,9 @@ def create_app(settings: Settings | None = None, store: ModelStore | None = None
         loaded = store.current
         if loaded is not None:
             manifest = loaded.manifest
-            features = [(f.name, f.dtype) for f in manifest.features]
             operation = schema["paths"]["/predict"]["post"]
             operation["requestBody"] = request_body_schema(
-                features, max_answerable_rows(loaded, settings), example_records(manifest)
+                manifest.features, max_answerable_rows(loaded, settings), example_records(manifest)
             )
             task_response = RESPONSES_BY_TASK[manifest.task]
             operation["responses"]["200"]["content"]["application/json"]["schema"] = {

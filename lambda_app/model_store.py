@@ -227,5 +227,5 @@ class ModelStore:
             manifest=manifest,
             predictor=predictor,
             loaded_at=datetime.now(UTC),
-            drift=DriftMonitor(manifest.reference, manifest.feature_names),
+            drift=DriftMonitor.for_manifest(manifest),
         )

@@ -7,7 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from lambda_app.registry import Manifest
+from lambda_app.registry import FeatureSpec, Manifest
+from lambda_app.validation import MAX_ABS_VALUE
 
 SEED_EXAMPLE: dict[str, Any] = {"one": 20, "two": 12.66645094909174, "three": 15.8990837351338}
 
@@ -95,7 +96,7 @@ class RootResponse(BaseModel):
 
 
 def request_body_schema(
-    feature_schema: Sequence[tuple[str, str]] | None,
+    features: Sequence[FeatureSpec] | None,
     max_rows: int | None = None,
     examples: Sequence[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
@@ -103,26 +104,15 @@ def request_body_schema(
 
     ``examples`` are records for this model (typical training values); without a model, the seed's.
 
-    It states every rule the validator enforces (types, bounds, required and unknown fields,
-    the record limit), so that what the schema calls valid is accepted: the fuzz tests hold it to that.
+    It states every rule the validator enforces (types, bounds, required and unknown fields, which
+    features take null, the record limit), so that what the schema calls valid is accepted: the fuzz
+    tests hold it to that. A category's known values are listed, not enforced: any string is scored.
     """
-    from lambda_app.validation import MAX_ABS_VALUE
-
-    if feature_schema:
-        properties = {
-            name: {"type": "boolean"}
-            if dtype == "boolean"
-            else {
-                "type": "integer" if dtype == "integer" else "number",
-                "minimum": -MAX_ABS_VALUE,
-                "maximum": MAX_ABS_VALUE,
-            }
-            for name, dtype in feature_schema
-        }
+    if features:
         record: dict[str, Any] = {
             "type": "object",
-            "properties": properties,
-            "required": [name for name, _ in feature_schema],
+            "properties": {spec.name: feature_schema(spec) for spec in features},
+            "required": [spec.name for spec in features],
             "additionalProperties": False,
         }
     else:
@@ -151,14 +141,46 @@ def request_body_schema(
     }
 
 
+def feature_schema(spec: FeatureSpec) -> dict[str, Any]:
+    """One feature's JSON schema: its type, bounds or known values, and null where it is filled."""
+    schema: dict[str, Any]
+    if spec.dtype == "boolean":
+        schema = {"type": "boolean"}
+    elif spec.dtype == "category":
+        assert spec.categories is not None
+        schema = {
+            "type": "string",
+            "description": f"known values: {', '.join(spec.categories)}; any other is scored as unseen",
+            "examples": list(spec.categories),
+        }
+    else:
+        schema = {
+            "type": "integer" if spec.dtype == "integer" else "number",
+            "minimum": -MAX_ABS_VALUE,
+            "maximum": MAX_ABS_VALUE,
+        }
+    if spec.fill is not None:
+        schema["type"] = [schema["type"], "null"]
+        statistic = "median" if spec.dtype in ("number", "integer") else "most frequent value"
+        note = f"null: served as {spec.fill!r} (the training {statistic})"
+        schema["description"] = f"{schema['description']}; {note}" if "description" in schema else note
+    return schema
+
+
 def example_records(manifest: Manifest) -> list[dict[str, Any]]:
     """Two records for the docs: every feature at its training median, then at its 99th percentile."""
     records = []
     for quantile in ("p50", "p99"):
         record: dict[str, Any] = {}
         for spec in manifest.features:
-            value = manifest.reference.features[spec.name].quantiles[quantile]
-            if spec.dtype == "boolean":
+            summary = manifest.reference.features[spec.name]
+            value = summary.quantiles[quantile]
+            if spec.dtype == "category":
+                assert spec.categories is not None  # the most common value, then the rarest
+                shares = summary.bin_fractions
+                pick = max if quantile == "p50" else min
+                record[spec.name] = spec.categories[shares.index(pick(shares))]
+            elif spec.dtype == "boolean":
                 record[spec.name] = value >= 0.5
             else:
                 record[spec.name] = round(value) if spec.dtype == "integer" else round(value, 4)

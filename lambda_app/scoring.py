@@ -68,8 +68,9 @@ def score_records(payload: Any, model: LoadedModel, settings: Settings) -> bytes
 def record_prediction(
     model: LoadedModel, prediction: Prediction, drift: DriftSnapshot, started: float
 ) -> None:
-    """EMF metrics for this request: volume, the task's own figures, out-of-range share, latency; drift
-    and model age whenever the container's drift window is recomputed (every 50 rows), to keep 1-row
+    """EMF metrics for this request: volume, the task's own figures, out-of-range share, unseen-category
+    share (models with categories), latency; drift, missing-value shares and model age whenever the
+    container's drift window is recomputed (every 50 rows), to keep 1-row
     requests cheap.
 
     Two dimension sets: {service} for the alarms, {service, model_version} to compare versions.
@@ -79,9 +80,14 @@ def record_prediction(
     for figure in prediction.metrics():
         metrics.add_metric(name=figure.name, unit=MetricUnit(figure.unit), value=figure.value)
     metrics.add_metric(name="OutOfRangeShare", unit=MetricUnit.Percent, value=100 * drift.out_of_range_share)
+    if drift.unseen_share is not None:
+        share = 100 * drift.unseen_share
+        metrics.add_metric(name="UnseenCategoryShare", unit=MetricUnit.Percent, value=share)
     if drift.fresh:
         for name, value in drift.psi.items():
             metrics.add_metric(name=f"FeaturePSI_{name}", unit=MetricUnit.NoUnit, value=value)
+        for name, value in drift.missing_share.items():
+            metrics.add_metric(name=f"MissingShare_{name}", unit=MetricUnit.Percent, value=100 * value)
         age = (datetime.now(UTC) - model.manifest.created_at).total_seconds() / 3600
         metrics.add_metric(name="ModelAgeHours", unit=MetricUnit.NoUnit, value=round(age, 3))
     metrics.add_metric(

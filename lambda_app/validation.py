@@ -1,4 +1,7 @@
-"""Request bodies -> a float64 matrix in the manifest's feature order, or a clear 4xx.
+"""Request bodies -> the served table (float64, the manifest's feature order), or a clear 4xx.
+
+Numbers as sent, booleans as 1/0, categories as their index (lambda_app/preprocess.py), null as
+NaN where the model fills missing values.
 
 Written by hand rather than as a pydantic model per row: the schema comes from the
 manifest at run time, rows are checked straight into a numpy array (no object per row),
@@ -20,6 +23,7 @@ import numpy as np
 import orjson
 
 from lambda_app.errors import ErrorDetail, InvalidInputError, MalformedBodyError, TooManyRecordsError
+from lambda_app.preprocess import UNSEEN, category_index, needs_encoding
 from lambda_app.registry import FeatureSpec
 
 MAX_ABS_VALUE = 1e12
@@ -77,8 +81,16 @@ def _has_surrogate(value: Any) -> bool:
 
 def _check_value(value: Any, spec: FeatureSpec) -> str | None:
     """The problem with one value, or None when it is acceptable."""
+    if value is None:
+        if spec.fill is not None:
+            return None  # missing: served as the training fill (lambda_app/preprocess.py)
+        return f"must be {_wanted(spec)}, got null (this model takes null only for features it fills)"
     if spec.dtype == "boolean":
         return None if isinstance(value, bool) else f"must be true or false, got {_json_kind(value)}"
+    if spec.dtype == "category":
+        if isinstance(value, str):
+            return None  # an unseen value is served as unseen, never refused
+        return f"must be a string, got {_json_kind(value)}"
     if isinstance(value, bool) or not isinstance(value, int | float):
         return f"must be a number, got {_json_kind(value)}"
     if isinstance(value, float) and not math.isfinite(value):
@@ -88,6 +100,19 @@ def _check_value(value: Any, spec: FeatureSpec) -> str | None:
     if spec.dtype == "integer" and isinstance(value, float) and not value.is_integer():
         return "must be an integer"
     return None
+
+
+def _wanted(spec: FeatureSpec) -> str:
+    return {"boolean": "true or false", "category": "a string"}.get(spec.dtype, "a number")
+
+
+def _served_value(value: Any, spec: FeatureSpec) -> float:
+    """One accepted value in the served table (see lambda_app/preprocess.py)."""
+    if value is None:
+        return math.nan
+    if spec.dtype == "category":
+        return category_index(spec).get(value, UNSEEN)
+    return float(value)
 
 
 def records_to_matrix(payload: Any, features: Sequence[FeatureSpec], max_rows: int) -> np.ndarray:
@@ -117,8 +142,9 @@ def records_to_matrix(payload: Any, features: Sequence[FeatureSpec], max_rows: i
         return matrix
     _raise_row_errors(rows, features)
     # The fast path doubted a batch the row-by-row check accepts: build it the slow way.
-    names = [spec.name for spec in features]  # pragma: no cover
-    return np.array([[row[name] for name in names] for row in rows], dtype=np.float64)  # pragma: no cover
+    return np.array(  # pragma: no cover
+        [[_served_value(row[spec.name], spec) for spec in features] for row in rows], dtype=np.float64
+    )
 
 
 NUMBER_TYPES = frozenset({int, float})
@@ -137,6 +163,8 @@ def _fast_matrix(rows: list[Any], features: Sequence[FeatureSpec]) -> np.ndarray
         return None
     if len(names) == 1:
         values = [(value,) for value in values]
+    if needs_encoding(features):
+        return _served_columns(values, features)
     # Exact types: bool is an int subclass, and JSON true/false must not pass as 1/0 for a number
     # (nor a number for a boolean feature, which takes only true/false and is fed as 1/0).
     booleans = [i for i, spec in enumerate(features) if spec.dtype == "boolean"]
@@ -156,6 +184,42 @@ def _fast_matrix(rows: list[Any], features: Sequence[FeatureSpec]) -> np.ndarray
     for column, spec in enumerate(features):
         if spec.dtype == "integer" and not np.array_equal(matrix[:, column], np.floor(matrix[:, column])):
             return None
+    return matrix
+
+
+NULLABLE_NUMBER_TYPES = NUMBER_TYPES | {type(None)}
+NULLABLE_BOOLEAN_TYPES = BOOLEAN_TYPES | {type(None)}
+CATEGORY_TYPES = frozenset({str})
+
+
+def _served_columns(values: list[Any], features: Sequence[FeatureSpec]) -> np.ndarray | None:
+    """The served table of a model with categories or fills, column by column; None when in doubt."""
+    matrix = np.empty((len(values), len(features)), dtype=np.float64)
+    for column, (spec, cells) in enumerate(zip(features, zip(*values, strict=True), strict=True)):
+        kinds = set(map(type, cells))
+        nullable = spec.fill is not None
+        if spec.dtype == "category":
+            if not kinds <= (CATEGORY_TYPES | {type(None)} if nullable else CATEGORY_TYPES):
+                return None
+            index = category_index(spec)
+            matrix[:, column] = [math.nan if cell is None else index.get(cell, UNSEEN) for cell in cells]
+            continue
+        if spec.dtype == "boolean":
+            allowed = NULLABLE_BOOLEAN_TYPES if nullable else BOOLEAN_TYPES
+        else:
+            allowed = NULLABLE_NUMBER_TYPES if nullable else NUMBER_TYPES
+        if not kinds <= allowed:
+            return None
+        try:
+            numbers = np.array(cells, dtype=np.float64)  # None -> NaN
+        except (OverflowError, ValueError):
+            return None
+        present = numbers[~np.isnan(numbers)] if type(None) in kinds else numbers
+        if not np.isfinite(present).all() or (np.abs(present) > MAX_ABS_VALUE).any():
+            return None
+        if spec.dtype == "integer" and not np.array_equal(present, np.floor(present)):
+            return None
+        matrix[:, column] = numbers
     return matrix
 
 

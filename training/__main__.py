@@ -1,7 +1,7 @@
 """The training CLI.
 
     python -m training --data PATH_OR_S3 --model-uri DIR_OR_S3 [--alias production] [--config FILE]
-    python -m training generate --rows 5000 --out data/sample.csv [--seed 7] [--anomaly-rate 0.03]
+    python -m training generate --rows 5000 --out data/sample.csv [--seed 7] [--anomaly-rate 0.03] [--mixed]
     python -m training promote --model-uri URI [--to production] [--version V | --from-alias candidate]
                                [--data LABELLED_HOLDOUT] [--metric pr_auc] [--margin 0.01] [--force]
     python -m training rollback --model-uri URI [--alias production]
@@ -102,6 +102,11 @@ def _generate_parser() -> argparse.ArgumentParser:
         choices=["anomaly", "classification", "regression"],
         default="anomaly",
         help="label column: label (anomaly, 0/1), kind (classification), latency_ms (regression)",
+    )
+    parser.add_argument(
+        "--mixed",
+        action="store_true",
+        help="add a category (protocol), a boolean (encrypted) and a column with missing values (bytes)",
     )
     return parser
 
@@ -327,7 +332,7 @@ def _generate(args: argparse.Namespace) -> int:
         if args.anomaly_rate is not None
         else (0.25 if args.task == "classification" else 0.03)
     )
-    frame = generate(args.rows, anomaly_rate=rate, seed=args.seed, task=args.task)
+    frame = generate(args.rows, anomaly_rate=rate, seed=args.seed, task=args.task, mixed=args.mixed)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".parquet":

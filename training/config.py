@@ -31,6 +31,15 @@ class DataConfig(_Section):
     # the default name may be absent (anomaly detection without labels) after a loud warning, unless this
     # is set (--label sets it).
     require_label: bool = False
+    # Missing values (empty cells, NaN, NA, null...): "impute" serves the model with the training median
+    # (numbers) or most frequent value (booleans, categories) recorded in the manifest, and /predict takes
+    # null for those features; "refuse" makes any missing value an error naming its row.
+    missing: Literal["impute", "refuse"] = "impute"
+    # Text columns become categories up to this many distinct values (more: free text or an id, skipped
+    # under "auto", an error when listed).
+    max_categories: int = Field(default=1000, ge=2, le=100_000)
+    # Per-column type overrides: number | integer | boolean | category (e.g. a port number as a category).
+    types: dict[str, Literal["number", "integer", "boolean", "category"]] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _distinct(self) -> DataConfig:

@@ -12,16 +12,22 @@ import logging
 import os
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
-from lambda_app.registry import parse_s3_uri
+from lambda_app.registry import FeatureSpec, parse_s3_uri
 from training.exceptions import DataValidationError, TrainingError
-from training.features import BOOLEAN_WORDS, choose_features, looks_like_target
+from training.features import (
+    BOOLEAN_WORDS,
+    choose_features,
+    is_text_column,
+    looks_like_target,
+    missing_mask,
+)
 
 log = logging.getLogger("training")
 
@@ -30,7 +36,11 @@ CSV_CHUNK_ROWS = 250_000
 
 @dataclass(frozen=True)
 class Dataset:
-    """Validated training data: features in config order, the label if there is one."""
+    """Validated training data: features in config order, the label if there is one.
+
+    ``features`` is the served table (lambda_app/preprocess.py): one float64 column per feature,
+    a category as its value's index in ``categories[name]``, NaN where a value is missing.
+    """
 
     features: np.ndarray
     feature_names: list[str]
@@ -38,6 +48,7 @@ class Dataset:
     labels: np.ndarray | None
     uri: str
     sha256: str
+    categories: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def rows(self) -> int:
@@ -102,13 +113,13 @@ def _read_frame(path: Path, uri: str, columns: Sequence[str]) -> pd.DataFrame:
 LabelParser = Callable[[pd.Series, str], np.ndarray]
 
 
-def numeric_values(raw: pd.Series, column: str) -> np.ndarray:
-    """The column as float64, or DataValidationError naming the first bad row."""
+def numeric_values(raw: pd.Series, column: str, *, allow_missing: bool = False) -> np.ndarray:
+    """The column as float64 (NaN where missing, if allowed); DataValidationError names the first bad row."""
     if raw.dtype == object or pd.api.types.is_string_dtype(raw):
         text = raw.astype(str).str.strip()
-        values = pd.to_numeric(text.where(text != "", None), errors="coerce").to_numpy(dtype=np.float64)
-        bad = np.flatnonzero(np.isnan(values) & (text != "").to_numpy())
-        bad = bad[~text.iloc[bad].str.lower().isin(["nan", "na", "null", "none"]).to_numpy()]
+        absent = missing_mask(raw)
+        values = pd.to_numeric(text.where(~absent, None), errors="coerce").to_numpy(dtype=np.float64)
+        bad = np.flatnonzero(np.isnan(values) & ~absent)
         if len(bad):
             row = int(bad[0])
             shown = text.iloc[row][:40]
@@ -118,9 +129,12 @@ def numeric_values(raw: pd.Series, column: str) -> np.ndarray:
     else:
         values = raw.to_numpy(dtype=np.float64, na_value=np.nan)
     missing = np.flatnonzero(np.isnan(values))
-    if len(missing):
-        raise DataValidationError(f"column '{column}', row {int(missing[0]) + 1}: missing value (NaN)")
-    infinite = np.flatnonzero(~np.isfinite(values))
+    if len(missing) and not allow_missing:
+        raise DataValidationError(
+            f"column '{column}', row {int(missing[0]) + 1}: missing value (NaN);"
+            ' [data] missing = "impute" fills it'
+        )
+    infinite = np.flatnonzero(np.isinf(values))
     if len(infinite):
         raise DataValidationError(f"column '{column}', row {int(infinite[0]) + 1}: infinite value")
     return np.asarray(values, dtype=np.float64)
@@ -132,26 +146,99 @@ def is_boolean(raw: pd.Series) -> bool:
         return True
     if pd.api.types.is_numeric_dtype(raw) or pd.api.types.is_datetime64_any_dtype(raw):
         return False
-    words = set(raw.dropna().astype(str).str.strip().str.lower().unique()[:3]) - {""}
+    words = set(raw[~missing_mask(raw)].astype(str).str.strip().str.lower().unique()[:3])
     return bool(words) and words <= BOOLEAN_WORDS
 
 
-def boolean_values(raw: pd.Series, column: str) -> np.ndarray:
-    """A boolean column as 1.0/0.0 (what the model sees), or DataValidationError naming the first bad row."""
+def boolean_values(raw: pd.Series, column: str, *, allow_missing: bool = False) -> np.ndarray:
+    """A boolean column as 1.0/0.0 (NaN where missing, if allowed), or DataValidationError naming the row."""
     if pd.api.types.is_bool_dtype(raw) and not raw.isna().any():
         return np.asarray(raw.to_numpy(dtype=np.float64), dtype=np.float64)
+    absent = missing_mask(raw)
     text = raw.astype(str).str.strip().str.lower()
-    bad = np.flatnonzero(~text.isin(BOOLEAN_WORDS).to_numpy(dtype=bool))
+    bad = np.flatnonzero(~text.isin(BOOLEAN_WORDS).to_numpy(dtype=bool) & ~(absent & allow_missing))
     if len(bad):
         row = int(bad[0])
         cell = raw.iloc[row]
-        what = (
-            "missing value"
-            if pd.isna(cell) or not str(cell).strip()
-            else f"not true or false: {str(cell)[:40]!r}"
-        )
+        what = "missing value" if absent[row] else f"not true or false: {str(cell)[:40]!r}"
         raise DataValidationError(f"column '{column}', row {row + 1}: {what}")
-    return np.asarray((text == "true").to_numpy(dtype=np.float64), dtype=np.float64)
+    values = (text == "true").to_numpy(dtype=np.float64)
+    values[absent] = np.nan
+    return np.asarray(values, dtype=np.float64)
+
+
+def category_values(
+    raw: pd.Series, column: str, *, allow_missing: bool = False, max_categories: int = 1000
+) -> tuple[np.ndarray, list[str]]:
+    """A category column as each value's index in its sorted distinct values (NaN where missing), and
+    those values; DataValidationError for a missing value that is not allowed, or too many values."""
+    absent = missing_mask(raw, category=True)
+    if absent.any() and not allow_missing:
+        raise DataValidationError(
+            f"column '{column}', row {int(np.flatnonzero(absent)[0]) + 1}: missing value;"
+            ' [data] missing = "impute" fills it'
+        )
+    text = raw.astype(str).where(~absent, None)
+    categories = sorted(text.dropna().unique().tolist())
+    if len(categories) > max_categories:
+        raise DataValidationError(
+            f"column '{column}': {len(categories)} distinct values, more than [data] max_categories ="
+            f" {max_categories}: free text or an id cannot be a category;"
+            " derive features from it or raise the cap"
+        )
+    if not categories:
+        raise DataValidationError(f"column '{column}': no values")
+    codes = pd.Categorical(text, categories=categories).codes.astype(np.float64)
+    codes[codes < 0] = np.nan
+    return codes, categories
+
+
+def served_column(raw: pd.Series, spec: FeatureSpec) -> FeatureColumn:
+    """One column as a published model serves it: its categories (unseen: -1), NaN only where it fills."""
+    nullable = spec.fill is not None
+    if spec.dtype == "category":
+        absent = missing_mask(raw, category=True)
+        if absent.any() and not nullable:
+            row = int(np.flatnonzero(absent)[0]) + 1
+            raise DataValidationError(
+                f"column '{spec.name}', row {row}: missing value (the model fills none)"
+            )
+        codes = pd.Categorical(raw.astype(str), categories=spec.categories).codes.astype(np.float64)
+        codes[absent] = np.nan  # the other -1 codes are unseen values
+        return FeatureColumn(codes, "category", spec.categories)
+    if spec.dtype == "boolean":
+        return FeatureColumn(boolean_values(raw, spec.name, allow_missing=nullable), "boolean")
+    return FeatureColumn(numeric_values(raw, spec.name, allow_missing=nullable), spec.dtype)
+
+
+@dataclass(frozen=True)
+class FeatureColumn:
+    """One validated feature: its served-table values (lambda_app/preprocess.py), type and categories."""
+
+    values: np.ndarray
+    dtype: str
+    categories: list[str] | None = None
+
+
+def feature_column(
+    raw: pd.Series, name: str, *, declared: str | None, allow_missing: bool, max_categories: int
+) -> FeatureColumn:
+    """One column as the model's feature: the declared type ([data] types) or the one its values show."""
+    if declared == "category" or (declared is None and is_text_column(raw)):
+        codes, categories = category_values(
+            raw, name, allow_missing=allow_missing, max_categories=max_categories
+        )
+        return FeatureColumn(codes, "category", categories)
+    if declared == "boolean" or (declared is None and is_boolean(raw)):
+        return FeatureColumn(boolean_values(raw, name, allow_missing=allow_missing), "boolean")
+    values = numeric_values(raw, name, allow_missing=allow_missing)
+    present = values[~np.isnan(values)]
+    whole = bool(np.all(present == np.round(present)))
+    if declared == "integer" and not whole:
+        row = int(np.flatnonzero(~np.isnan(values) & (values != np.round(values)))[0])
+        raise DataValidationError(f"column '{name}', row {row + 1}: {values[row]:g} is not an integer")
+    dtype = declared or ("integer" if whole else "number")
+    return FeatureColumn(values, dtype)
 
 
 def anomaly_labels(column: pd.Series, name: str) -> np.ndarray:
@@ -177,13 +264,20 @@ def validate(
     exclude: Sequence[str] = (),
     label_required: bool = False,
     min_rows: int = 1,
+    missing: str = "impute",
+    max_categories: int = 1000,
+    types: dict[str, str] | None = None,
+    specs: Sequence[FeatureSpec] | None = None,
 ) -> Dataset:
     """Check schema and values; return the arrays the model is fitted on.
 
     ``features="auto"`` chooses them (training/features.py) and says which and why. ``labels_of``
     validates and types the label column for the task (0/1, classes, numbers). A missing label
     column is an error when ``label_required``; otherwise the run is unlabelled, said loudly.
+    ``missing``, ``max_categories`` and ``types`` are [data]'s (training/config.py). ``specs``: a
+    published model's features (drift, promotion): its types, categories and fills, as served.
     """
+    types = types or {}
     if frame.empty or len(frame) == 0:
         raise DataValidationError(f"{uri}: no data rows")
     if len(frame) < min_rows:
@@ -193,32 +287,36 @@ def validate(
         _missing_label(label, columns, uri, label_required)
         label = None
     if features == "auto":
-        features = _auto_features(frame, label, exclude, uri)
-    missing = [c for c in features if c not in frame.columns]
-    if missing:
-        raise DataValidationError(
-            f"missing column(s) {', '.join(repr(c) for c in missing)}; found {', '.join(columns)}"
+        features = _auto_features(
+            frame, label, exclude, uri, missing=missing, max_categories=max_categories, types=types
         )
-    booleans = {c for c in features if is_boolean(frame[c])}
-    matrix = np.column_stack(
-        [boolean_values(frame[c], c) if c in booleans else numeric_values(frame[c], c) for c in features]
-    )
-    dtypes = [
-        "boolean"
-        if name in booleans
-        else "integer"
-        if np.all(matrix[:, i] == np.round(matrix[:, i]))
-        else "number"
-        for i, name in enumerate(features)
-    ]
+    absent = [c for c in features if c not in frame.columns]
+    if absent:
+        raise DataValidationError(
+            f"missing column(s) {', '.join(repr(c) for c in absent)}; found {', '.join(columns)}"
+        )
+    if specs is not None:
+        checked = [served_column(frame[spec.name], spec) for spec in specs]
+    else:
+        checked = [
+            feature_column(
+                frame[c],
+                c,
+                declared=types.get(c),
+                allow_missing=missing == "impute",
+                max_categories=max_categories,
+            )
+            for c in features
+        ]
     labels = None if label is None else labels_of(frame[label], label)
     return Dataset(
-        features=matrix,
+        features=np.column_stack([c.values for c in checked]),
         feature_names=list(features),
-        feature_dtypes=dtypes,
+        feature_dtypes=[c.dtype for c in checked],
         labels=labels,
         uri=uri,
         sha256=sha256,
+        categories={name: c.categories for name, c in zip(features, checked, strict=True) if c.categories},
     )
 
 
@@ -246,8 +344,19 @@ def _missing_label(label: str, columns: list[str], uri: str, required: bool) -> 
     )
 
 
-def _auto_features(frame: pd.DataFrame, label: str | None, exclude: Sequence[str], uri: str) -> list[str]:
-    choice = choose_features(frame, label, list(exclude))
+def _auto_features(
+    frame: pd.DataFrame,
+    label: str | None,
+    exclude: Sequence[str],
+    uri: str,
+    *,
+    missing: str,
+    max_categories: int,
+    types: dict[str, str],
+) -> list[str]:
+    choice = choose_features(
+        frame, label, list(exclude), missing=missing, max_categories=max_categories, types=types
+    )
     for name, reason in choice.skipped:
         log.warning("feature %r skipped: %s", name, reason)
     if not choice.names:
@@ -270,6 +379,10 @@ def load_dataset(
     exclude: Sequence[str] = (),
     label_required: bool = False,
     min_rows: int = 1,
+    missing: str = "impute",
+    max_categories: int = 1000,
+    types: dict[str, str] | None = None,
+    specs: Sequence[FeatureSpec] | None = None,
 ) -> Dataset:
     """Read ``uri`` (local path or s3://, CSV or Parquet) and validate it."""
     with _local_copy(uri, s3_client) as path:
@@ -287,6 +400,10 @@ def load_dataset(
         exclude=exclude,
         label_required=label_required,
         min_rows=min_rows,
+        missing=missing,
+        max_categories=max_categories,
+        types=types,
+        specs=specs,
     )
 
 

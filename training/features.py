@@ -1,10 +1,11 @@
 """``[data] features = "auto"``: which columns become features, and why the others do not.
 
-Every column but the label and ``exclude`` is a candidate. A column is used when every value is a
-finite number and it is not constant. The rest are skipped, each with a reason that says what to do:
-a name that says it is a target (``is_anomaly``, ``target``...) is never silently a feature; missing
-values, text (categories), datetimes and constant columns cannot be used as they are (yet). Booleans
-(true/false text, or a bool column) are features: JSON true/false when served, 1/0 to the model.
+Every column but the label and ``exclude`` is a candidate: numbers, booleans (true/false text or a
+bool column: JSON true/false when served, 1/0 to the model) and categories (text with at most
+``max_categories`` distinct values). Missing values are allowed unless ``[data] missing = "refuse"``.
+The rest are skipped, each with a reason that says what to do: a name that says it is a target
+(``is_anomaly``, ``target``...) is never silently a feature; datetimes, free text (too many distinct
+values), empty, constant and infinite columns, and row ids cannot be used as they are.
 The choice is printed by the training job and recorded in the manifest (its feature list).
 """
 
@@ -14,6 +15,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+
+from lambda_app.preprocess import MISSING_WORDS
 
 TARGET_NAMES = frozenset(
     {
@@ -35,7 +38,6 @@ TARGET_NAMES = frozenset(
     }
 )
 BOOLEAN_WORDS = frozenset({"true", "false"})
-MISSING_WORDS = frozenset({"", "nan", "na", "n/a", "null", "none"})
 EXAMPLES_SHOWN = 3
 
 
@@ -51,10 +53,19 @@ def looks_like_target(name: str) -> bool:
     return name.strip().lower().replace("-", "_").replace(" ", "_") in TARGET_NAMES
 
 
-def choose_features(frame: pd.DataFrame, label: str | None, exclude: list[str]) -> FeatureChoice:
+def choose_features(
+    frame: pd.DataFrame,
+    label: str | None,
+    exclude: list[str],
+    *,
+    missing: str = "impute",
+    max_categories: int = 1000,
+    types: dict[str, str] | None = None,
+) -> FeatureChoice:
     """Every usable column of ``frame`` but ``label`` and ``exclude``; a reason for each other one."""
     choice = FeatureChoice()
     excluded = set(exclude)
+    types = types or {}
     for name in map(str, frame.columns):
         if name == label:
             continue
@@ -70,7 +81,9 @@ def choose_features(frame: pd.DataFrame, label: str | None, exclude: list[str]) 
                 )
             )
             continue
-        reason = unusable(frame[name])
+        reason = unusable(
+            frame[name], missing=missing, max_categories=max_categories, declared=types.get(name)
+        )
         if reason:
             choice.skipped.append((name, reason))
         else:
@@ -78,56 +91,90 @@ def choose_features(frame: pd.DataFrame, label: str | None, exclude: list[str]) 
     return choice
 
 
-def unusable(column: pd.Series) -> str | None:
-    """Why a column cannot be a feature (numbers, or true/false) as it is, or None when it can."""
-    if pd.api.types.is_bool_dtype(column):
-        column = column.astype("float64")  # served as JSON true/false, fed to the model as 1/0
+def missing_mask(column: pd.Series, *, category: bool = False) -> np.ndarray:
+    """Where a column has no value: NaN/None, an empty cell, or (not in a category) NA, nan, null..."""
+    if pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
+        return column.isna().to_numpy(dtype=bool)
+    text = column.astype(str).str.strip()
+    words = {""} if category else MISSING_WORDS
+    return (column.isna() | text.str.lower().isin(words)).to_numpy(dtype=bool)
+
+
+def is_text_column(column: pd.Series) -> bool:
+    """Mostly text that is neither numbers nor true/false: a category (or free text, or datetimes).
+
+    A mostly-numeric column with a few bad cells is numeric: validation names the first bad row,
+    rather than the column silently turning into categories.
+    """
+    if (
+        pd.api.types.is_numeric_dtype(column)
+        or pd.api.types.is_bool_dtype(column)
+        or pd.api.types.is_datetime64_any_dtype(column)
+    ):
+        return False
+    missing = missing_mask(column)
+    text = column.astype(str).str.strip()[~missing]
+    if text.empty or text.str.lower().isin(BOOLEAN_WORDS).all():
+        return False
+    numbers = pd.to_numeric(text, errors="coerce")
+    return bool(numbers.isna().sum() > len(text) / 2)
+
+
+def unusable(
+    column: pd.Series, *, missing: str = "impute", max_categories: int = 1000, declared: str | None = None
+) -> str | None:
+    """Why a column cannot be a feature as it is, or None when it can (numbers, true/false, categories)."""
     if pd.api.types.is_datetime64_any_dtype(column):
         return "datetimes: derive numeric features from them first (hour, day of week, age...)"
-    if pd.api.types.is_numeric_dtype(column):
-        values = column.to_numpy(dtype=np.float64, na_value=np.nan)
-        missing = np.isnan(values)
-    else:
-        text = column.astype(str).str.strip()
-        missing = (text.isna() | text.str.lower().isin(MISSING_WORDS)).to_numpy(dtype=bool)
-        lowered = text.str.lower()
-        if (~missing).any() and lowered[~missing].isin(BOOLEAN_WORDS).all():  # true/false: a boolean
-            text = (lowered == "true").astype("float64").astype(str).where(~missing, "")
-        values = pd.to_numeric(text.where(~missing, None), errors="coerce").to_numpy(dtype=np.float64)
-        not_numbers = np.isnan(values) & ~missing
-        # Mostly numbers with a few bad cells is a numeric column with errors: kept, so that validation
-        # names the first bad row, rather than skipped as text (a silent loss of a feature).
-        if not_numbers.sum() > (~missing).sum() / 2:
-            return _why_not_numbers(text[not_numbers])
-        values = np.where(not_numbers, 0.0, values)
-    if missing.all():
+    category = declared == "category" or (declared is None and is_text_column(column))
+    absent = missing_mask(column, category=category)
+    if absent.all():
         return "empty: no values"
-    if missing.any():
-        share = 100 * missing.mean()
+    if absent.any() and missing == "refuse":
+        share = 100 * absent.mean()
         return (
-            f"{int(missing.sum())} missing values ({share:.1f}%): missing values are not supported yet;"
-            " fill or drop them to use it"
+            f'{int(absent.sum())} missing values ({share:.1f}%) and [data] missing = "refuse";'
+            ' fill or drop them, or set missing = "impute"'
         )
+    if category:
+        return _unusable_category(column[~absent], max_categories)
+    if pd.api.types.is_bool_dtype(column):
+        column = column.astype("float64")  # served as JSON true/false, fed to the model as 1/0
+    present = column[~absent]
+    if pd.api.types.is_numeric_dtype(present):
+        values = present.to_numpy(dtype=np.float64)
+    else:
+        text = present.astype(str).str.strip()
+        lowered = text.str.lower()
+        if lowered.isin(BOOLEAN_WORDS).all():  # true/false: a boolean
+            text = (lowered == "true").astype("float64").astype(str)
+        values = pd.to_numeric(text, errors="coerce").to_numpy(dtype=np.float64)
+        values = np.where(np.isnan(values), 0.0, values)  # a few bad cells: validation names them
     if not np.isfinite(values).all():
         return "infinite values"
     if np.all(values == values[0]):
         return "constant: it carries no information"
-    if _row_id(values):
+    if not absent.any() and _row_id(values):
         return "increasing whole numbers, one per row: a row id; list it in features to use it"
+    return None
+
+
+def _unusable_category(present: pd.Series, max_categories: int) -> str | None:
+    text = present.astype(str)
+    if pd.to_datetime(text.head(200), errors="coerce", format="mixed").notna().all():
+        return "datetimes: derive numeric features from them first (hour, day of week, age...)"
+    distinct = text.nunique()
+    if distinct == 1:
+        return "constant: it carries no information"
+    if distinct > max_categories:
+        examples = ", ".join(repr(v) for v in pd.unique(text)[:EXAMPLES_SHOWN])
+        return (
+            f"text with {distinct} distinct values (e.g. {examples}), more than [data] max_categories ="
+            f" {max_categories}: free text or an id; derive features from it, or raise the cap"
+        )
     return None
 
 
 def _row_id(values: np.ndarray) -> bool:
     """Distinct whole numbers in increasing order: a row counter or id."""
     return bool(len(values) > 1 and np.all(values == np.round(values)) and np.all(np.diff(values) > 0))
-
-
-def _why_not_numbers(cells: pd.Series) -> str:
-    sample = cells.head(200)
-    if pd.to_datetime(sample, errors="coerce", format="mixed").notna().all():
-        return "datetimes: derive numeric features from them first (hour, day of week, age...)"
-    examples = ", ".join(repr(v) for v in pd.unique(cells)[:EXAMPLES_SHOWN])
-    return (
-        f"text ({cells.nunique()} distinct values, e.g. {examples}):"
-        " categorical features are not supported yet; encode it as numbers to use it"
-    )

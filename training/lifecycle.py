@@ -77,7 +77,9 @@ def holdout(
     label = candidate.label or "label"
     uri = data_uri or candidate.provenance.data_uri
     kind = task_kind(candidate.task)
-    dataset = load_dataset(uri, features, label, s3_client=s3_client, labels_of=kind.labels)
+    dataset = load_dataset(
+        uri, features, label, s3_client=s3_client, labels_of=kind.labels, specs=candidate.features
+    )
     if dataset.labels is None or len({str(v) for v in dataset.labels}) < 2:
         raise TrainingError(
             f"{uri} has no usable '{label}' column: the quality gate needs labels (or --force)"
@@ -88,6 +90,25 @@ def holdout(
     config = TrainingConfig.model_validate(recorded)  # a v1 config names no task: the default, anomaly
     _, _, test = split_indices(dataset, config)
     return dataset.features[test], dataset.labels[test], uri
+
+
+def as_served_by(table: np.ndarray, source: Manifest, target: Manifest) -> np.ndarray:
+    """A served table of ``source``'s features as ``target`` serves the same rows: category indices
+    mapped to target's categories (unseen: -1). Missing values must be ones target fills."""
+    table = table.copy()
+    for column, (mine, theirs) in enumerate(zip(source.features, target.features, strict=True)):
+        values = table[:, column]
+        if theirs.fill is None and np.isnan(values).any():
+            raise TrainingError(
+                f"the holdout has missing values of '{theirs.name}', which {target.version} does not fill:"
+                " compare them by hand"
+            )
+        if mine.categories != theirs.categories and mine.categories and theirs.categories:
+            index = {value: i for i, value in enumerate(theirs.categories)}
+            mapping = np.array([index.get(value, -1) for value in mine.categories], dtype=np.float64)
+            present = ~np.isnan(values) & (values >= 0)
+            values[present] = mapping[values[present].astype(np.int64)]
+    return table
 
 
 def compare(
@@ -118,11 +139,15 @@ def compare(
     current_metrics = None
     if record is not None and record.version != candidate_version:
         current = read_manifest(storage, record.version)
-        if current.feature_names != candidate.feature_names or current.task != candidate.task:
+        kinds = [(f.name, f.dtype) for f in current.features] != [
+            (f.name, f.dtype) for f in candidate.features
+        ]
+        if kinds or current.task != candidate.task:
             raise TrainingError(
-                f"{record.version} and {candidate_version} differ in task or features: compare them by hand"
+                f"{record.version} and {candidate_version} differ in task or features (or their types):"
+                " compare them by hand"
             )
-        current_prediction = _predictor(storage, current).predict(features)
+        current_prediction = _predictor(storage, current).predict(as_served_by(features, candidate, current))
         current_metrics = {
             "version": record.version,
             **kind.served_metrics(current_prediction, labels, current),

@@ -33,9 +33,39 @@ KINDS = ("normal", "rare_port", "out_of_range", "inverted")
 LABELS = {"anomaly": "label", "classification": "kind", "regression": "latency_ms"}
 
 
-def generate(rows: int, *, anomaly_rate: float = 0.03, seed: int = 0, task: str = "anomaly") -> pd.DataFrame:
+def generate(
+    rows: int, *, anomaly_rate: float = 0.03, seed: int = 0, task: str = "anomaly", mixed: bool = False
+) -> pd.DataFrame:
     """``rows`` records, ``anomaly_rate`` of them anomalies, reproducible from ``seed``; the label
-    column is the task's (see the module docstring)."""
+    column is the task's (see the module docstring). ``mixed`` adds a real table's column types
+    (see ``with_mixed_columns``)."""
+    frame = _generate(rows, anomaly_rate=anomaly_rate, seed=seed, task=task)
+    return with_mixed_columns(frame, seed) if mixed else frame
+
+
+def with_mixed_columns(frame: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """The flows with a category, a boolean and missing values, before the label column:
+    ``protocol`` (tcp, udp, icmp: DNS is mostly udp, the rest tcp, a few icmp), ``encrypted``
+    (true/false: ports 443 and 22 are) and ``bytes`` (per flow, larger on rare ports; 5% missing)."""
+    rng = np.random.default_rng(seed + 1)
+    rows = len(frame)
+    port = frame["one"].to_numpy()
+    protocol = np.where(port == 53, np.where(rng.random(rows) < 0.9, "udp", "tcp"), "tcp").astype(object)
+    protocol[rng.random(rows) < 0.01] = "icmp"
+    encrypted = np.isin(port, [443, 22]) ^ (rng.random(rows) < 0.02)
+    rare = ~np.isin(port, list(COMMON_PORTS))
+    size = np.round(rng.lognormal(np.where(rare, 9.0, 7.0), 0.6)).astype(np.float64)
+    size[rng.random(rows) < 0.05] = np.nan
+    label = frame.columns[-1]
+    mixed = frame.drop(columns=[label])
+    mixed["protocol"] = protocol
+    mixed["encrypted"] = encrypted
+    mixed["bytes"] = size
+    mixed[label] = frame[label]
+    return mixed
+
+
+def _generate(rows: int, *, anomaly_rate: float, seed: int, task: str) -> pd.DataFrame:
     if task not in LABELS:
         raise ValueError(f"task must be one of {', '.join(LABELS)}")
     if rows < 1:

@@ -11,12 +11,13 @@ from typing import Any
 
 import numpy as np
 
-from lambda_app.registry import FeatureSpec, Provenance, open_storage
+from lambda_app.registry import Provenance, open_storage
 from training.compile import ensure_compilable
 from training.config import TrainingConfig
 from training.data import Dataset, load_dataset
 from training.exceptions import TrainingError
 from training.model import build_estimator, estimator_name
+from training.preprocess import fit_preprocessing
 from training.publish import Published, publish
 from training.report import tuning_section, with_section
 from training.tasks import Splits, TaskKind, better, parity_probe, task_kind
@@ -120,6 +121,9 @@ def load_training_data(data_uri: str, config: TrainingConfig, s3_client: Any = N
         exclude=config.data.exclude,
         label_required=config.data.label_required,
         min_rows=MIN_ROWS,
+        missing=config.data.missing,
+        max_categories=config.data.max_categories,
+        types=dict(config.data.types),
     )
 
 
@@ -142,11 +146,13 @@ def run_training(
     labels = kind.usable(dataset.labels, data_uri)
     dataset = dataclasses.replace(dataset, labels=labels)
     train, validation, test = split_indices(dataset, config)
-    x = dataset.features
     supervised = config.model.task != "anomaly"
     fit_labels = labels if supervised else None
 
     estimator = build_estimator(config.model)  # the config checked estimator, parameters and space on load
+    # Categories and missing values: fitted on the training split, encoded as the service will encode them.
+    preprocessing = fit_preprocessing(dataset, train, estimator)
+    x = preprocessing.encode(dataset.features)
     # Fail before any real fitting, not after: a copy fitted on a small sample must convert.
     ensure_compilable(
         estimator, config.model.task, x[train], None if fit_labels is None else fit_labels[train]
@@ -179,7 +185,16 @@ def run_training(
         else:
             estimator.fit(x[train], fit_labels[train])
 
-    splits = Splits(x, labels, train, validation, test, dataset.feature_names)
+    splits = Splits(
+        x,
+        labels,
+        train,
+        validation,
+        test,
+        dataset.feature_names,
+        table=None if x is dataset.features else dataset.features,
+        categories=dataset.categories,
+    )
     with stage(f"evaluating on {len(test)} held-out rows, beside a baseline"):
         outcome = kind.outcome(estimator, splits, config)
         if tuning:
@@ -207,6 +222,7 @@ def run_training(
         serving_model, converter, parity = compile_with_parity(
             kind, estimator, outcome, {"holdout": x[test], "random": probe}
         )
+        parity["preprocessing"] = preprocessing.check(dataset.features[test], config.split.seed)
         evaluation["parity"] = parity
         evaluation["converter"] = converter
         log.info("parity: %s", parity)
@@ -217,14 +233,11 @@ def run_training(
             storage,
             name=config.name,
             task=config.model.task,
-            estimator=estimator,
+            estimator=preprocessing.pipeline(estimator),
             serving_model=serving_model,
             converter=converter,
             estimator_name=name,
-            features=[
-                FeatureSpec(name=n, dtype=d)
-                for n, d in zip(dataset.feature_names, dataset.feature_dtypes, strict=True)
-            ],
+            features=preprocessing.specs,
             label=config.data.label if labels is not None else None,
             outcome=outcome,
             evaluation=evaluation,

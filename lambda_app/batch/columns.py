@@ -4,6 +4,9 @@ The rules are /predict's (lambda_app/validation.py): finite numbers within the s
 numbers for integer features. A CSV cell is a number when it is written as one (``12``, ``-3.5``,
 ``.5``, ``1e-3``); anything else (empty, ``NA``, ``nan``, ``1,5``) is a reason to set the row aside.
 A boolean feature takes a bool column or ``true``/``false`` cells in any case, fed to the model as 1/0.
+A category feature takes text (any value; an unseen one is scored as unseen). Where the model fills
+missing values (its manifest says so per feature), an empty cell, a null, or a number column's
+``NA``/``nan``/``null``... (lambda_app/preprocess.py: MISSING_WORDS) is missing: NaN in the served table.
 Rows that break a rule go to the rejects with their reasons: never dropped silently, and never a
 reason to stop scoring the rest of the chunk. Problems of a whole column (missing, or a type that
 cannot hold numbers) are problems of the file: TableSchemaError.
@@ -20,6 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from lambda_app.batch.formats import is_text
+from lambda_app.preprocess import MISSING_WORDS
 from lambda_app.registry import FeatureSpec
 from lambda_app.validation import MAX_ABS_VALUE
 
@@ -69,6 +73,11 @@ def check_schema(schema: pa.Schema, features: Sequence[FeatureSpec], reserved: S
                 raise TableSchemaError(
                     f"column '{spec.name}' holds {kind} values; the model takes true/false"
                 )
+        elif spec.dtype == "category":
+            if not (_is_text_or_dictionary(kind) or pa.types.is_null(kind)):
+                raise TableSchemaError(
+                    f"column '{spec.name}' holds {kind} values; the model takes text (categories)"
+                )
         elif not _can_hold_numbers(kind):
             raise TableSchemaError(f"column '{spec.name}' holds {kind} values; the model takes numbers")
     clash = [name for name in reserved if name in names]
@@ -77,6 +86,10 @@ def check_schema(schema: pa.Schema, features: Sequence[FeatureSpec], reserved: S
             f"the input already has column(s) {', '.join(clash)}, which scoring adds (is it a scored file?);"
             " rename them or score the original"
         )
+
+
+def _is_text_or_dictionary(kind: pa.DataType) -> bool:
+    return bool(is_text(kind) or (pa.types.is_dictionary(kind) and is_text(kind.value_type)))
 
 
 def _can_hold_numbers(kind: pa.DataType) -> bool:
@@ -138,10 +151,55 @@ def _boolean_column(column: pa.Array) -> tuple[np.ndarray, np.ndarray, list[str]
     return values, bad, reasons
 
 
+def _category_column(column: pa.Array, spec: FeatureSpec) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """A category feature as its values' indices (-1 unseen), NaN where a cell is empty or null."""
+    assert spec.categories is not None
+    text = (
+        column.cast(pa.string()) if not pa.types.is_null(column.type) else pa.nulls(len(column), pa.string())
+    )
+    missing = pc.or_kleene(text.is_null(), pc.equal(text, "")).fill_null(True).to_numpy(zero_copy_only=False)
+    index = pc.index_in(text, value_set=pa.array(spec.categories, pa.string()))
+    values = np.array(index.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.float64)
+    values[missing] = np.nan
+    if spec.fill is not None or not missing.any():
+        return values, np.zeros(len(values), dtype=bool), []
+    values[missing] = 0.0
+    return values, missing, ["missing value"] * int(missing.sum())
+
+
 def _column(column: pa.Array, spec: FeatureSpec) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """One feature column as float64, the mask of its bad rows, and the reason for each bad row."""
-    if spec.dtype == "boolean":
-        return _boolean_column(column)
+    """One feature column in the served table, the mask of its bad rows, and the reason for each."""
+    if spec.dtype == "category":
+        return _category_column(column, spec)
+    if spec.fill is not None:
+        column = _nulls_for_missing_words(column)
+    values, bad, reasons = (
+        _boolean_column(column) if spec.dtype == "boolean" else _number_column(column, spec)
+    )
+    if spec.fill is not None and bad.any():  # a missing value is served as the fill: not a reason
+        missing = column.is_null().to_numpy(zero_copy_only=False)
+        values[missing] = np.nan
+        kept = [
+            reason
+            for row, reason in zip(np.flatnonzero(bad).tolist(), reasons, strict=True)
+            if not missing[row]
+        ]
+        bad = bad & ~missing
+        reasons = kept
+    return values, bad, reasons
+
+
+def _nulls_for_missing_words(column: pa.Array) -> pa.Array:
+    """Text cells that say "missing" (empty, NA, nan, null...) as nulls, for a feature the model fills."""
+    if not is_text(column.type):
+        return column
+    lowered = pc.utf8_lower(pc.utf8_trim_whitespace(column))
+    return pc.if_else(
+        pc.is_in(lowered, value_set=pa.array(sorted(MISSING_WORDS))), pa.scalar(None, column.type), column
+    )
+
+
+def _number_column(column: pa.Array, spec: FeatureSpec) -> tuple[np.ndarray, np.ndarray, list[str]]:
     kind = column.type
     if is_text(kind):
         text = column.fill_null("")

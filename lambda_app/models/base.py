@@ -1,7 +1,8 @@
 """What every task's predictor shares: the ONNX Runtime session and the graph's I/O contract.
 
-Every serving graph takes one input named ``features`` of shape (rows, n_features), in the
-manifest's feature order: float32, or float64 for models whose float32 graph cannot match
+Every serving graph takes one input named ``features`` of shape (rows, input width), in the
+manifest's feature order (one column per feature, or per category of a one-hot encoded one):
+float32, or float64 for models whose float32 graph cannot match
 scikit-learn (training decides and records it); each task names its own outputs (see the task
 modules). Training produces graphs that follow this contract and checks them before publishing.
 """
@@ -14,6 +15,7 @@ from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
+from lambda_app.preprocess import model_input
 from lambda_app.registry import Manifest, ManifestError, Task
 
 INPUT_NAME = "features"
@@ -101,9 +103,11 @@ class OnnxModel:
             raise ManifestError(f"the serving graph's input is {inputs[0].type}; expected float or double")
         self._dtype = INPUT_TYPES[inputs[0].type]
         declared = list(inputs[0].shape)
-        width = len(self.manifest.features)
+        width = self.manifest.input_width
         if declared[-1] != width:
-            raise ManifestError(f"the model expects {declared[-1]} features; the manifest lists {width}")
+            raise ManifestError(
+                f"the model expects {declared[-1]} input columns; the manifest's features make {width}"
+            )
         found = {o.name for o in self._session.get_outputs()}
         missing = [name for name in self.outputs if name not in found]
         if missing:
@@ -112,8 +116,10 @@ class OnnxModel:
             )
 
     def run(self, features: np.ndarray) -> Sequence[np.ndarray]:
+        """The graph's outputs for a served table (one column per feature; lambda_app/preprocess.py)."""
+        encoded = model_input(features, self.manifest.features)
         result: Sequence[np.ndarray] = self._session.run(
-            list(self.outputs), {INPUT_NAME: features.astype(self._dtype, copy=False)}
+            list(self.outputs), {INPUT_NAME: encoded.astype(self._dtype, copy=False)}
         )
         return result
 

@@ -9,11 +9,20 @@ through their own frozen schema and upgraded in memory, so an upgrade never stra
 from __future__ import annotations
 
 import json
+import math
 import re
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    model_serializer,
+    model_validator,
+)
 
 from lambda_app.registry.errors import ManifestError
 
@@ -34,6 +43,17 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class _Compact(_Strict):
+    """Optional fields are written only when set: a manifest without categories or missing values
+    stays readable by a service that predates those fields (extra fields are forbidden there)."""
+
+    @model_serializer(mode="wrap")
+    def _drop_unset(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        optional = {name for name, info in type(self).model_fields.items() if not info.is_required()}
+        return {k: v for k, v in data.items() if not (k in optional and v is None)}
+
+
 class ArtifactFile(_Strict):
     """One file of a version, with what it takes to verify it before use."""
 
@@ -43,15 +63,53 @@ class ArtifactFile(_Strict):
     size: int = Field(ge=0)
 
 
-class FeatureSpec(_Strict):
-    """One input feature, in the order the model expects it."""
+Encoding = Literal["ordinal", "onehot"]
+FillValue = bool | int | float | str
+
+
+class FeatureSpec(_Compact):
+    """One input feature, in the order the model expects it, and how it reaches the graph.
+
+    A service older than a field refuses a manifest that uses it (extra fields are forbidden).
+    """
 
     name: str
-    # boolean: JSON true/false, fed to the model as 1/0 (a service older than booleans refuses the manifest)
-    dtype: Literal["integer", "number", "boolean"]
+    # boolean: JSON true/false, fed to the model as 1/0; category: a JSON string (see categories)
+    dtype: Literal["integer", "number", "boolean", "category"]
+    # category: the known values; the graph sees the value's index (ordinal, -1 when unseen) or one 0/1
+    # column per known value (onehot, all 0 when unseen): lambda_app/preprocess.py
+    categories: list[str] | None = None
+    encoding: Encoding | None = None
+    # The value a missing one (JSON null, an empty cell) is served as: the training median or most
+    # frequent value. None: the feature had no missing values in training and a null is refused.
+    fill: FillValue | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> FeatureSpec:
+        if self.dtype == "category":
+            if not self.categories or self.encoding is None:
+                raise ValueError(f"category feature {self.name!r} needs its categories and an encoding")
+            if len(set(self.categories)) != len(self.categories):
+                raise ValueError(f"category feature {self.name!r} lists a category twice")
+            if self.fill is not None and self.fill not in self.categories:
+                raise ValueError(f"category feature {self.name!r}: fill {self.fill!r} is not a category")
+        elif self.categories is not None or self.encoding is not None:
+            raise ValueError(f"{self.dtype} feature {self.name!r} has no categories or encoding")
+        if self.dtype == "boolean" and self.fill is not None and not isinstance(self.fill, bool):
+            raise ValueError(f"boolean feature {self.name!r}: fill must be true or false")
+        if self.dtype in ("number", "integer") and (
+            isinstance(self.fill, bool | str) or (self.fill is not None and not math.isfinite(self.fill))
+        ):
+            raise ValueError(f"{self.dtype} feature {self.name!r}: fill must be a finite number")
+        return self
+
+    @property
+    def width(self) -> int:
+        """How many graph input columns the feature takes."""
+        return len(self.categories or ()) if self.encoding == "onehot" else 1
 
 
-class FeatureReference(_Strict):
+class FeatureReference(_Compact):
     """A summary of one feature's training distribution, the reference for drift checks."""
 
     count: int
@@ -62,6 +120,10 @@ class FeatureReference(_Strict):
     quantiles: dict[str, float]
     bin_edges: list[float]
     bin_fractions: list[float]
+    # Written only when they apply: a category feature's bins are its values' indices (its shares);
+    # the share of missing values in training (the statistics above are over the values present).
+    categories: list[str] | None = None
+    missing_fraction: float | None = None
 
 
 class ReferenceV1(_Strict):
@@ -162,6 +224,11 @@ class Manifest(_Strict):
     @property
     def feature_names(self) -> list[str]:
         return [f.name for f in self.features]
+
+    @property
+    def input_width(self) -> int:
+        """The serving graph's input columns: one per feature, or one per category (one-hot)."""
+        return sum(f.width for f in self.features)
 
     def artifact(self, role: str) -> ArtifactFile:
         """The artifact with ``role``; raises ManifestError if the manifest lists none."""

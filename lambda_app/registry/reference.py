@@ -41,7 +41,10 @@ def feature_bins(reference: Reference, names: list[str]) -> list[FeatureBins]:
 
 
 def bin_counts(values: np.ndarray, bins: FeatureBins) -> np.ndarray:
-    """Counts in [below min, each training bin, above max] for one feature's values."""
+    """Counts in [below min, each training bin, above max] for one feature's values (NaN, a missing
+    value, is not counted: missing shares are reported apart). A category feature's values are its
+    categories' indices, one bin each; an unseen category (-1) falls below the minimum."""
+    values = values[~np.isnan(values)]
     inner = np.searchsorted(bins.inner_edges, values, side="right") + 1
     inner[values < bins.low] = 0
     inner[values > bins.high] = len(bins.expected) - 1

@@ -63,9 +63,18 @@ def test_invalid_data_fails_with_one_line_naming_column_and_row(
     tmp_path: Path, text: str, message: str
 ) -> None:
     with pytest.raises(DataValidationError) as caught:
-        load_dataset(_csv(tmp_path, text), FEATURES, "label")
+        load_dataset(_csv(tmp_path, text), FEATURES, "label", missing="refuse")
     assert message in str(caught.value)
     assert "\n" not in str(caught.value)
+
+
+def test_missing_values_are_kept_as_nan_when_imputed_and_refused_otherwise(tmp_path: Path) -> None:
+    path = _csv(tmp_path, "one,two,three,label\n80,14,15,0\n80,n/a,,0\n81,NA,16,1\n")
+    dataset = load_dataset(path, FEATURES, "label")  # the default: missing = "impute"
+    assert np.isnan(dataset.features[1:, 1]).all() and np.isnan(dataset.features[1, 2])
+    assert dataset.features[0].tolist() == [80, 14, 15]
+    with pytest.raises(DataValidationError, match="column 'two', row 2: missing value"):
+        load_dataset(path, FEATURES, "label", missing="refuse")
 
 
 def test_missing_file_and_unknown_format(tmp_path: Path) -> None:

@@ -39,27 +39,37 @@ def mixed_table() -> pd.DataFrame:
     return frame.astype(str).replace("nan", "")  # every cell text, as training reads a CSV
 
 
-def test_auto_chooses_the_numeric_columns_and_names_a_reason_for_every_other() -> None:
+def test_auto_chooses_every_usable_column_and_names_a_reason_for_every_other() -> None:
     choice = choose_features(mixed_table(), label="label", exclude=[])
-    assert choice.names == ["one", "two", "three", "encrypted"]  # True/False text: a boolean feature
+    # True/False text: a boolean; tcp/udp/icmp: a category; 10% missing: imputed (the default)
+    assert choice.names == ["one", "two", "three", "protocol", "encrypted", "bytes"]
     reasons = dict(choice.skipped)
-    assert list(reasons) == [
-        "is_anomaly",
-        "protocol",
-        "flow_id",
-        "seen_at",
-        "bytes",
-        "region",
-        "note",
-    ]
+    assert list(reasons) == ["is_anomaly", "flow_id", "seen_at", "region", "note"]
     assert reasons["is_anomaly"].startswith("its name says it is a target; set [data] label = 'is_anomaly'")
-    assert reasons["protocol"].startswith("text (3 distinct values, e.g.")
-    assert "categorical features are not supported yet" in reasons["protocol"]
     assert reasons["flow_id"].startswith("increasing whole numbers, one per row: a row id")
     assert reasons["seen_at"].startswith("datetimes: derive numeric features")
-    assert reasons["bytes"].startswith("6 missing values (10.0%)")
-    assert reasons["region"].startswith("text (1 distinct values")
+    assert reasons["region"] == "constant: it carries no information"
     assert reasons["note"] == "empty: no values"
+
+
+def test_auto_skips_missing_values_when_refused_and_text_past_the_category_cap() -> None:
+    choice = choose_features(mixed_table(), label="label", exclude=[], missing="refuse", max_categories=2)
+    reasons = dict(choice.skipped)
+    assert reasons["bytes"].startswith('6 missing values (10.0%) and [data] missing = "refuse"')
+    assert reasons["protocol"].startswith("text with 3 distinct values (e.g.")
+    assert "more than [data] max_categories = 2: free text or an id" in reasons["protocol"]
+    assert choice.names == ["one", "two", "three", "encrypted"]
+
+
+def test_types_override_what_the_values_show() -> None:
+    frame = mixed_table()
+    choice = choose_features(frame, label=None, exclude=[], types={"one": "category"})
+    assert "one" in choice.names
+    dataset = validate(frame, ["one", "two"], None, "t.csv", "0" * 64, types={"one": "category"})
+    assert dataset.feature_dtypes == ["category", "number"]
+    assert dataset.categories["one"] == sorted(set(frame["one"]))  # as text: "80" is a category name
+    with pytest.raises(DataValidationError, match="column 'two', row 1: .* is not an integer"):
+        validate(frame, ["two"], None, "t.csv", "0" * 64, types={"two": "integer"})
 
 
 def test_auto_on_typed_parquet_columns() -> None:
@@ -81,19 +91,22 @@ def test_auto_on_typed_parquet_columns() -> None:
 def test_validate_under_auto_logs_the_choice_and_each_skip(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="training")
     dataset = validate(mixed_table(), "auto", "is_anomaly", "flows.csv", "0" * 64)
-    assert dataset.feature_names == ["one", "two", "three", "encrypted"]
-    assert dataset.feature_dtypes == ["integer", "number", "number", "boolean"]
+    assert dataset.feature_names == ["one", "two", "three", "protocol", "encrypted", "bytes"]
+    assert dataset.feature_dtypes == ["integer", "number", "number", "category", "boolean", "integer"]
+    assert dataset.categories == {"protocol": ["icmp", "tcp", "udp"]}
+    assert set(dataset.features[:, 3].tolist()) == {0.0, 1.0, 2.0}
+    assert np.isnan(dataset.features[::10, 5]).all()
     assert dataset.labels is not None
     messages = [r.getMessage() for r in caplog.records]
-    assert 'features = "auto": one, two, three, encrypted' in messages
-    assert any(m.startswith("feature 'protocol' skipped: text") for m in messages)
+    assert 'features = "auto": one, two, three, protocol, encrypted, bytes' in messages
+    assert any(m.startswith("feature 'seen_at' skipped: datetimes") for m in messages)
     assert not any("is_anomaly" in m and "skipped" in m for m in messages)  # it is the label now
 
 
 def test_auto_with_nothing_usable_is_an_error_listing_why() -> None:
-    frame = pd.DataFrame({"protocol": ["tcp", "udp"] * 30})
+    frame = pd.DataFrame({"region": ["eu"] * 60})
     with pytest.raises(
-        DataValidationError, match=r'features = "auto" found no usable column \(protocol: text'
+        DataValidationError, match=r'features = "auto" found no usable column \(region: constant'
     ):
         validate(frame, "auto", None, "t.csv", "0" * 64)
 
@@ -147,7 +160,7 @@ def test_the_command_trains_on_auto_features_and_refuses_a_missing_explicit_labe
 
     frame = generate(1500, seed=4)
     frame.insert(0, "flow_id", range(len(frame)))
-    frame["protocol"] = np.where(frame.index % 2 == 0, "tcp", "udp")
+    frame["region"] = "eu"
     data = tmp_path / "flows.csv"
     frame.to_csv(data, index=False)
     registry = tmp_path / "registry"

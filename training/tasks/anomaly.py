@@ -79,9 +79,12 @@ class AnomalyTask:
         test_scores = anomaly_scores(estimator, x[test])
         # The drift reference is normal traffic: with labels, the anomalies are left out (they would
         # stretch the range until a real shift barely leaves it); without, the range is robust quantiles.
-        normal = x[train] if labels is None else x[train][labels[train] == 0]
+        served = splits.served
+        normal = served[train] if labels is None else served[train][labels[train] == 0]
         reference = Reference(
-            features=feature_reference(normal, splits.feature_names, robust=labels is None),
+            features=feature_reference(
+                normal, splits.feature_names, robust=labels is None, categories=splits.categories
+            ),
             score_quantiles=quantiles(train_scores),
             anomaly_rate=float(np.mean(train_scores >= threshold)),
         )
@@ -104,7 +107,7 @@ class AnomalyTask:
             config.name,
             splits.feature_names,
             reference,
-            x[test],
+            served[test],
             test_scores,
             None if labels is None else labels[test],
             threshold,

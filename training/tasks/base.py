@@ -16,6 +16,7 @@ import pandas as pd
 
 from lambda_app.models import Prediction
 from lambda_app.registry import ClassLabel, FeatureReference, Manifest, Reference, Task
+from training.exceptions import TrainingError
 
 QUANTILES = {"p01": 0.01, "p05": 0.05, "p25": 0.25, "p50": 0.5, "p75": 0.75, "p95": 0.95, "p99": 0.99}
 PARITY_PROBE_ROWS = 100_000
@@ -33,6 +34,14 @@ class Splits:
     validation: np.ndarray
     test: np.ndarray
     feature_names: list[str]
+    # The served table (lambda_app/preprocess.py) when it differs from the model's input (categories,
+    # missing values): drift references and feature plots describe features as served, not as encoded.
+    table: np.ndarray | None = None
+    categories: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def served(self) -> np.ndarray:
+        return self.features if self.table is None else self.table
 
 
 @dataclass
@@ -98,15 +107,42 @@ a few extreme rows in the training data must not widen what counts as in range."
 
 
 def feature_reference(
-    features: np.ndarray, names: list[str], *, robust: bool = False
+    features: np.ndarray,
+    names: list[str],
+    *,
+    robust: bool = False,
+    categories: dict[str, list[str]] | None = None,
 ) -> dict[str, FeatureReference]:
     """Per-feature distribution summaries: deciles as histogram bins, quantiles, moments.
 
+    ``features`` is the served table (NaN = missing: its share is recorded, the rest summarised).
     ``robust``: the range (min, max and the outer bin edges) is the 0.1-99.9 % quantile range.
+    ``categories``: a category feature's bins are its values, one each (its shares).
     """
     summaries = {}
+    categories = categories or {}
     for i, name in enumerate(names):
         column = features[:, i]
+        missing = np.isnan(column)
+        column = column[~missing]
+        if not column.size:
+            raise TrainingError(f"feature '{name}' has no values in the training split")
+        known = categories.get(name)
+        if known:
+            counts = np.bincount(column.astype(np.int64), minlength=len(known))
+            summaries[name] = FeatureReference(
+                count=int(column.size),
+                mean=float(column.mean()),
+                std=float(column.std()),
+                min=0.0,
+                max=float(len(known) - 1),
+                quantiles={k: float(np.quantile(column, q)) for k, q in QUANTILES.items()},
+                bin_edges=[float(e) for e in np.arange(len(known) + 1) - 0.5],
+                bin_fractions=[float(c) / column.size for c in counts],
+                categories=known,
+                missing_fraction=float(missing.mean()) if missing.any() else None,
+            )
+            continue
         if robust:
             low, high = np.quantile(column, ROBUST_RANGE)
             column = column[(column >= low) & (column <= high)]
@@ -127,6 +163,7 @@ def feature_reference(
             quantiles={k: float(np.quantile(column, q)) for k, q in QUANTILES.items()},
             bin_edges=[float(e) for e in edges],
             bin_fractions=[float(c) / column.size for c in counts],
+            missing_fraction=float(missing.mean()) if missing.any() else None,
         )
     return summaries
 
@@ -176,7 +213,7 @@ def unlabelled_outcome(
     """The outcome of a model whose sample has no labels (an import): a reference, no metrics."""
     from training.report import feature_histograms, page
 
-    x = splits.features
+    x = splits.served
     report = page(
         f"Evaluation report: {name}",
         [

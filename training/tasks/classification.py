@@ -150,7 +150,9 @@ class ClassificationTask:
         keys, counts = np.unique(np.asarray([str(v) for v in train_predicted]), return_counts=True)
         shares = dict(zip(keys.tolist(), (counts / counts.sum()).tolist(), strict=True))
         reference = Reference(
-            features=feature_reference(x[train], splits.feature_names),
+            features=feature_reference(
+                splits.served[train], splits.feature_names, categories=splits.categories
+            ),
             class_fractions={str(c): float(shares.get(str(c), 0.0)) for c in classes},
         )
         if labels is None:  # an imported model with an unlabelled sample: no metrics to compute
@@ -176,7 +178,7 @@ class ClassificationTask:
             config.name,
             splits.feature_names,
             reference,
-            x[test],
+            splits.served[test],
             labels[test],
             probabilities,
             classes,

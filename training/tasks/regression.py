@@ -75,7 +75,9 @@ class RegressionTask:
         train, test = splits.train, splits.test
         train_predicted = np.asarray(estimator.predict(sklearn_frame(estimator, x[train])), dtype=np.float64)
         reference = Reference(
-            features=feature_reference(x[train], splits.feature_names),
+            features=feature_reference(
+                splits.served[train], splits.feature_names, categories=splits.categories
+            ),
             prediction_quantiles=quantiles(train_predicted),
             prediction_mean=float(train_predicted.mean()),
         )
@@ -96,7 +98,7 @@ class RegressionTask:
             config.name,
             splits.feature_names,
             reference,
-            x[test],
+            splits.served[test],
             labels[test],
             predicted,
             metrics,
