@@ -203,7 +203,7 @@ def served_column(raw: pd.Series, spec: FeatureSpec) -> FeatureColumn:
             raise DataValidationError(
                 f"column '{spec.name}', row {row}: missing value (the model fills none)"
             )
-        codes = pd.Categorical(raw.astype(str), categories=spec.categories).codes.astype(np.float64)
+        codes = pd.Index(spec.categories).get_indexer(raw.astype(str)).astype(np.float64)
         codes[absent] = np.nan  # the other -1 codes are unseen values
         return FeatureColumn(codes, "category", spec.categories)
     if spec.dtype == "boolean":

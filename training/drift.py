@@ -18,7 +18,7 @@ import numpy as np
 
 from lambda_app.models import AnomalyPrediction, build_predictor
 from lambda_app.registry import RegistryStorage, read_manifest, read_verified, resolve_version
-from lambda_app.registry.reference import bin_counts, feature_bins, psi
+from lambda_app.registry.reference import FeatureBins, bin_counts, feature_bins, psi
 from training.data import load_dataset
 from training.report import feature_histograms, page, table
 
@@ -31,7 +31,7 @@ class DriftReport:
     data_uri: str
     rows: int
     threshold: float
-    features: dict[str, dict[str, float]]
+    features: dict[str, dict[str, Any]]
     anomaly_rate: float | None  # anomaly models only
     reference_anomaly_rate: float | None
 
@@ -66,16 +66,12 @@ def check_drift(
     """Score the window's drift against the model's reference; write drift.json and drift.html."""
     version = version or resolve_version(storage, alias)
     manifest = read_manifest(storage, version)
-    dataset = load_dataset(data_uri, manifest.feature_names, None, s3_client=s3_client)
-    features: dict[str, dict[str, float]] = {}
+    dataset = load_dataset(
+        data_uri, manifest.feature_names, None, s3_client=s3_client, specs=manifest.features
+    )
+    features: dict[str, dict[str, Any]] = {}
     for column, bins in enumerate(feature_bins(manifest.reference, manifest.feature_names)):
-        counts = bin_counts(dataset.features[:, column], bins)
-        features[bins.name] = {
-            "psi": psi(counts, bins.expected),
-            "out_of_range_share": float((counts[0] + counts[-1]) / counts.sum()),
-            "mean": float(dataset.features[:, column].mean()),
-            "reference_mean": manifest.reference.features[bins.name].mean,
-        }
+        features[bins.name] = _feature_drift(dataset.features[:, column], bins, manifest)
     serving = read_verified(storage, manifest, manifest.artifact("serving"))
     predicted = build_predictor(manifest, serving).predict(dataset.features)
     anomaly_rate = float(predicted.labels.mean()) if isinstance(predicted, AnomalyPrediction) else None
@@ -95,6 +91,29 @@ def check_drift(
     return report
 
 
+def _feature_drift(values: np.ndarray, bins: FeatureBins, manifest: Any) -> dict[str, Any]:
+    """PSI and out-of-range share of one feature; its missing share; a category's shares, unseen included."""
+    summary = manifest.reference.features[bins.name]
+    counts = bin_counts(values, bins)
+    present = max(counts.sum(), 1.0)
+    figures: dict[str, Any] = {
+        "psi": psi(counts, bins.expected),
+        "out_of_range_share": float((counts[0] + counts[-1]) / present),
+        "missing_share": float(np.isnan(values).mean()) if len(values) else 0.0,
+        "reference_missing_share": summary.missing_fraction or 0.0,
+    }
+    if summary.categories:
+        figures["unseen_share"] = float(counts[0] / present)
+        figures["shares"] = {
+            c: float(n / present) for c, n in zip(summary.categories, counts[1:-1], strict=True)
+        }
+        figures["reference_shares"] = dict(zip(summary.categories, summary.bin_fractions, strict=True))
+    else:
+        figures["mean"] = float(np.nanmean(values)) if (~np.isnan(values)).any() else None
+        figures["reference_mean"] = summary.mean
+    return figures
+
+
 def _html(report: DriftReport, manifest: Any, current: np.ndarray) -> str:
     verdict = (
         f"<p class='bad'>Drift in {', '.join(report.drifted)} (PSI above {report.threshold}).</p>"
@@ -102,7 +121,14 @@ def _html(report: DriftReport, manifest: Any, current: np.ndarray) -> str:
         else f"<p class='good'>No feature's PSI is above {report.threshold}.</p>"
     )
     rows = [
-        [name, v["psi"], v["out_of_range_share"], v["mean"], v["reference_mean"]]
+        [
+            name,
+            v["psi"],
+            v["out_of_range_share"],
+            f"{v['missing_share']:.4f} ({v['reference_missing_share']:.4f})",
+            v.get("mean", "(category)"),
+            v.get("reference_mean", "(category)"),
+        ]
         for name, v in report.features.items()
     ]
     return page(
@@ -110,8 +136,13 @@ def _html(report: DriftReport, manifest: Any, current: np.ndarray) -> str:
         [
             verdict,
             f"<p>{report.rows} rows.{_anomaly_rate_text(report)}</p>",
-            table(["feature", "PSI", "out-of-range share", "mean", "training mean"], rows),
-            "<p>PSI: &lt; 0.1 stable, 0.1-0.25 moderate, &gt; 0.25 major shift.</p>",
+            table(
+                ["feature", "PSI", "out-of-range share", "missing share (training)", "mean", "training mean"],
+                rows,
+            ),
+            "<p>PSI: &lt; 0.1 stable, 0.1-0.25 moderate, &gt; 0.25 major shift. A category's PSI is over"
+            " the shares of its values (unseen values count as one more, out of range); missing values are"
+            " left out of PSI and shown apart.</p>",
             feature_histograms(
                 manifest.reference, manifest.feature_names, current, "Training reference vs window", "window"
             ),

@@ -132,13 +132,22 @@ def feature_histograms(
         1, len(bins), figsize=(4.5 * len(bins), 3.6), squeeze=False, layout="constrained"
     )
     for ax, column, feature in zip(axes[0], range(current.shape[1]), bins, strict=True):
+        summary = reference.features[feature.name]
         counts = bin_counts(current[:, column], feature)
         fractions = counts / max(counts.sum(), 1)
+        expected = feature.expected
+        if summary.categories:  # a bar per category, and one for unseen values (nothing is above)
+            fractions, expected = fractions[:-1], expected[:-1]
         positions = np.arange(len(fractions))
-        ax.bar(positions - 0.2, feature.expected, width=0.4, label="training reference")
+        ax.bar(positions - 0.2, expected, width=0.4, label="training reference")
         ax.bar(positions + 0.2, fractions, width=0.4, label=label)
-        ax.set_xticks(positions, bin_labels(reference.features[feature.name]), fontsize=7, rotation=45)
-        ax.set(title=feature.name, xlabel="values (each bin from the value shown)", ylabel="share of rows")
+        ax.set_xticks(positions, bin_labels(summary), fontsize=7, rotation=45)
+        xlabel = "category" if summary.categories else "values (each bin from the value shown)"
+        missing = np.isnan(current[:, column]).mean() if len(current) else 0.0
+        if summary.missing_fraction is not None or missing:
+            trained = 100 * (summary.missing_fraction or 0)
+            xlabel += f"\nmissing: {trained:.1f}% in training, {100 * missing:.1f}% {label}"
+        ax.set(title=feature.name, xlabel=xlabel, ylabel="share of rows with a value")
     axes[0][0].legend(fontsize=8)
     fig.suptitle(title)
     return _png(fig)
@@ -146,7 +155,10 @@ def feature_histograms(
 
 def bin_labels(summary: Any) -> list[str]:
     """Tick labels in the feature's own values: below the training minimum, each bin's lower edge,
-    above the maximum (a port shows 20, 22, 53, 80, 443 rather than bin numbers)."""
+    above the maximum (a port shows 20, 22, 53, 80, 443 rather than bin numbers). A category's: unseen
+    values, then each category."""
+    if summary.categories:
+        return ["(unseen)", *summary.categories]
     edges = np.unique(np.asarray(summary.bin_edges, dtype=np.float64))
     inner = [f"{edge:.4g}" for edge in edges[:-1]] if len(edges) > 1 else [f"{edges[0]:.4g}"]
     return [f"<{summary.min:.4g}", *inner, f">{summary.max:.4g}"]
