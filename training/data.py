@@ -242,7 +242,9 @@ def feature_column(
 
 
 def anomaly_labels(column: pd.Series, name: str) -> np.ndarray:
-    """0/1 labels (1 = anomaly): the example task's, and the default."""
+    """0/1 labels (1 = anomaly), or true/false (true = anomaly): the example task's, and the default."""
+    if is_boolean(column):
+        return boolean_values(column, name).astype(np.int64)
     values = numeric_values(column, name)
     bad = np.flatnonzero((values != 0) & (values != 1))
     if len(bad):

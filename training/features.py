@@ -94,10 +94,10 @@ def choose_features(
 def missing_mask(column: pd.Series, *, category: bool = False) -> np.ndarray:
     """Where a column has no value: NaN/None, an empty cell, or (not in a category) NA, nan, null..."""
     if pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
-        return column.isna().to_numpy(dtype=bool)
+        return np.asarray(column.isna().to_numpy(dtype=bool))
     text = column.astype(str).str.strip()
     words = {""} if category else MISSING_WORDS
-    return (column.isna() | text.str.lower().isin(words)).to_numpy(dtype=bool)
+    return np.asarray((column.isna() | text.str.lower().isin(words)).to_numpy(dtype=bool))
 
 
 def is_text_column(column: pd.Series) -> bool:

@@ -123,9 +123,9 @@ def fit_preprocessing(dataset: Dataset, rows: np.ndarray, estimator: Any) -> Pre
         steps.append((spec.name, make_pipeline(*parts) if parts else "passthrough", [spec.name]))
     transformer = ColumnTransformer(steps, remainder="drop", verbose_feature_names_out=False)
     train = table[rows]
-    for index in np.flatnonzero(nullable):
-        if np.isnan(train[:, index]).all():
-            raise TrainingError(f"feature '{drafts[index].name}' has no values in the training split")
+    for column in np.flatnonzero(nullable).tolist():
+        if np.isnan(train[:, column]).all():
+            raise TrainingError(f"feature '{drafts[column].name}' has no values in the training split")
     transformer.fit(raw_frame(train, drafts))
     specs = []
     for index, spec in enumerate(drafts):

@@ -165,17 +165,23 @@ def test_fuzz_a_model_of_every_other_task(
     fuzz_model(task_registries[task], task, capsys)
 
 
-def test_fuzz_a_model_with_a_boolean_feature(
+def test_fuzz_a_model_with_every_feature_type(
     tmp_path_factory: pytest.TempPathFactory, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A mixed-type model (numbers, an integer and a true/false feature): the schema's boolean is honoured."""
-    from tests.integration.test_boolean_features import FAST, flows_with_encryption
+    """A mixed-type model (numbers, integers, a true/false feature, a category, a feature that takes
+    null): the schema's types, known values and nulls are honoured, any string is a category value."""
+    from training.config import TrainingConfig
+    from training.synthetic import generate
     from training.train import run_training
 
-    root = tmp_path_factory.mktemp("boolean-fuzz")
-    flows_with_encryption().to_csv(root / "flows.csv", index=False)
-    run_training(str(root / "flows.csv"), str(root / "registry"), FAST)
-    fuzz_model(root / "registry", "boolean feature", capsys)
+    root = tmp_path_factory.mktemp("mixed-fuzz")
+    generate(1500, seed=3, mixed=True).to_csv(root / "flows.csv", index=False)
+    run_training(
+        str(root / "flows.csv"),
+        str(root / "registry"),
+        TrainingConfig.model_validate({"tuning": {"enabled": False}}),
+    )
+    fuzz_model(root / "registry", "every feature type", capsys)
 
 
 def fuzz_model(registry: Path, label: str, capsys: pytest.CaptureFixture[str]) -> None:

@@ -71,7 +71,8 @@ def test_invalid_data_fails_with_one_line_naming_column_and_row(
 def test_missing_values_are_kept_as_nan_when_imputed_and_refused_otherwise(tmp_path: Path) -> None:
     path = _csv(tmp_path, "one,two,three,label\n80,14,15,0\n80,n/a,,0\n81,NA,16,1\n")
     dataset = load_dataset(path, FEATURES, "label")  # the default: missing = "impute"
-    assert np.isnan(dataset.features[1:, 1]).all() and np.isnan(dataset.features[1, 2])
+    assert np.isnan(dataset.features[1:, 1]).all()
+    assert np.isnan(dataset.features[1, 2])
     assert dataset.features[0].tolist() == [80, 14, 15]
     with pytest.raises(DataValidationError, match="column 'two', row 2: missing value"):
         load_dataset(path, FEATURES, "label", missing="refuse")
@@ -83,3 +84,12 @@ def test_missing_file_and_unknown_format(tmp_path: Path) -> None:
     (tmp_path / "d.json").write_text("{}")
     with pytest.raises(TrainingError, match="unsupported data format"):
         load_dataset(str(tmp_path / "d.json"), FEATURES, None)
+
+
+def test_anomaly_labels_may_be_true_false(tmp_path: Path) -> None:
+    path = _csv(tmp_path, "one,two,three,label\n80,14,15,False\n80,14,16,TRUE\n81,13,16,false\n")
+    dataset = load_dataset(path, FEATURES, "label")
+    assert dataset.labels is not None
+    assert dataset.labels.tolist() == [0, 1, 0]
+    with pytest.raises(DataValidationError, match="column 'label', row 2: missing value"):
+        load_dataset(_csv(tmp_path, "one,two,three,label\n80,14,15,False\n80,14,16,\n"), FEATURES, "label")

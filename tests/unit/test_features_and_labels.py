@@ -68,7 +68,7 @@ def test_types_override_what_the_values_show() -> None:
     dataset = validate(frame, ["one", "two"], None, "t.csv", "0" * 64, types={"one": "category"})
     assert dataset.feature_dtypes == ["category", "number"]
     assert dataset.categories["one"] == sorted(set(frame["one"]))  # as text: "80" is a category name
-    with pytest.raises(DataValidationError, match="column 'two', row 1: .* is not an integer"):
+    with pytest.raises(DataValidationError, match=r"column 'two', row 1: .* is not an integer"):
         validate(frame, ["two"], None, "t.csv", "0" * 64, types={"two": "integer"})
 
 
