@@ -44,22 +44,41 @@ def fill_value(spec: FeatureSpec) -> float:
     return float(spec.fill)
 
 
+class Encoder:
+    """The served table -> the graph's input, for one model's features (built once per loaded model)."""
+
+    def __init__(self, features: Sequence[FeatureSpec]) -> None:
+        self.needed = needs_encoding(features)
+        self.width = sum(spec.width for spec in features)
+        # per feature: (served column, first input column, fill or None, known indices when one-hot)
+        self._plan: list[tuple[int, int, float | None, np.ndarray | None]] = []
+        start = 0
+        for index, spec in enumerate(features):
+            fill = fill_value(spec) if spec.fill is not None else None
+            known = np.arange(spec.width, dtype=np.float64) if spec.encoding == "onehot" else None
+            self._plan.append((index, start, fill, known))
+            start += spec.width
+
+    def __call__(self, table: np.ndarray) -> np.ndarray:
+        if not self.needed:
+            return table
+        encoded = np.empty((table.shape[0], self.width), dtype=np.float64)
+        for index, start, fill, known in self._plan:
+            column = table[:, index]
+            if fill is not None:
+                missing = np.isnan(column)
+                if missing.any():
+                    column = np.where(missing, fill, column)
+            if known is None:
+                encoded[:, start] = column
+            else:
+                encoded[:, start : start + len(known)] = column[:, None] == known
+        return encoded
+
+
 def model_input(table: np.ndarray, features: Sequence[FeatureSpec]) -> np.ndarray:
     """The graph's input for a served table (rows, n_features) -> (rows, input width)."""
-    if not needs_encoding(features):
-        return table
-    columns = []
-    for index, spec in enumerate(features):
-        column = table[:, index]
-        if spec.fill is not None:
-            column = np.where(np.isnan(column), fill_value(spec), column)
-        if spec.encoding == "onehot":
-            assert spec.categories is not None
-            known = np.arange(len(spec.categories), dtype=np.float64)
-            columns.append((column[:, None] == known).astype(np.float64))
-        else:
-            columns.append(column[:, None])
-    return np.hstack(columns)
+    return Encoder(features)(table)
 
 
 _INDEXES: dict[int, tuple[FeatureSpec, dict[str, float]]] = {}

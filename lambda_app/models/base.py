@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
-from lambda_app.preprocess import model_input
+from lambda_app.preprocess import Encoder
 from lambda_app.registry import Manifest, ManifestError, Task
 
 INPUT_NAME = "features"
@@ -80,6 +80,7 @@ class OnnxModel:
     def __init__(self, session: Any, manifest: Manifest) -> None:
         self._session = session
         self.manifest = manifest
+        self._encode = Encoder(manifest.features)
         self._check_io()
 
     @staticmethod
@@ -117,7 +118,7 @@ class OnnxModel:
 
     def run(self, features: np.ndarray) -> Sequence[np.ndarray]:
         """The graph's outputs for a served table (one column per feature; lambda_app/preprocess.py)."""
-        encoded = model_input(features, self.manifest.features)
+        encoded = self._encode(features)
         result: Sequence[np.ndarray] = self._session.run(
             list(self.outputs), {INPUT_NAME: encoded.astype(self._dtype, copy=False)}
         )
