@@ -21,7 +21,7 @@ from training.config import TrainingConfig, load_config
 from training.synthetic import generate
 from training.train import run_training
 
-ROWS = 3000
+ROWS = 5000  # the README's example: generate --rows 5000 --mixed (seed 7), the default config
 
 
 def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -50,7 +50,7 @@ def production(registry: Path) -> Manifest:
 def flows(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame]:
     """The README's example: the flows with protocol, encrypted and bytes, the default config."""
     root = tmp_path_factory.mktemp("mixed")
-    frame = generate(ROWS, seed=5, mixed=True)
+    frame = generate(ROWS, seed=7, mixed=True)
     frame.to_csv(root / "flows.csv", index=False)
     run_training(str(root / "flows.csv"), str(root / "registry"), load_config())
     return root / "registry", frame
@@ -271,3 +271,29 @@ def test_a_linear_classifier_gets_one_hot_categories_and_answers_as_its_pipeline
     classes = [str(c) for c in pipeline.classes_]
     served = np.array([[row[c] for c in classes] for row in body["probabilities"]])
     np.testing.assert_allclose(served, expected, atol=1e-5)
+
+
+def test_the_readme_example_answers_as_shown(
+    flows: tuple[Path, pd.DataFrame], handler_module: Callable[..., ModuleType], lambda_context: Any
+) -> None:
+    import json
+    import re
+
+    from tests.conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("### A real table", 1)[1].split("\n##", 1)[0]
+    examples = re.findall(r"'(\{[^']*\})'\n# (\d{3}) (.*)\n", section)
+    assert len(examples) == 2
+    module = handler_module(MODEL_URI=str(flows[0]))
+    for body, status, answer in examples:
+        response = module.handler(predict_event(json.loads(body)), lambda_context)
+        assert response["statusCode"] == int(status), response["body"]
+        got = response_json(response)
+        if status == "200":
+            shown = re.search(r'"scores":\[([0-9.]+)', answer)
+            assert shown is not None
+            assert repr(got["scores"][0]).startswith(shown.group(1).rstrip("."))
+            assert f'"predictions":{got["predictions"]}'.replace(" ", "") in answer
+        else:
+            assert got["message"] in answer
