@@ -45,7 +45,8 @@ def main() -> int:
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import FloatTensorType, StringTensorType
 
-    from lambda_app.models import build_predictor
+    from lambda_app.models import AnomalyPrediction, OnnxModel, build_predictor
+    from lambda_app.preprocess import Encoder
     from lambda_app.registry import LocalStorage, read_manifest, read_verified, resolve_version
     from lambda_app.validation import records_to_matrix
     from training.config import TrainingConfig
@@ -59,16 +60,15 @@ def main() -> int:
         frame.to_csv(root / "mixed.csv", index=False)
         frame[["one", "two", "three", "label"]].to_csv(root / "plain.csv", index=False)
         predictors = {}
+        graphs = {}
         for name in ("mixed", "plain"):
             run_training(str(root / f"{name}.csv"), str(root / name), config)
             storage = LocalStorage(root / name)
             manifest = read_manifest(storage, resolve_version(storage, "production"))
-            predictors[name] = build_predictor(
-                manifest, read_verified(storage, manifest, manifest.artifact("serving"))
-            )
+            graphs[name] = read_verified(storage, manifest, manifest.artifact("serving"))
+            predictors[name] = build_predictor(manifest, graphs[name])
         mixed = predictors["mixed"]
         specs = mixed.manifest.features
-        storage = LocalStorage(root / "mixed")
         pipeline = joblib.load(root / "mixed" / mixed.manifest.version / "model.joblib")
         transformer = pipeline.named_steps["preprocess"]  # scikit-learn's, as fitted by training
         graph = convert_sklearn(
@@ -80,14 +80,14 @@ def main() -> int:
             target_opset=17,
         )
         session = onnxruntime.InferenceSession(graph.SerializeToString(), providers=["CPUExecutionProvider"])
-        forest = mixed._session  # the same compact forest graph, fed the encoded columns
+        forest = OnnxModel.session(graphs["mixed"])  # the same compact forest graph, fed the encoded columns
 
         records = []
         for row in frame[mixed.manifest.feature_names].head(1000).to_dict(orient="records"):
             records.append({k: None if isinstance(v, float) and np.isnan(v) else v for k, v in row.items()})
         plain_records = [{k: r[k] for k in ("one", "two", "three")} for r in records]
 
-        encoder = mixed._encode
+        encoder = Encoder(specs)
 
         def feeds(batch: list[dict[str, Any]]) -> dict[str, np.ndarray]:
             """Per-column arrays for the preprocessing graph: strings stay strings, null is NaN."""
@@ -99,7 +99,9 @@ def main() -> int:
             return out
 
         check = records[:1000]
-        served = mixed.predict(records_to_matrix(check, specs, 10_000)).scores
+        prediction = mixed.predict(records_to_matrix(check, specs, 10_000))
+        assert isinstance(prediction, AnomalyPrediction)
+        served = prediction.scores
         (encoded,) = session.run(None, feeds(check))
         (graphed,) = forest.run(None, {"features": encoded.astype(np.float32)})
         difference = np.max(np.abs(served - graphed.ravel()))

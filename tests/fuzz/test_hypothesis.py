@@ -98,3 +98,65 @@ def test_a_row_scores_the_same_alone_and_in_a_batch(client: TestClient, rows: li
     batch = client.post("/predict", json=rows).json()["scores"]
     alone = [client.post("/predict", json=row).json()["scores"][0] for row in rows[:3]]
     assert batch[: len(alone)] == alone
+
+
+MIXED = [
+    FeatureSpec(name="one", dtype="integer"),
+    FeatureSpec(name="protocol", dtype="category", categories=["icmp", "tcp", "udp"], encoding="ordinal"),
+    FeatureSpec(name="encrypted", dtype="boolean", fill=False),
+    FeatureSpec(name="bytes", dtype="number", fill=1088.0),
+]
+mixed_json = st.recursive(
+    scalars,
+    lambda children: (
+        st.lists(children, max_size=5)
+        | st.dictionaries(
+            st.sampled_from(["one", "protocol", "encrypted", "bytes", "four"]), children, max_size=5
+        )
+    ),
+    max_leaves=30,
+)
+mixed_record = st.fixed_dictionaries(
+    {
+        "one": st.integers(-(10**6), 10**6),
+        "protocol": st.sampled_from(["icmp", "tcp", "udp"]) | st.text(max_size=6),
+        "encrypted": st.none() | st.booleans(),
+        "bytes": st.none() | numbers,
+    }
+)
+
+
+@PROPERTY_SETTINGS
+@given(payload=mixed_json)
+def test_any_json_value_is_a_served_table_or_a_clear_invalid_input_for_every_type(payload: Any) -> None:
+    try:
+        table = records_to_matrix(payload, MIXED, max_rows=10)
+    except InvalidInputError as error:
+        problem: InvalidInputError | None = error
+    else:
+        problem = None
+    if problem is not None:
+        assert problem.status == 422
+        assert problem.message
+        return
+    assert table.shape[1] == 4
+    assert np.isfinite(table[:, :2]).all()  # a number and a category are never missing here
+    assert set(table[:, 1].tolist()) <= {-1.0, 0.0, 1.0, 2.0}
+
+
+@PROPERTY_SETTINGS
+@given(rows=st.lists(mixed_record, min_size=1, max_size=20))
+def test_mixed_records_become_the_served_table_cell_by_cell(rows: list[dict[str, Any]]) -> None:
+    """The column-wise fast path gives exactly what the per-cell rules say."""
+    table = records_to_matrix(rows, MIXED, max_rows=20)
+    known = {"icmp": 0.0, "tcp": 1.0, "udp": 2.0}
+    expected = [
+        [
+            float(r["one"]),
+            known.get(r["protocol"], -1.0),
+            math.nan if r["encrypted"] is None else float(r["encrypted"]),
+            math.nan if r["bytes"] is None else float(r["bytes"]),
+        ]
+        for r in rows
+    ]
+    np.testing.assert_array_equal(table, np.array(expected))
