@@ -302,22 +302,31 @@ def _drift(args: argparse.Namespace) -> int:
     from training.config import load_config
     from training.drift import check_drift
 
-    threshold = load_config(args.config).drift.psi_threshold if args.threshold is None else args.threshold
+    drift = load_config(args.config).drift
+    threshold = drift.psi_threshold if args.threshold is None else args.threshold
     report = check_drift(
         open_storage(args.model_uri),
         args.data,
         alias=args.alias,
         version=args.version,
         threshold=threshold,
+        missing_increase=drift.missing_share_increase,
         out_dir=Path(args.out),
     )
     for name, values in report.features.items():
-        print(f"{name}: PSI {values['psi']:.4f}, out of range {values['out_of_range_share']:.2%}")
+        print(
+            f"{name}: PSI {values['psi']:.4f}, out of range {values['out_of_range_share']:.2%},"
+            f" missing {values['missing_share']:.2%} (training {values['reference_missing_share']:.2%})"
+        )
     if report.anomaly_rate is not None and report.reference_anomaly_rate is not None:
         print(f"anomaly rate {report.anomaly_rate:.4f} (training {report.reference_anomaly_rate:.4f})")
     print(f"report: {args.out}")
     if report.drifted:
-        print(f"drift: {', '.join(report.drifted)} above PSI {threshold}", file=sys.stderr)
+        print(
+            f"drift: {', '.join(report.drifted)} (PSI above {threshold}, or missing share up by more than"
+            f" {drift.missing_share_increase:.0%})",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

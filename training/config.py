@@ -107,6 +107,9 @@ class PromotionConfig(_Section):
 
 class DriftConfig(_Section):
     psi_threshold: float = Field(default=0.25, gt=0)
+    # A feature has also drifted when its share of missing values rises by more than this (0.1: ten
+    # percentage points): an upstream field that stopped arriving is drift even if the rest look alike.
+    missing_share_increase: float = Field(default=0.1, gt=0, le=1)
 
 
 DEFAULT_NAMES = {"anomaly": "anomaly-detector", "classification": "classifier", "regression": "regressor"}

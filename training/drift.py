@@ -1,7 +1,8 @@
 """Offline drift: compare a window of data with a published model's training reference.
 
 ``python -m training drift --data WINDOW --model-uri URI`` writes drift.json and drift.html and
-exits 1 when any feature's PSI passes the threshold, so a scheduler or CI step can act on it.
+exits 1 when any feature's PSI passes the threshold (or its missing share rises by more than
+``[drift] missing_share_increase``), so a scheduler or CI step can act on it.
 The PSI is the service's own (lambda_app/drift.py): online metrics and offline reports agree.
 """
 
@@ -34,10 +35,17 @@ class DriftReport:
     features: dict[str, dict[str, Any]]
     anomaly_rate: float | None  # anomaly models only
     reference_anomaly_rate: float | None
+    missing_increase: float = 0.1  # [drift] missing_share_increase
 
     @property
     def drifted(self) -> list[str]:
-        return [name for name, values in self.features.items() if values["psi"] > self.threshold]
+        """Features whose PSI passes the threshold, or whose missing share rose by more than allowed."""
+        return [
+            name
+            for name, values in self.features.items()
+            if values["psi"] > self.threshold
+            or values["missing_share"] - values["reference_missing_share"] > self.missing_increase
+        ]
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -45,6 +53,7 @@ class DriftReport:
             "data_uri": self.data_uri,
             "rows": self.rows,
             "psi_threshold": self.threshold,
+            "missing_share_increase": self.missing_increase,
             "features": self.features,
             "anomaly_rate": self.anomaly_rate,
             "reference_anomaly_rate": self.reference_anomaly_rate,
@@ -60,6 +69,7 @@ def check_drift(
     alias: str = "production",
     version: str | None = None,
     threshold: float = 0.25,
+    missing_increase: float = 0.1,
     out_dir: Path,
     s3_client: Any = None,
 ) -> DriftReport:
@@ -80,6 +90,7 @@ def check_drift(
         data_uri=data_uri,
         rows=dataset.rows,
         threshold=threshold,
+        missing_increase=missing_increase,
         features=features,
         anomaly_rate=anomaly_rate,
         reference_anomaly_rate=manifest.reference.anomaly_rate,
@@ -116,7 +127,8 @@ def _feature_drift(values: np.ndarray, bins: FeatureBins, manifest: Any) -> dict
 
 def _html(report: DriftReport, manifest: Any, current: np.ndarray) -> str:
     verdict = (
-        f"<p class='bad'>Drift in {', '.join(report.drifted)} (PSI above {report.threshold}).</p>"
+        f"<p class='bad'>Drift in {', '.join(report.drifted)} (PSI above {report.threshold}, or a missing"
+        f" share up by more than {report.missing_increase:.0%}).</p>"
         if report.drifted
         else f"<p class='good'>No feature's PSI is above {report.threshold}.</p>"
     )

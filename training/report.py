@@ -120,18 +120,28 @@ def confusion(metrics: dict[str, Any]) -> str:
     )
 
 
+PLOTS_PER_ROW = 3
+
+
 def feature_histograms(
     reference: Any, names: Sequence[str], current: np.ndarray, title: str, label: str = "current"
 ) -> str:
-    """Per feature: the reference's bin fractions against ``current`` binned the same way."""
+    """Per feature: the reference's bin fractions against ``current`` binned the same way; three to a
+    row. Numbers by their bins, booleans by value, categories by value (and unseen), missing shares
+    under each."""
     from lambda_app.registry.reference import bin_counts, feature_bins
 
     plt = _pyplot()
     bins = feature_bins(reference, list(names))
-    fig, axes = plt.subplots(
-        1, len(bins), figsize=(4.5 * len(bins), 3.6), squeeze=False, layout="constrained"
+    columns = min(PLOTS_PER_ROW, len(bins))
+    rows = -(-len(bins) // columns)
+    fig, grid = plt.subplots(
+        rows, columns, figsize=(4.5 * columns, 3.6 * rows), squeeze=False, layout="constrained"
     )
-    for ax, column, feature in zip(axes[0], range(current.shape[1]), bins, strict=True):
+    axes = grid.ravel()
+    for unused in axes[len(bins) :]:
+        unused.set_axis_off()
+    for ax, column, feature in zip(axes, range(current.shape[1]), bins, strict=False):
         summary = reference.features[feature.name]
         counts = bin_counts(current[:, column], feature)
         fractions = counts / max(counts.sum(), 1)
@@ -142,13 +152,19 @@ def feature_histograms(
         ax.bar(positions - 0.2, expected, width=0.4, label="training reference")
         ax.bar(positions + 0.2, fractions, width=0.4, label=label)
         ax.set_xticks(positions, bin_labels(summary), fontsize=7, rotation=45)
-        xlabel = "category" if summary.categories else "values (each bin from the value shown)"
+        xlabel = (
+            "category"
+            if summary.categories
+            else "value"
+            if list(summary.bin_edges) == [0.0, 0.5, 1.0]
+            else "values (each bin from the value shown)"
+        )
         missing = np.isnan(current[:, column]).mean() if len(current) else 0.0
         if summary.missing_fraction is not None or missing:
             trained = 100 * (summary.missing_fraction or 0)
             xlabel += f"\nmissing: {trained:.1f}% in training, {100 * missing:.1f}% {label}"
         ax.set(title=feature.name, xlabel=xlabel, ylabel="share of rows with a value")
-    axes[0][0].legend(fontsize=8)
+    axes[0].legend(fontsize=8)
     fig.suptitle(title)
     return _png(fig)
 
@@ -159,6 +175,8 @@ def bin_labels(summary: Any) -> list[str]:
     values, then each category."""
     if summary.categories:
         return ["(unseen)", *summary.categories]
+    if list(summary.bin_edges) == [0.0, 0.5, 1.0]:  # a boolean (or any 0/1 feature): one bin per value
+        return ["<0", "0 (false)", "1 (true)", ">1"]
     edges = np.unique(np.asarray(summary.bin_edges, dtype=np.float64))
     inner = [f"{edge:.4g}" for edge in edges[:-1]] if len(edges) > 1 else [f"{edges[0]:.4g}"]
     return [f"<{summary.min:.4g}", *inner, f">{summary.max:.4g}"]

@@ -54,7 +54,7 @@ def test_a_stable_window_passes_and_a_shifted_window_exits_1(
     bad = json.loads((tmp_path / "bad" / "drift.json").read_text())
     assert bad["drifted_features"] == ["two"]
     assert bad["anomaly_rate"] > ok["anomaly_rate"]
-    assert "drift: two above PSI 0.25" in capsys.readouterr().err
+    assert "drift: two (PSI above 0.25, or missing share up by more than 10%)" in capsys.readouterr().err
     page = (tmp_path / "bad" / "drift.html").read_text()
     assert "Drift in two" in page
     assert page.count("data:image/png;base64,") == 1

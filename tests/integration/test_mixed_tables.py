@@ -229,6 +229,7 @@ def test_category_and_missing_value_drift_online_and_offline(
     assert protocol["shares"]["udp"] == pytest.approx(0.5)
     assert report["features"]["bytes"]["missing_share"] == pytest.approx(0.25)
     assert report["features"]["two"]["psi"] < 0.1
+    assert report["drifted_features"] == ["protocol", "bytes"]  # bytes: missing share up 20 points
     assert "(unseen)" not in (out / "drift.html").read_text()  # the chart is an image: labels inside it
 
     from training.data import load_dataset
