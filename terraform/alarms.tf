@@ -85,6 +85,11 @@ locals {
         namespace   = var.metrics_namespace, metric = "OutOfRangeShare", dimensions = local.service_dims
         statistic   = "Average", period = 900, evaluation_periods = 2, datapoints = 2, threshold = var.alarm_out_of_range_percent
       }
+      "unseen-categories" = {
+        description = "More than ${var.alarm_unseen_category_percent}% of category values were never seen in training (models with categories; others never emit it)."
+        namespace   = var.metrics_namespace, metric = "UnseenCategoryShare", dimensions = local.service_dims
+        statistic   = "Average", period = 900, evaluation_periods = 2, datapoints = 2, threshold = var.alarm_unseen_category_percent
+      }
       "non-finite-scores" = {
         description = "The model produced NaN or infinite scores (those requests were refused with a 500)."
         namespace   = var.metrics_namespace, metric = "NonFiniteScores", dimensions = local.service_dims

@@ -446,6 +446,17 @@ variable "alarm_psi_threshold" {
   }
 }
 
+variable "alarm_unseen_category_percent" {
+  description = "Alarm when more than this percentage of category values were never seen in training (UnseenCategoryShare)."
+  type        = number
+  default     = 5
+
+  validation {
+    condition     = var.alarm_unseen_category_percent > 0 && var.alarm_unseen_category_percent <= 100
+    error_message = "alarm_unseen_category_percent must be in (0, 100]."
+  }
+}
+
 variable "alarm_out_of_range_percent" {
   description = "Alarm when more than this percentage of input values fall outside the training range."
   type        = number

@@ -53,6 +53,10 @@ run "defaults_are_secure_and_bounded" {
     condition     = aws_cloudwatch_metric_alarm.threshold["lambda-duration-p99"].threshold == 12000
     error_message = "p99 alarm at 80% of the 15 s timeout"
   }
+  assert {
+    condition     = aws_cloudwatch_metric_alarm.threshold["unseen-categories"].metric_name == "UnseenCategoryShare" && aws_cloudwatch_metric_alarm.threshold["unseen-categories"].threshold == 5
+    error_message = "an alarm on the share of unseen category values, at 5% by default"
+  }
 }
 
 run "pinned_version_and_public_api_are_explicit_choices" {
