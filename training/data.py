@@ -25,6 +25,7 @@ from training.features import (
     BOOLEAN_WORDS,
     choose_features,
     is_text_column,
+    looks_like_datetimes,
     looks_like_target,
     missing_mask,
 )
@@ -223,7 +224,36 @@ class FeatureColumn:
 def feature_column(
     raw: pd.Series, name: str, *, declared: str | None, allow_missing: bool, max_categories: int
 ) -> FeatureColumn:
-    """One column as the model's feature: the declared type ([data] types) or the one its values show."""
+    """One column as the model's feature: the declared type ([data] types) or the one its values show.
+
+    What ``features = "auto"`` would skip is an error here, with what to do: datetimes and free text
+    (more values than ``max_categories``); a constant column too, once every value is checked
+    (``refuse_constant``).
+    """
+    if pd.api.types.is_datetime64_any_dtype(raw) or (
+        declared is None and is_text_column(raw) and looks_like_datetimes(raw[~missing_mask(raw)])
+    ):
+        raise DataValidationError(
+            f"column '{name}' holds datetimes: derive numeric features from it first (hour, day of week,"
+            " age...) and list those instead"
+        )
+    return _typed_column(raw, name, declared, allow_missing, max_categories)
+
+
+def refuse_constant(column: FeatureColumn, name: str) -> None:
+    """A listed feature with one value in every row is an error: it carries no information."""
+    present = column.values[~np.isnan(column.values)]
+    if len(present) > 1 and np.all(present == present[0]):
+        shown = column.categories[int(present[0])] if column.categories else f"{present[0]:g}"
+        raise DataValidationError(
+            f"column '{name}' is constant ({shown} in every row): it carries no information;"
+            " remove it from [data] features"
+        )
+
+
+def _typed_column(
+    raw: pd.Series, name: str, declared: str | None, allow_missing: bool, max_categories: int
+) -> FeatureColumn:
     if declared == "category" or (declared is None and is_text_column(raw)):
         codes, categories = category_values(
             raw, name, allow_missing=allow_missing, max_categories=max_categories
@@ -311,6 +341,9 @@ def validate(
             for c in features
         ]
     labels = None if label is None else labels_of(frame[label], label)
+    if specs is None:
+        for name, column in zip(features, checked, strict=True):
+            refuse_constant(column, name)
     return Dataset(
         features=np.column_stack([c.values for c in checked]),
         feature_names=list(features),

@@ -159,9 +159,15 @@ def unusable(
     return None
 
 
+def looks_like_datetimes(present: pd.Series) -> bool:
+    """Text whose first 200 values all parse as dates or times."""
+    sample = present.astype(str).head(200)
+    return bool(len(sample)) and bool(pd.to_datetime(sample, errors="coerce", format="mixed").notna().all())
+
+
 def _unusable_category(present: pd.Series, max_categories: int) -> str | None:
     text = present.astype(str)
-    if pd.to_datetime(text.head(200), errors="coerce", format="mixed").notna().all():
+    if looks_like_datetimes(text):
         return "datetimes: derive numeric features from them first (hour, day of week, age...)"
     distinct = text.nunique()
     if distinct == 1:

@@ -177,3 +177,26 @@ def test_the_command_trains_on_auto_features_and_refuses_a_missing_explicit_labe
         == 1
     )
     assert "label column 'kind' is not in" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("column", "message"),
+    [
+        ("seen_at", "column 'seen_at' holds datetimes: derive numeric features from it first"),
+        ("region", "column 'region' is constant (eu in every row): it carries no information"),
+        ("flow_id", None),  # a row id, listed explicitly: the user's call
+    ],
+)
+def test_what_auto_skips_is_a_one_line_error_when_listed_explicitly(column: str, message: str | None) -> None:
+    frame = mixed_table()
+    if message is None:
+        assert validate(frame, ["two", column], None, "t.csv", "0" * 64).feature_names == ["two", column]
+        return
+    with pytest.raises(DataValidationError) as raised:
+        validate(frame, ["two", column], None, "t.csv", "0" * 64)
+    assert str(raised.value).startswith(message)
+
+
+def test_free_text_past_the_category_cap_is_an_error_when_listed() -> None:
+    with pytest.raises(DataValidationError, match="column 'protocol': 3 distinct values, more than"):
+        validate(mixed_table(), ["two", "protocol"], None, "t.csv", "0" * 64, max_categories=2)
