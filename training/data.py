@@ -300,6 +300,7 @@ def validate(
     max_categories: int = 1000,
     types: dict[str, str] | None = None,
     specs: Sequence[FeatureSpec] | None = None,
+    constant_ok: bool = False,
 ) -> Dataset:
     """Check schema and values; return the arrays the model is fitted on.
 
@@ -308,6 +309,7 @@ def validate(
     column is an error when ``label_required``; otherwise the run is unlabelled, said loudly.
     ``missing``, ``max_categories`` and ``types`` are [data]'s (training/config.py). ``specs``: a
     published model's features (drift, promotion): its types, categories and fills, as served.
+    ``constant_ok``: a constant feature is not an error (an imported model's sample).
     """
     types = types or {}
     if frame.empty or len(frame) == 0:
@@ -341,7 +343,7 @@ def validate(
             for c in features
         ]
     labels = None if label is None else labels_of(frame[label], label)
-    if specs is None:
+    if specs is None and not constant_ok:
         for name, column in zip(features, checked, strict=True):
             refuse_constant(column, name)
     return Dataset(
@@ -418,6 +420,7 @@ def load_dataset(
     max_categories: int = 1000,
     types: dict[str, str] | None = None,
     specs: Sequence[FeatureSpec] | None = None,
+    constant_ok: bool = False,
 ) -> Dataset:
     """Read ``uri`` (local path or s3://, CSV or Parquet) and validate it."""
     with _local_copy(uri, s3_client) as path:
@@ -439,6 +442,7 @@ def load_dataset(
         max_categories=max_categories,
         types=types,
         specs=specs,
+        constant_ok=constant_ok,
     )
 
 

@@ -151,7 +151,16 @@ def import_model(
     if label is not None and label not in columns:
         raise ImportRefusedError(f"the sample {data_uri} has no label column {label!r}")
     names = feature_names(estimator, columns, label, data_uri)
-    dataset = load_dataset(data_uri, names, label, s3_client=s3_client, labels_of=kind.labels)
+    # The model was fitted elsewhere on numbers: the sample must be numbers (or true/false), complete.
+    dataset = load_dataset(
+        data_uri, names, label, s3_client=s3_client, labels_of=kind.labels, missing="refuse", constant_ok=True
+    )
+    if dataset.categories:
+        raise ImportRefusedError(
+            f"the sample's column(s) {', '.join(map(repr, dataset.categories))} hold text: an imported model"
+            " is served numbers and true/false only (its own encoding is not known to the service);"
+            " train it here (python -m training) to have categories encoded for it"
+        )
     labels = kind.usable(dataset.labels, data_uri) if dataset.labels is not None else None
     # A record of what was imported, not a recipe to build from: constructed, not validated as one
     # (its estimator may be a Pipeline, which no config can build).

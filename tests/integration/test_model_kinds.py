@@ -291,3 +291,16 @@ def test_import_refusals_are_one_clear_line_and_publish_nothing(
     assert "lacks feature(s) the model was fitted on: mean texture" in refused(
         "--model", str(model), "--data", str(narrow), "--trust", "sklearn.tree._tree.Tree"
     )
+    texts = breast_cancer()
+    texts["mean radius"] = np.where(texts["mean radius"] > 14, "large", "small")
+    texts.to_csv(tmp_path / "texts.csv", index=False)
+    holes = breast_cancer()
+    holes.loc[3, "mean area"] = np.nan
+    holes.to_csv(tmp_path / "holes.csv", index=False)
+    trusted = ("--trust", "sklearn.tree._tree.Tree", "--label", "target")
+    assert "column(s) 'mean radius' hold text: an imported model is served numbers" in refused(
+        "--model", str(model), "--data", str(tmp_path / "texts.csv"), *trusted
+    )
+    assert "column 'mean area', row 4: missing value" in refused(
+        "--model", str(model), "--data", str(tmp_path / "holes.csv"), *trusted
+    )
