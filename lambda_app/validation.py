@@ -214,7 +214,8 @@ def _served_columns(values: list[Any], features: Sequence[FeatureSpec]) -> np.nd
             numbers = np.array(cells, dtype=np.float64)  # None -> NaN
         except (OverflowError, ValueError):
             return None
-        present = numbers[~np.isnan(numbers)] if type(None) in kinds else numbers
+        # Only null is missing: a NaN sent as a number is refused row by row like any non-finite value.
+        present = numbers[np.array([cell is not None for cell in cells])] if type(None) in kinds else numbers
         if not np.isfinite(present).all() or (np.abs(present) > MAX_ABS_VALUE).any():
             return None
         if spec.dtype == "integer" and not np.array_equal(present, np.floor(present)):

@@ -4,7 +4,8 @@ The rules are /predict's (lambda_app/validation.py): finite numbers within the s
 numbers for integer features. A CSV cell is a number when it is written as one (``12``, ``-3.5``,
 ``.5``, ``1e-3``); anything else (empty, ``NA``, ``nan``, ``1,5``) is a reason to set the row aside.
 A boolean feature takes a bool column or ``true``/``false`` cells in any case, fed to the model as 1/0.
-A category feature takes text (any value; an unseen one is scored as unseen). Where the model fills
+A category feature takes text (any value; an unseen one is scored as unseen), or whole numbers read
+as their text (a port declared a category: 80 is "80", as in training). Where the model fills
 missing values (its manifest says so per feature), an empty cell, a null, or a number column's
 ``NA``/``nan``/``null``... (lambda_app/preprocess.py: MISSING_WORDS) is missing: NaN in the served table.
 Rows that break a rule go to the rejects with their reasons: never dropped silently, and never a
@@ -74,7 +75,7 @@ def check_schema(schema: pa.Schema, features: Sequence[FeatureSpec], reserved: S
                     f"column '{spec.name}' holds {kind} values; the model takes true/false"
                 )
         elif spec.dtype == "category":
-            if not (_is_text_or_dictionary(kind) or pa.types.is_null(kind)):
+            if not (_is_text_or_dictionary(kind) or pa.types.is_integer(kind) or pa.types.is_null(kind)):
                 raise TableSchemaError(
                     f"column '{spec.name}' holds {kind} values; the model takes text (categories)"
                 )

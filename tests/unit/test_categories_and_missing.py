@@ -153,3 +153,35 @@ def test_online_drift_counts_unseen_categories_and_missing_values_per_window() -
     assert second.fresh
     assert second.missing_share == {"bytes": pytest.approx(3 / 10)}
     assert second.psi["bytes"] < 0.05  # 4 and 3 values in the two halves; NaN never lands in a bin
+
+
+def test_a_nan_sent_for_a_feature_that_takes_null_is_still_refused() -> None:
+    """null is a missing value; NaN (which strict JSON does not even have) is a bad number, in any batch."""
+    good = {"port": 80, "protocol": "tcp", "encrypted": True, "bytes": None}
+    for rows in ([{**good, "bytes": math.nan}], [good, {**good, "bytes": math.nan}]):
+        with pytest.raises(InvalidInputError) as raised:
+            records_to_matrix(rows, SPECS, 10)
+        assert raised.value.details[0].message == "must be a finite number"
+
+
+def test_batch_columns_follow_the_same_rules() -> None:
+    import pyarrow as pa
+
+    from lambda_app.batch.columns import check_rows, check_schema
+
+    port = FeatureSpec(name="port", dtype="category", categories=["22", "80"], encoding="ordinal")
+    specs = [port, SPECS[1], SPECS[3]]
+    batch = pa.record_batch(
+        {
+            "port": pa.array([80, 22, 443, 80], pa.int64()),  # a port declared a category: read as text
+            "protocol": pa.array(["tcp", "", None, "quic"]),
+            "bytes": pa.array(["12.5", "NA", "", "n/a"]),
+        }
+    )
+    check_schema(batch.schema, specs, reserved=[])
+    checked = check_rows(batch, specs)
+    assert checked.accepted.tolist() == [True, False, False, True]
+    assert checked.reasons == ["field 'protocol': missing value", "field 'protocol': missing value"]
+    assert checked.matrix[:, :2].tolist() == [[1.0, 1.0], [1.0, -1.0]]
+    assert checked.matrix[0, 2] == 12.5
+    assert np.isnan(checked.matrix[1, 2])  # n/a: missing, and bytes is filled
