@@ -23,6 +23,7 @@ from lambda_app.registry import FeatureSpec, parse_s3_uri
 from training.exceptions import DataValidationError, TrainingError
 from training.features import (
     BOOLEAN_WORDS,
+    TYPE_SAMPLE_ROWS,
     choose_features,
     is_text_column,
     looks_like_datetimes,
@@ -147,7 +148,8 @@ def is_boolean(raw: pd.Series) -> bool:
         return True
     if pd.api.types.is_numeric_dtype(raw) or pd.api.types.is_datetime64_any_dtype(raw):
         return False
-    words = set(raw[~missing_mask(raw)].astype(str).str.strip().str.lower().unique()[:3])
+    head = raw.head(TYPE_SAMPLE_ROWS)
+    words = set(head[~missing_mask(head)].astype(str).str.strip().str.lower().unique()[:3])
     return bool(words) and words <= BOOLEAN_WORDS
 
 
@@ -230,14 +232,16 @@ def feature_column(
     (more values than ``max_categories``); a constant column too, once every value is checked
     (``refuse_constant``).
     """
+    text = declared is None and is_text_column(raw)
+    head = raw.head(200)
     if pd.api.types.is_datetime64_any_dtype(raw) or (
-        declared is None and is_text_column(raw) and looks_like_datetimes(raw[~missing_mask(raw)])
+        text and looks_like_datetimes(head[~missing_mask(head)])
     ):
         raise DataValidationError(
             f"column '{name}' holds datetimes: derive numeric features from it first (hour, day of week,"
             " age...) and list those instead"
         )
-    return _typed_column(raw, name, declared, allow_missing, max_categories)
+    return _typed_column(raw, name, "category" if text else declared, allow_missing, max_categories)
 
 
 def refuse_constant(column: FeatureColumn, name: str) -> None:
@@ -254,7 +258,7 @@ def refuse_constant(column: FeatureColumn, name: str) -> None:
 def _typed_column(
     raw: pd.Series, name: str, declared: str | None, allow_missing: bool, max_categories: int
 ) -> FeatureColumn:
-    if declared == "category" or (declared is None and is_text_column(raw)):
+    if declared == "category":
         codes, categories = category_values(
             raw, name, allow_missing=allow_missing, max_categories=max_categories
         )

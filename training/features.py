@@ -100,11 +100,15 @@ def missing_mask(column: pd.Series, *, category: bool = False) -> np.ndarray:
     return np.asarray((column.isna() | text.str.lower().isin(words)).to_numpy(dtype=bool))
 
 
+TYPE_SAMPLE_ROWS = 10_000
+"""Types are read from a column's first rows (every value is still validated against the type)."""
+
+
 def is_text_column(column: pd.Series) -> bool:
     """Mostly text that is neither numbers nor true/false: a category (or free text, or datetimes).
 
     A mostly-numeric column with a few bad cells is numeric: validation names the first bad row,
-    rather than the column silently turning into categories.
+    rather than the column silently turning into categories. Decided on the first TYPE_SAMPLE_ROWS.
     """
     if (
         pd.api.types.is_numeric_dtype(column)
@@ -112,6 +116,7 @@ def is_text_column(column: pd.Series) -> bool:
         or pd.api.types.is_datetime64_any_dtype(column)
     ):
         return False
+    column = column.head(TYPE_SAMPLE_ROWS)
     missing = missing_mask(column)
     text = column.astype(str).str.strip()[~missing]
     if text.empty or text.str.lower().isin(BOOLEAN_WORDS).all():
