@@ -99,6 +99,10 @@ def test_validate_under_auto_logs_the_choice_and_each_skip(caplog: pytest.LogCap
     assert dataset.labels is not None
     messages = [r.getMessage() for r in caplog.records]
     assert 'features = "auto": one, two, three, protocol, encrypted, bytes' in messages
+    assert (
+        "feature types: one integer; two number; three number; protocol category (3 values: icmp, tcp, udp);"
+        " encrypted boolean; bytes integer, 10.0% missing"
+    ) in messages
     assert any(m.startswith("feature 'seen_at' skipped: datetimes") for m in messages)
     assert not any("is_anomaly" in m and "skipped" in m for m in messages)  # it is the label now
 
