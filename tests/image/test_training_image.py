@@ -53,6 +53,7 @@ def test_dockerfile_copies_training_code_and_the_shared_contract_only() -> None:
         "requirements-train.txt",
         "training/",
         "lambda_app/__init__.py",
+        "lambda_app/preprocess.py",
         "lambda_app/registry/",
         "lambda_app/models/",
     ]

@@ -318,6 +318,7 @@ def test_alarms_and_their_thresholds_notify_the_encrypted_topic(
             "drift-two",
             "drift-three",
             "inputs-out-of-range",
+            "unseen-categories",
             "anomaly-rate-low",
             "non-finite-scores",
             "model-reload-failed",
