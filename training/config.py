@@ -40,6 +40,9 @@ class DataConfig(_Section):
     max_categories: int = Field(default=1000, ge=2, le=100_000)
     # Per-column type overrides: number | integer | boolean | category (e.g. a port number as a category).
     types: dict[str, Literal["number", "integer", "boolean", "category"]] = Field(default_factory=dict)
+    # A file with more rows is read in chunks (every row validated) into a uniform sample of this many
+    # (seeded by [split] seed), which training, tuning and evaluation use: memory stays flat as data grows.
+    sample_rows: int = Field(default=1_000_000, ge=1_000)
 
     @model_validator(mode="after")
     def _distinct(self) -> DataConfig:
@@ -94,6 +97,9 @@ class TuningConfig(_Section):
     metric: str | None = None  # default: the task's (pr_auc, f1_macro, rmse); checked against the task
     seed: int = 42
     space: dict[str, list[Any]] = Field(default_factory=dict)
+    # Candidates are cross-validated on a seeded sample of at most this many training rows: enough to
+    # rank them (an IsolationForest sees max_samples rows per tree), at a cost that does not grow with data.
+    max_rows: int = Field(default=200_000, ge=100)
 
 
 class EvaluationConfig(_Section):

@@ -33,8 +33,6 @@ from training.features import (
 
 log = logging.getLogger("training")
 
-CSV_CHUNK_ROWS = 250_000
-
 
 @dataclass(frozen=True)
 class Dataset:
@@ -51,10 +49,19 @@ class Dataset:
     uri: str
     sha256: str
     categories: dict[str, list[str]] = field(default_factory=dict)
+    # A file larger than [data] sample_rows is read in chunks into a seeded uniform sample of that many
+    # rows (training/stream.py): these say how many rows the file had, and the sample's seed.
+    file_rows: int | None = None
+    sample_seed: int | None = None
+    file_missing: dict[str, int] = field(default_factory=dict)  # missing values per feature, whole file
 
     @property
     def rows(self) -> int:
         return int(self.features.shape[0])
+
+    @property
+    def sampled(self) -> bool:
+        return self.file_rows is not None and self.file_rows > self.rows
 
 
 @contextlib.contextmanager
@@ -92,27 +99,16 @@ def _sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _read_frame(path: Path, uri: str, columns: Sequence[str]) -> pd.DataFrame:
-    name = uri.lower()
-    try:
-        if name.endswith((".parquet", ".pq")):
-            return pd.read_parquet(path)
-        if name.endswith((".csv", ".csv.gz")):
-            from tqdm import tqdm
-
-            chunks = []
-            with pd.read_csv(path, chunksize=CSV_CHUNK_ROWS, dtype=str, keep_default_na=False) as reader:
-                for chunk in tqdm(reader, desc="reading", unit="chunk", disable=None, leave=False):
-                    chunks.append(chunk)
-            return pd.concat(chunks, ignore_index=True) if chunks else pd.DataFrame(columns=list(columns))
-    except pd.errors.EmptyDataError:
-        return pd.DataFrame()
-    except (ValueError, OSError, pd.errors.ParserError) as exc:
-        raise DataValidationError(f"cannot parse {uri}: {str(exc).splitlines()[0]}") from exc
-    raise TrainingError(f"unsupported data format for {uri}: use .csv, .csv.gz or .parquet")
-
-
 LabelParser = Callable[[pd.Series, str], np.ndarray]
+
+
+def row_number(column: pd.Series, position: int) -> int:
+    """The 1-based data row of ``column``'s ``position``: a chunk of a large file keeps its rows' place
+    in the file (its index continues from the chunk before), so an error names the file's row."""
+    index = column.index
+    if isinstance(index, pd.RangeIndex):
+        return int(index[position]) + 1
+    return position + 1
 
 
 def numeric_values(raw: pd.Series, column: str, *, allow_missing: bool = False) -> np.ndarray:
@@ -125,7 +121,9 @@ def numeric_values(raw: pd.Series, column: str, *, allow_missing: bool = False) 
         if len(bad):
             row = int(bad[0])
             shown = text.iloc[row][:40]
-            raise DataValidationError(f"column '{column}', row {row + 1}: non-numeric value {shown!r}")
+            raise DataValidationError(
+                f"column '{column}', row {row_number(raw, row)}: non-numeric value {shown!r}"
+            )
     elif pd.api.types.is_bool_dtype(raw) or not pd.api.types.is_numeric_dtype(raw):
         raise DataValidationError(f"column '{column}': non-numeric type {raw.dtype}")
     else:
@@ -133,12 +131,14 @@ def numeric_values(raw: pd.Series, column: str, *, allow_missing: bool = False) 
     missing = np.flatnonzero(np.isnan(values))
     if len(missing) and not allow_missing:
         raise DataValidationError(
-            f"column '{column}', row {int(missing[0]) + 1}: missing value (NaN);"
+            f"column '{column}', row {row_number(raw, int(missing[0]))}: missing value (NaN);"
             ' [data] missing = "impute" fills it'
         )
     infinite = np.flatnonzero(np.isinf(values))
     if len(infinite):
-        raise DataValidationError(f"column '{column}', row {int(infinite[0]) + 1}: infinite value")
+        raise DataValidationError(
+            f"column '{column}', row {row_number(raw, int(infinite[0]))}: infinite value"
+        )
     return np.asarray(values, dtype=np.float64)
 
 
@@ -164,7 +164,7 @@ def boolean_values(raw: pd.Series, column: str, *, allow_missing: bool = False) 
         row = int(bad[0])
         cell = raw.iloc[row]
         what = "missing value" if absent[row] else f"not true or false: {str(cell)[:40]!r}"
-        raise DataValidationError(f"column '{column}', row {row + 1}: {what}")
+        raise DataValidationError(f"column '{column}', row {row_number(raw, row)}: {what}")
     values = (text == "true").to_numpy(dtype=np.float64)
     values[absent] = np.nan
     return np.asarray(values, dtype=np.float64)
@@ -178,7 +178,7 @@ def category_values(
     absent = missing_mask(raw, category=True)
     if absent.any() and not allow_missing:
         raise DataValidationError(
-            f"column '{column}', row {int(np.flatnonzero(absent)[0]) + 1}: missing value;"
+            f"column '{column}', row {row_number(raw, int(np.flatnonzero(absent)[0]))}: missing value;"
             ' [data] missing = "impute" fills it'
         )
     text = raw.astype(str).where(~absent, None)
@@ -202,7 +202,7 @@ def served_column(raw: pd.Series, spec: FeatureSpec) -> FeatureColumn:
     if spec.dtype == "category":
         absent = missing_mask(raw, category=True)
         if absent.any() and not nullable:
-            row = int(np.flatnonzero(absent)[0]) + 1
+            row = row_number(raw, int(np.flatnonzero(absent)[0]))
             raise DataValidationError(
                 f"column '{spec.name}', row {row}: missing value (the model fills none)"
             )
@@ -284,7 +284,9 @@ def _typed_column(
     whole = bool(np.all(present == np.round(present)))
     if declared == "integer" and not whole:
         row = int(np.flatnonzero(~np.isnan(values) & (values != np.round(values)))[0])
-        raise DataValidationError(f"column '{name}', row {row + 1}: {values[row]:g} is not an integer")
+        raise DataValidationError(
+            f"column '{name}', row {row_number(raw, row)}: {values[row]:g} is not an integer"
+        )
     dtype = declared or ("integer" if whole else "number")
     return FeatureColumn(values, dtype)
 
@@ -298,7 +300,7 @@ def anomaly_labels(column: pd.Series, name: str) -> np.ndarray:
     if len(bad):
         row = int(bad[0])
         raise DataValidationError(
-            f"column '{name}', row {row + 1}: label must be 0 or 1, got {values[row]:g}"
+            f"column '{name}', row {row_number(column, row)}: label must be 0 or 1, got {values[row]:g}"
         )
     return values.astype(np.int64)
 
@@ -319,6 +321,7 @@ def validate(
     types: dict[str, str] | None = None,
     specs: Sequence[FeatureSpec] | None = None,
     constant_ok: bool = False,
+    log_types: bool = True,
 ) -> Dataset:
     """Check schema and values; return the arrays the model is fitted on.
 
@@ -364,7 +367,7 @@ def validate(
     if specs is None and not constant_ok:
         for name, column in zip(features, checked, strict=True):
             refuse_constant(column, name)
-    if specs is None:
+    if specs is None and log_types:
         log.info(
             "feature types: %s", "; ".join(_described(n, c) for n, c in zip(features, checked, strict=True))
         )
@@ -443,20 +446,20 @@ def load_dataset(
     types: dict[str, str] | None = None,
     specs: Sequence[FeatureSpec] | None = None,
     constant_ok: bool = False,
+    sample_rows: int | None = None,
+    seed: int = 0,
 ) -> Dataset:
-    """Read ``uri`` (local path or s3://, CSV or Parquet) and validate it."""
-    with _local_copy(uri, s3_client) as path:
-        sha256 = _sha256_file(path)
-        wanted = [] if features == "auto" else list(features)
-        frame = _read_frame(path, uri, [*wanted, *([label] if label else [])])
-    log.info("read %s rows from %s", len(frame), uri)
-    return validate(
-        frame,
+    """Read ``uri`` (local path or s3://, CSV or Parquet) and validate it, in chunks: a file of more than
+    ``sample_rows`` rows (default 1,000,000) becomes a seeded uniform sample of that many
+    (training/stream.py); every row is validated either way."""
+    from training.stream import DEFAULT_SAMPLE_ROWS, read_sample
+
+    return read_sample(
+        uri,
         features,
         label,
-        uri,
-        sha256,
-        labels_of,
+        s3_client=s3_client,
+        labels_of=labels_of,
         exclude=exclude,
         label_required=label_required,
         min_rows=min_rows,
@@ -465,6 +468,8 @@ def load_dataset(
         types=types,
         specs=specs,
         constant_ok=constant_ok,
+        sample_rows=sample_rows or DEFAULT_SAMPLE_ROWS,
+        seed=seed,
     )
 
 

@@ -77,14 +77,24 @@ def holdout(
     label = candidate.label or "label"
     uri = data_uri or candidate.provenance.data_uri
     kind = task_kind(candidate.task)
+    recorded = candidate.provenance.config
+    # The candidate's own split is re-derived from the same sample of its file (same size, same seed).
+    sample = candidate.provenance.sample or {}
+    sample_rows = sample.get("rows") or recorded.get("data", {}).get("sample_rows")
     dataset = load_dataset(
-        uri, features, label, s3_client=s3_client, labels_of=kind.labels, specs=candidate.features
+        uri,
+        features,
+        label,
+        s3_client=s3_client,
+        labels_of=kind.labels,
+        specs=candidate.features,
+        sample_rows=None if data_uri else sample_rows,
+        seed=0 if data_uri else sample.get("seed", 0),
     )
     if dataset.labels is None or len({str(v) for v in dataset.labels}) < 2:
         raise TrainingError(
             f"{uri} has no usable '{label}' column: the quality gate needs labels (or --force)"
         )
-    recorded = candidate.provenance.config
     if data_uri or recorded.get("source") == "import":  # an imported model was judged on its whole sample
         return dataset.features, dataset.labels, uri
     config = TrainingConfig.model_validate(recorded)  # a v1 config names no task: the default, anomaly

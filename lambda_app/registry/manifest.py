@@ -150,12 +150,14 @@ class Reference(_Strict):
     prediction_mean: float | None = None
 
 
-class Provenance(_Strict):
+class Provenance(_Compact):
     """Where a version came from, so it can be reproduced and audited."""
 
     data_uri: str
     data_sha256: str
-    rows: int
+    rows: int  # in the data file
+    # When the file had more rows than [data] sample_rows: the uniform sample trained on ({rows, seed}).
+    sample: dict[str, int] | None = None
     params: dict[str, Any]
     library_versions: dict[str, str]
     code_revision: str

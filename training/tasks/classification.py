@@ -33,6 +33,8 @@ MIN_ROWS_PER_CLASS_TO_STRATIFY = 3
 
 def class_labels(column: pd.Series, name: str) -> np.ndarray:
     """Integers stay integers (int64), anything else is a string class (object array)."""
+    from training.data import row_number
+
     if pd.api.types.is_bool_dtype(column):
         return np.asarray(column.to_numpy(dtype=np.int64))
     missing = np.flatnonzero(column.isna().to_numpy())
@@ -40,14 +42,15 @@ def class_labels(column: pd.Series, name: str) -> np.ndarray:
     empty = np.flatnonzero((text == "").to_numpy())
     if len(missing) or len(empty):
         row = int(min([*missing[:1], *empty[:1]]))
-        raise DataValidationError(f"column '{name}', row {row + 1}: missing label")
+        raise DataValidationError(f"column '{name}', row {row_number(column, row)}: missing label")
     numbers = pd.to_numeric(text, errors="coerce")
     if numbers.notna().all():
         fractional = np.flatnonzero((numbers != numbers.round()).to_numpy())
         if len(fractional):
             row = int(fractional[0])
             raise DataValidationError(
-                f"column '{name}', row {row + 1}: class {text.iloc[row][:40]!r} is not an integer;"
+                f"column '{name}', row {row_number(column, row)}: class {text.iloc[row][:40]!r}"
+                " is not an integer;"
                 " classes are integers or strings (for a number to predict, use model.task = 'regression')"
             )
         return np.asarray(numbers.to_numpy(dtype=np.int64))

@@ -1,0 +1,105 @@
+"""Reading a file in chunks into a bounded sample (training/stream.py): the same dataset as one frame
+when the file fits the sample, a seeded uniform sample when it does not, every row validated."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from training.data import validate
+from training.exceptions import DataValidationError
+from training.stream import Reservoir, read_sample
+from training.synthetic import generate
+
+ROWS = 1050
+
+
+def flows(tmp_path: Path) -> tuple[Path, pd.DataFrame]:
+    frame = generate(ROWS, seed=2, mixed=True)
+    frame.loc[frame.index[-3:], "protocol"] = "gre"  # a category only the last chunk has
+    path = tmp_path / "flows.csv"
+    frame.to_csv(path, index=False)
+    return path, frame
+
+
+def test_a_file_that_fits_the_sample_reads_in_chunks_exactly_as_one_frame(tmp_path: Path) -> None:
+    path, _ = flows(tmp_path)
+    whole = validate(pd.read_csv(path, dtype=str, keep_default_na=False), "auto", "label", "f", "0" * 64)
+    chunked = read_sample(str(path), "auto", "label", chunk_rows=100, sample_rows=10_000)
+    assert chunked.feature_names == whole.feature_names
+    assert chunked.feature_dtypes == whole.feature_dtypes
+    assert chunked.categories == whole.categories == {"protocol": ["gre", "icmp", "tcp", "udp"]}
+    np.testing.assert_array_equal(chunked.features, whole.features)
+    assert chunked.labels is not None
+    assert whole.labels is not None
+    assert chunked.labels.tolist() == whole.labels.tolist()
+    assert chunked.file_rows == ROWS
+    assert not chunked.sampled
+    assert chunked.file_missing == {"bytes": int(np.isnan(whole.features[:, 5]).sum())}
+
+
+def test_a_larger_file_becomes_a_seeded_uniform_sample_in_file_order(tmp_path: Path) -> None:
+    path, _ = flows(tmp_path)
+    first = read_sample(str(path), "auto", "label", chunk_rows=100, sample_rows=300, seed=4)
+    again = read_sample(str(path), "auto", "label", chunk_rows=100, sample_rows=300, seed=4)
+    other = read_sample(str(path), "auto", "label", chunk_rows=100, sample_rows=300, seed=5)
+    assert first.rows == 300
+    assert first.file_rows == ROWS
+    assert first.sampled
+    np.testing.assert_array_equal(first.features, again.features)  # same seed, same sample
+    assert not np.array_equal(first.features, other.features)
+    # the known values and the missing counts come from the whole file, not the sample
+    assert first.categories["protocol"] == ["gre", "icmp", "tcp", "udp"]
+    assert first.file_missing["bytes"] > np.isnan(first.features[:, 5]).sum()
+
+
+def test_the_reservoir_keeps_every_row_with_the_same_chance() -> None:
+    counts = np.zeros(50)
+    for seed in range(400):
+        reservoir = Reservoir(capacity=10, seed=seed)
+        for start in range(0, 50, 7):  # uneven chunks
+            rows = np.arange(start, min(start + 7, 50), dtype=np.float64)[:, None]
+            reservoir.offer(rows, None)
+        sample, _ = reservoir.result()
+        assert sample[:, 0].tolist() == sorted(set(sample[:, 0].tolist()))  # distinct, in file order
+        counts[sample[:, 0].astype(int)] += 1
+    shares = counts / 400  # each row's chance is 10/50
+    assert np.abs(shares - 0.2).max() < 0.08
+    assert abs(shares[:10].mean() - shares[40:].mean()) < 0.05  # no bias to the rows that filled it first
+
+
+def test_an_error_in_a_late_chunk_names_the_files_row(tmp_path: Path) -> None:
+    path, frame = flows(tmp_path)
+    bad = frame.astype({"two": object})
+    bad.loc[949, "two"] = "oops"
+    bad.to_csv(path, index=False)
+    with pytest.raises(DataValidationError, match=r"column 'two', row 950: non-numeric value 'oops'"):
+        read_sample(str(path), "auto", "label", chunk_rows=100)
+
+
+def test_whether_a_number_is_an_integer_is_decided_over_the_whole_file(tmp_path: Path) -> None:
+    frame = pd.DataFrame({"a": [1.0] * 150 + [2.5] * 150, "b": np.arange(300) % 7, "label": [0, 1] * 150})
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    dataset = read_sample(str(tmp_path / "t.csv"), ["a", "b"], "label", chunk_rows=100)
+    assert dataset.feature_dtypes == ["number", "integer"]
+
+
+def test_the_category_cap_holds_over_the_whole_file(tmp_path: Path) -> None:
+    frame = pd.DataFrame(
+        {"p": ["a", "b"] * 100 + ["c", "d"] * 50, "x": np.arange(300) % 5, "label": [0, 1] * 150}
+    )
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    with pytest.raises(DataValidationError, match="column 'p': 4 distinct values in the file, more than"):
+        read_sample(str(tmp_path / "t.csv"), ["p", "x"], "label", chunk_rows=100, max_categories=3)
+
+
+def test_parquet_is_read_by_row_groups_too(tmp_path: Path) -> None:
+    path, frame = flows(tmp_path)
+    frame.to_parquet(tmp_path / "flows.parquet", index=False, row_group_size=100)
+    from_csv = read_sample(str(path), "auto", "label", chunk_rows=100)
+    from_parquet = read_sample(str(tmp_path / "flows.parquet"), "auto", "label", chunk_rows=100)
+    np.testing.assert_array_equal(from_csv.features, from_parquet.features)
+    assert from_parquet.feature_dtypes == from_csv.feature_dtypes
