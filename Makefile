@@ -16,7 +16,7 @@ CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 TF_PLUGIN_MIRROR ?= $(if $(wildcard /opt/tf-plugins),/opt/tf-plugins,)
 export TF_PLUGIN_MIRROR
 
-.PHONY: setup serve model train invoke test lint format wheelhouse image-pins checkov bench bench-preprocessing bench-batch loadtest clean
+.PHONY: setup serve model train invoke test lint format wheelhouse image-pins checkov bench bench-preprocessing bench-train bench-batch loadtest clean
 
 # Two layers in one venv: what running locally needs (make serve: requirements-local.txt), then the
 # development toolchain on top (make test / lint: requirements-dev.txt), so a first `make serve`
@@ -91,6 +91,9 @@ bench: $(STAMP) ## benchmark the serving path against the naive path and the flo
 
 bench-preprocessing: $(RUN_STAMP) ## where categories and missing values are encoded: numpy in the service vs inside the ONNX graph
 	PYTHONPATH=. $(BIN)/python -m benchmarks.preprocessing
+
+bench-train: $(RUN_STAMP) ## benchmark the training job on 1M, 5M and 20M generated rows: stage times, peak RSS, ratio to the floor
+	PYTHONPATH=. $(BIN)/python -m benchmarks.train $(BENCH_TRAIN_ARGS)
 
 bench-batch: $(RUN_STAMP) ## benchmark batch scoring of 1M and 5M generated rows: rows/s, peak RSS, ratio to the graph alone
 	PYTHONPATH=. $(BIN)/python -m benchmarks.batch $(BENCH_BATCH_ARGS)

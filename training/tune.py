@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -105,26 +106,30 @@ def tune(
         objective = "stability (mean pairwise Spearman correlation of held-out score rankings)"
         probe = features[np.random.default_rng(config.seed).permutation(len(features))[:2000]]
 
-    trials = []
-    for candidate in candidates:
-        params = {**fixed, **candidate}
+    def fold(params: dict[str, Any], train: np.ndarray, test: np.ndarray) -> Any:
+        """One candidate on one fold: its held-out score, or (unlabelled) its ranking of the probe."""
         if ranked:
             assert labels is not None
-            fold_scores = [
-                kind.fold_score(
-                    _fit(build, params, features[train], labels[train] if supervised else None),
-                    features[test],
-                    labels[test],
-                    metric,
-                )
-                for train, test in folds
-            ]
+            fitted = _fit(build, params, features[train], labels[train] if supervised else None)
+            return kind.fold_score(fitted, features[test], labels[test], metric)
+        return _ranks(anomaly_scores(_fit(build, params, features[train], None), probe))
+
+    # Every (candidate, fold) fit is independent: they run on all cores, in threads (scikit-learn's tree
+    # building and scoring release the GIL; threads share the data instead of copying it to processes).
+    # Each fit's randomness comes from its own parameters, so the result does not depend on the order.
+    from joblib import Parallel, delayed
+
+    jobs = [({**fixed, **candidate}, train, test) for candidate in candidates for train, test in folds]
+    outcomes = Parallel(n_jobs=min(len(jobs), os.cpu_count() or 1), prefer="threads")(
+        delayed(fold)(*job) for job in jobs
+    )
+    trials = []
+    for number, candidate in enumerate(candidates):
+        results = outcomes[number * len(folds) : (number + 1) * len(folds)]
+        if ranked:
+            fold_scores = [float(r) for r in results]
         else:
-            rankings = [
-                _ranks(anomaly_scores(_fit(build, params, features[train], None), probe))
-                for train, _ in folds
-            ]
-            fold_scores = [float(np.corrcoef(a, b)[0, 1]) for a, b in itertools.combinations(rankings, 2)]
+            fold_scores = [float(np.corrcoef(a, b)[0, 1]) for a, b in itertools.combinations(results, 2)]
         finite = [s for s in fold_scores if not math.isnan(s)]
         mean = float(np.mean(finite)) if finite else float("nan")
         trials.append({"params": candidate, "mean": mean, "std": float(np.std(finite)) if finite else 0.0})
