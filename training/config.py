@@ -99,7 +99,7 @@ class TuningConfig(_Section):
     space: dict[str, list[Any]] = Field(default_factory=dict)
     # Candidates are cross-validated on a seeded sample of at most this many training rows: enough to
     # rank them (an IsolationForest sees max_samples rows per tree), at a cost that does not grow with data.
-    max_rows: int = Field(default=200_000, ge=100)
+    max_rows: int = Field(default=100_000, ge=100)
 
 
 class EvaluationConfig(_Section):

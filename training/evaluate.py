@@ -8,6 +8,8 @@ import numpy as np
 
 from lambda_app.registry import Reference
 
+SCORE_SLICE_ROWS = 50_000
+
 
 def anomaly_scores(estimator: Any, features: np.ndarray) -> np.ndarray:
     """The service's score, higher is more anomalous.
@@ -17,9 +19,15 @@ def anomaly_scores(estimator: Any, features: np.ndarray) -> np.ndarray:
     what its converted graph computes.
     """
     final = estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
-    if type(final).__name__ == "IsolationForest" and not hasattr(estimator, "steps"):
-        return -np.asarray(estimator.score_samples(features), dtype=np.float64)
-    return -np.asarray(estimator.decision_function(features), dtype=np.float64)
+    own = type(final).__name__ == "IsolationForest" and not hasattr(estimator, "steps")
+    score = estimator.score_samples if own else estimator.decision_function
+    # In slices: scikit-learn's forest scoring holds each tree's decision path for every row it is given
+    # (hundreds of MB for a million rows); slices keep that flat whatever the number of rows.
+    parts = [
+        -np.asarray(score(features[start : start + SCORE_SLICE_ROWS]), dtype=np.float64)
+        for start in range(0, len(features), SCORE_SLICE_ROWS)
+    ]
+    return np.concatenate(parts) if parts else np.empty(0)
 
 
 def threshold_max_f1(scores: np.ndarray, labels: np.ndarray) -> float:

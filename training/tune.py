@@ -84,17 +84,19 @@ def tune(
     """
     from sklearn.model_selection import KFold, ParameterSampler, StratifiedKFold
 
+    from training.train import class_codes
+
     space = {name: list(values) for name, values in config.space.items()}
     grid_size = int(np.prod([len(v) for v in space.values()])) if space else 1
     candidates = list(ParameterSampler(space, n_iter=min(config.budget, grid_size), random_state=config.seed))
     stratify = kind.stratify(labels)
     if stratify is not None:
-        _, counts = np.unique(stratify.astype(str), return_counts=True)
+        _, counts = np.unique(class_codes(stratify), return_counts=True)
         if counts.min() < config.folds:
             stratify = None
     if stratify is not None:
         splitter: Any = StratifiedKFold(n_splits=config.folds, shuffle=True, random_state=config.seed)
-        folds = list(splitter.split(features, stratify.astype(str)))
+        folds = list(splitter.split(features, class_codes(stratify)))
     else:
         folds = list(KFold(n_splits=config.folds, shuffle=True, random_state=config.seed).split(features))
     supervised = kind.name != "anomaly"

@@ -24,7 +24,15 @@ from training.evaluate import (
     threshold_quantile,
 )
 from training.model import estimator_name, final_estimator
-from training.tasks.base import Outcome, Splits, feature_reference, quantiles, run_graph
+from training.tasks.base import (
+    SUMMARY_ROWS,
+    Outcome,
+    Splits,
+    at_most,
+    feature_reference,
+    quantiles,
+    run_graph,
+)
 
 log = logging.getLogger("training")
 
@@ -64,7 +72,7 @@ class AnomalyTask:
     def outcome(self, estimator: Any, splits: Splits, config: Any) -> Outcome:
         x, labels = splits.features, splits.labels
         train, validation, test = splits.train, splits.validation, splits.test
-        train_scores = anomaly_scores(estimator, x[train])
+        train_scores = anomaly_scores(estimator, x[at_most(train, SUMMARY_ROWS)])
         if config.threshold.strategy == "estimator":
             threshold = own_threshold(estimator)
             rule = "the estimator's own decision rule (decision_function < 0 is an outlier)"

@@ -168,6 +168,19 @@ def feature_reference(
     return summaries
 
 
+SUMMARY_ROWS = 200_000
+"""Score quantiles, rates and quantile thresholds are read from at most this many training rows: as
+precise as the whole split for a summary, at a cost that does not grow with the data."""
+PARITY_HOLDOUT_ROWS = 50_000
+
+
+def at_most(rows: np.ndarray, limit: int, seed: int = 0) -> np.ndarray:
+    """``rows``, or a seeded subset of ``limit`` of them in their order."""
+    if len(rows) <= limit:
+        return rows
+    return np.sort(np.random.default_rng(seed).choice(rows, size=limit, replace=False))
+
+
 def quantiles(values: np.ndarray) -> dict[str, float]:
     return {k: float(np.quantile(values, q)) for k, q in QUANTILES.items()}
 

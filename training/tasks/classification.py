@@ -18,8 +18,10 @@ from lambda_app.registry import ClassLabel, Manifest, Reference, Task
 from training.compile import PARITY_TOLERANCE, CompileError
 from training.exceptions import DataValidationError
 from training.tasks.base import (
+    SUMMARY_ROWS,
     Outcome,
     Splits,
+    at_most,
     feature_reference,
     run_graph,
     sklearn_frame,
@@ -149,7 +151,7 @@ class ClassificationTask:
         x, labels = splits.features, splits.labels
         train, test = splits.train, splits.test
         classes = plain_classes(estimator.classes_)
-        train_predicted = estimator.predict(sklearn_frame(estimator, x[train]))
+        train_predicted = estimator.predict(sklearn_frame(estimator, x[at_most(train, SUMMARY_ROWS)]))
         keys, counts = np.unique(np.asarray([str(v) for v in train_predicted]), return_counts=True)
         shares = dict(zip(keys.tolist(), (counts / counts.sum()).tolist(), strict=True))
         reference = Reference(

@@ -13,8 +13,10 @@ from lambda_app.registry import Manifest, Reference, Task
 from training.compile import PARITY_TOLERANCE, CompileError
 from training.exceptions import DataValidationError
 from training.tasks.base import (
+    SUMMARY_ROWS,
     Outcome,
     Splits,
+    at_most,
     feature_reference,
     quantiles,
     run_graph,
@@ -73,7 +75,10 @@ class RegressionTask:
 
         x, labels = splits.features, splits.labels
         train, test = splits.train, splits.test
-        train_predicted = np.asarray(estimator.predict(sklearn_frame(estimator, x[train])), dtype=np.float64)
+        summarised = x[at_most(train, SUMMARY_ROWS)]
+        train_predicted = np.asarray(
+            estimator.predict(sklearn_frame(estimator, summarised)), dtype=np.float64
+        )
         reference = Reference(
             features=feature_reference(
                 splits.served[train], splits.feature_names, categories=splits.categories
