@@ -5,7 +5,8 @@ fitted on folds and scored on the held-out fold by the task's metric (training/t
 default for labelled anomaly data, macro F1 for classification, RMSE for regression (lower is
 better there: the search knows the direction). Without labels an anomaly detector is scored by
 stability: the mean pairwise Spearman correlation of held-out anomaly-score rankings from models
-fitted on different folds. The same seed and data give the same choice.
+fitted on different folds. The same seed and data give the same choice. The caller passes at most
+``[tuning] max_rows`` training rows (training/train.py), and the (candidate, fold) fits run on every core.
 """
 
 from __future__ import annotations
