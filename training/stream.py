@@ -157,6 +157,14 @@ class _Categories:
         return ordered, remap
 
 
+def _chunk_min_rows(first: bool, rows: int, chunk_rows: int, min_rows: int) -> int:
+    """The row minimum a chunk is held to: a file that is one chunk is judged on its row count first,
+    as a whole frame is; a larger file's is checked once every row is read."""
+    if not first:
+        return 0
+    return min_rows if rows < chunk_rows else 1
+
+
 def read_sample(
     uri: str,
     features: Sequence[str] | Literal["auto"],
@@ -202,7 +210,7 @@ def read_sample(
                 labels_of,
                 exclude=exclude,
                 label_required=label_required,
-                min_rows=0 if first is not None else 1,
+                min_rows=_chunk_min_rows(first is None, len(frame), chunk_rows, min_rows),
                 missing=missing,
                 max_categories=max_categories,
                 types=declared,
