@@ -83,7 +83,10 @@ def encoding_for(estimator: Any) -> Encoding:
 def fit_preprocessing(dataset: Dataset, rows: np.ndarray, estimator: Any) -> Preprocessing:
     """Fit the preprocessing on ``rows`` (the training split) of the served table."""
     table = dataset.features
-    nullable = np.isnan(table).any(axis=0)
+    # Missing anywhere in the file (a sample may hold none of a rare feature's missing values).
+    nullable = np.isnan(table).any(axis=0) | np.array(
+        [n in dataset.file_missing for n in dataset.feature_names]
+    )
     encoding = encoding_for(estimator)
     drafts = [
         FeatureSpec.model_validate(

@@ -128,3 +128,21 @@ def test_class_codes_number_classes_as_their_text_sorts(labels: np.ndarray) -> N
         train_test_split(rows, test_size=0.2, random_state=3, stratify=codes)[1],
         train_test_split(rows, test_size=0.2, random_state=3, stratify=text)[1],
     )
+
+
+def test_a_feature_missing_only_outside_the_sample_still_gets_a_fill(tmp_path: Path) -> None:
+    from sklearn.ensemble import IsolationForest
+
+    from training.preprocess import fit_preprocessing
+
+    frame = pd.DataFrame({"a": np.arange(400) % 9 + 0.5, "b": np.arange(400) % 5, "label": [0, 1] * 200})
+    frame.loc[399, "a"] = np.nan  # the last row only
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    dataset = read_sample(
+        str(tmp_path / "t.csv"), ["a", "b"], "label", chunk_rows=100, sample_rows=100, seed=1
+    )
+    assert dataset.file_missing == {"a": 1}
+    assert not np.isnan(dataset.features).any()  # the sample missed it
+    specs = fit_preprocessing(dataset, np.arange(dataset.rows), IsolationForest()).specs
+    assert specs[0].fill is not None  # null is accepted for 'a' at serving, served as the median
+    assert specs[1].fill is None
