@@ -139,7 +139,7 @@ def test_a_feature_missing_only_outside_the_sample_still_gets_a_fill(tmp_path: P
     frame.loc[399, "a"] = np.nan  # the last row only
     frame.to_csv(tmp_path / "t.csv", index=False)
     dataset = read_sample(
-        str(tmp_path / "t.csv"), ["a", "b"], "label", chunk_rows=100, sample_rows=100, seed=1
+        str(tmp_path / "t.csv"), ["a", "b"], "label", chunk_rows=100, sample_rows=100, seed=2
     )
     assert dataset.file_missing == {"a": 1}
     assert not np.isnan(dataset.features).any()  # the sample missed it
