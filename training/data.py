@@ -431,48 +431,6 @@ def _auto_features(
     return choice.names
 
 
-def load_dataset(
-    uri: str,
-    features: Sequence[str] | Literal["auto"],
-    label: str | None,
-    *,
-    s3_client: Any = None,
-    labels_of: LabelParser = anomaly_labels,
-    exclude: Sequence[str] = (),
-    label_required: bool = False,
-    min_rows: int = 1,
-    missing: str = "impute",
-    max_categories: int = 1000,
-    types: dict[str, str] | None = None,
-    specs: Sequence[FeatureSpec] | None = None,
-    constant_ok: bool = False,
-    sample_rows: int | None = None,
-    seed: int = 0,
-) -> Dataset:
-    """Read ``uri`` (local path or s3://, CSV or Parquet) and validate it, in chunks: a file of more than
-    ``sample_rows`` rows (default 1,000,000) becomes a seeded uniform sample of that many
-    (training/stream.py); every row is validated either way."""
-    from training.stream import DEFAULT_SAMPLE_ROWS, read_sample
-
-    return read_sample(
-        uri,
-        features,
-        label,
-        s3_client=s3_client,
-        labels_of=labels_of,
-        exclude=exclude,
-        label_required=label_required,
-        min_rows=min_rows,
-        missing=missing,
-        max_categories=max_categories,
-        types=types,
-        specs=specs,
-        constant_ok=constant_ok,
-        sample_rows=sample_rows or DEFAULT_SAMPLE_ROWS,
-        seed=seed,
-    )
-
-
 def read_columns(uri: str, *, s3_client: Any = None) -> list[str]:
     """The column names of a CSV or Parquet file, without reading its rows."""
     with _local_copy(uri, s3_client) as path:

@@ -25,10 +25,11 @@ import numpy as np
 from lambda_app.registry import FeatureSpec, Provenance, open_storage
 from training.compile import compile_model, converter_reason
 from training.config import DEFAULT_NAMES, DataConfig, ModelConfig, ThresholdConfig, TrainingConfig
-from training.data import Dataset, load_dataset, read_columns
+from training.data import Dataset, read_columns
 from training.exceptions import TrainingError
 from training.model import estimator_name
 from training.publish import Published, publish
+from training.stream import load_dataset
 from training.tasks import Splits, parity_probe, task_kind
 from training.tasks.base import PARITY_PROBE_ROWS, compile_with_parity
 from training.train import code_revision, gate_on_baseline, library_versions

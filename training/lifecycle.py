@@ -28,8 +28,8 @@ from lambda_app.registry import (
     read_verified,
 )
 from training.config import TrainingConfig
-from training.data import load_dataset
 from training.exceptions import TrainingError
+from training.stream import load_dataset
 from training.tasks import better, task_kind
 
 log = logging.getLogger("training")

@@ -165,7 +165,7 @@ def _chunk_min_rows(first: bool, rows: int, chunk_rows: int, min_rows: int) -> i
     return min_rows if rows < chunk_rows else 1
 
 
-def read_sample(
+def load_dataset(
     uri: str,
     features: Sequence[str] | Literal["auto"],
     label: str | None,
@@ -180,12 +180,14 @@ def read_sample(
     types: dict[str, str] | None = None,
     specs: Sequence[FeatureSpec] | None = None,
     constant_ok: bool = False,
-    sample_rows: int = DEFAULT_SAMPLE_ROWS,
+    sample_rows: int | None = None,
     seed: int = 0,
     chunk_rows: int = CHUNK_ROWS,
 ) -> Dataset:
-    """``uri`` validated chunk by chunk into a Dataset of at most ``sample_rows`` rows (see the module)."""
+    """Read ``uri`` (local path or s3://, CSV or Parquet) and validate it chunk by chunk into a Dataset
+    of at most ``sample_rows`` rows (default 1,000,000; see the module)."""
     started = time.perf_counter()
+    sample_rows = sample_rows or DEFAULT_SAMPLE_ROWS
     with _local_copy(uri, s3_client) as path:
         sha256 = _sha256_file(path)
         reservoir = Reservoir(sample_rows, seed)

@@ -14,12 +14,13 @@ import numpy as np
 from lambda_app.registry import Provenance, open_storage
 from training.compile import ensure_compilable
 from training.config import TrainingConfig
-from training.data import Dataset, load_dataset
+from training.data import Dataset
 from training.exceptions import TrainingError
 from training.model import build_estimator, estimator_name
 from training.preprocess import fit_preprocessing
 from training.publish import Published, publish
 from training.report import tuning_section, with_section
+from training.stream import load_dataset
 from training.tasks import Splits, TaskKind, better, parity_probe, task_kind
 from training.tasks.base import PARITY_HOLDOUT_ROWS, PARITY_PROBE_ROWS, at_most, compile_with_parity
 from training.tune import fit_params, tune

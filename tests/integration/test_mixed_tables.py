@@ -232,7 +232,7 @@ def test_category_and_missing_value_drift_online_and_offline(
     assert report["drifted_features"] == ["protocol", "bytes"]  # bytes: missing share up 20 points
     assert "(unseen)" not in (out / "drift.html").read_text()  # the chart is an image: labels inside it
 
-    from training.data import load_dataset
+    from training.stream import load_dataset
 
     served = load_dataset(str(tmp_path / "window.csv"), manifest.feature_names, None, specs=manifest.features)
     snapshot = DriftMonitor.for_manifest(manifest).observe(served.features)

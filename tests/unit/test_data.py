@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from training.data import load_dataset
 from training.exceptions import DataValidationError, TrainingError
+from training.stream import load_dataset
 from training.synthetic import generate
 
 FEATURES = ["one", "two", "three"]

@@ -11,7 +11,7 @@ import pytest
 
 from training.data import validate
 from training.exceptions import DataValidationError
-from training.stream import Reservoir, read_sample
+from training.stream import Reservoir, load_dataset
 from training.synthetic import generate
 
 ROWS = 1050
@@ -28,7 +28,7 @@ def flows(tmp_path: Path) -> tuple[Path, pd.DataFrame]:
 def test_a_file_that_fits_the_sample_reads_in_chunks_exactly_as_one_frame(tmp_path: Path) -> None:
     path, _ = flows(tmp_path)
     whole = validate(pd.read_csv(path, dtype=str, keep_default_na=False), "auto", "label", "f", "0" * 64)
-    chunked = read_sample(str(path), "auto", "label", chunk_rows=100, sample_rows=10_000)
+    chunked = load_dataset(str(path), "auto", "label", chunk_rows=100, sample_rows=10_000)
     assert chunked.feature_names == whole.feature_names
     assert chunked.feature_dtypes == whole.feature_dtypes
     assert chunked.categories == whole.categories == {"protocol": ["gre", "icmp", "tcp", "udp"]}
@@ -43,9 +43,9 @@ def test_a_file_that_fits_the_sample_reads_in_chunks_exactly_as_one_frame(tmp_pa
 
 def test_a_larger_file_becomes_a_seeded_uniform_sample_in_file_order(tmp_path: Path) -> None:
     path, _ = flows(tmp_path)
-    first = read_sample(str(path), "auto", "label", chunk_rows=100, sample_rows=300, seed=4)
-    again = read_sample(str(path), "auto", "label", chunk_rows=100, sample_rows=300, seed=4)
-    other = read_sample(str(path), "auto", "label", chunk_rows=100, sample_rows=300, seed=5)
+    first = load_dataset(str(path), "auto", "label", chunk_rows=100, sample_rows=300, seed=4)
+    again = load_dataset(str(path), "auto", "label", chunk_rows=100, sample_rows=300, seed=4)
+    other = load_dataset(str(path), "auto", "label", chunk_rows=100, sample_rows=300, seed=5)
     assert first.rows == 300
     assert first.file_rows == ROWS
     assert first.sampled
@@ -77,13 +77,13 @@ def test_an_error_in_a_late_chunk_names_the_files_row(tmp_path: Path) -> None:
     bad.loc[949, "two"] = "oops"
     bad.to_csv(path, index=False)
     with pytest.raises(DataValidationError, match=r"column 'two', row 950: non-numeric value 'oops'"):
-        read_sample(str(path), "auto", "label", chunk_rows=100)
+        load_dataset(str(path), "auto", "label", chunk_rows=100)
 
 
 def test_whether_a_number_is_an_integer_is_decided_over_the_whole_file(tmp_path: Path) -> None:
     frame = pd.DataFrame({"a": [1.0] * 150 + [2.5] * 150, "b": np.arange(300) % 7, "label": [0, 1] * 150})
     frame.to_csv(tmp_path / "t.csv", index=False)
-    dataset = read_sample(str(tmp_path / "t.csv"), ["a", "b"], "label", chunk_rows=100)
+    dataset = load_dataset(str(tmp_path / "t.csv"), ["a", "b"], "label", chunk_rows=100)
     assert dataset.feature_dtypes == ["number", "integer"]
 
 
@@ -93,14 +93,14 @@ def test_the_category_cap_holds_over_the_whole_file(tmp_path: Path) -> None:
     )
     frame.to_csv(tmp_path / "t.csv", index=False)
     with pytest.raises(DataValidationError, match="column 'p': 4 distinct values in the file, more than"):
-        read_sample(str(tmp_path / "t.csv"), ["p", "x"], "label", chunk_rows=100, max_categories=3)
+        load_dataset(str(tmp_path / "t.csv"), ["p", "x"], "label", chunk_rows=100, max_categories=3)
 
 
 def test_parquet_is_read_by_row_groups_too(tmp_path: Path) -> None:
     path, frame = flows(tmp_path)
     frame.to_parquet(tmp_path / "flows.parquet", index=False, row_group_size=100)
-    from_csv = read_sample(str(path), "auto", "label", chunk_rows=100)
-    from_parquet = read_sample(str(tmp_path / "flows.parquet"), "auto", "label", chunk_rows=100)
+    from_csv = load_dataset(str(path), "auto", "label", chunk_rows=100)
+    from_parquet = load_dataset(str(tmp_path / "flows.parquet"), "auto", "label", chunk_rows=100)
     np.testing.assert_array_equal(from_csv.features, from_parquet.features)
     assert from_parquet.feature_dtypes == from_csv.feature_dtypes
 
@@ -138,7 +138,7 @@ def test_a_feature_missing_only_outside_the_sample_still_gets_a_fill(tmp_path: P
     frame = pd.DataFrame({"a": np.arange(400) % 9 + 0.5, "b": np.arange(400) % 5, "label": [0, 1] * 200})
     frame.loc[399, "a"] = np.nan  # the last row only
     frame.to_csv(tmp_path / "t.csv", index=False)
-    dataset = read_sample(
+    dataset = load_dataset(
         str(tmp_path / "t.csv"), ["a", "b"], "label", chunk_rows=100, sample_rows=100, seed=2
     )
     assert dataset.file_missing == {"a": 1}
