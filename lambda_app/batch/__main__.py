@@ -71,15 +71,13 @@ def _score(args: argparse.Namespace) -> int:
     # Imported here so --help answers at once.
     import boto3
     from botocore.exceptions import BotoCoreError, ClientError
-    from pyarrow import ArrowException
     from tqdm import tqdm
 
-    from lambda_app.batch.columns import TableSchemaError
     from lambda_app.batch.formats import UnsupportedFormatError
     from lambda_app.batch.locations import LocationError, is_s3, plan
     from lambda_app.batch.run import run_job
     from lambda_app.config import Settings
-    from lambda_app.errors import ModelOutputError, ModelUnavailableError
+    from lambda_app.errors import ModelUnavailableError
     from lambda_app.model_store import ModelStore
 
     overrides: dict[str, Any] = {
@@ -105,27 +103,21 @@ def _score(args: argparse.Namespace) -> int:
         if is_s3(args.input) or is_s3(args.output)
         else None
     )
-    file_errors = (
-        TableSchemaError,
-        UnsupportedFormatError,
-        ModelOutputError,
-        ArrowException,
-        OSError,
-        ClientError,
-        BotoCoreError,
-    )
     try:
-        jobs = plan(args.input, args.output, s3)
+        planned = plan(args.input, args.output, s3)
         model = ModelStore(settings).get()
     except (LocationError, UnsupportedFormatError, ModelUnavailableError, ClientError, BotoCoreError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
 
+    jobs = planned.jobs
     print(
         f"scoring {len(jobs)} file(s) with {model.manifest.name} {model.manifest.version}"
         f" ({model.manifest.task})",
         file=sys.stderr,
     )
+    for path, reason in planned.skipped:
+        print(f"skipped: {path}: {reason}", file=sys.stderr)
     started = time.perf_counter()
     rows = rejected = failed = 0
     tally: Counter[str] = Counter()
@@ -135,9 +127,9 @@ def _score(args: argparse.Namespace) -> int:
         ) as bar:
             try:
                 result = run_job(job, model, s3, settings.batch_chunk_rows, on_chunk=bar.update)
-            except file_errors as exc:
+            except Exception as exc:  # any problem of one file is that file's failure, never the run's
                 failed += 1
-                print(f"error: {job.source}: {exc} (no output written)", file=sys.stderr)
+                print(f"error: {job.source}: {file_error(exc)} (no output written)", file=sys.stderr)
                 continue
         rows += result.rows
         rejected += result.rejected
@@ -148,15 +140,43 @@ def _score(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     seconds = time.perf_counter() - started
-    print(summary(len(jobs) - failed, rows, rejected, tally, seconds), file=sys.stderr)
+    print(
+        summary(len(jobs) - failed, rows, rejected, tally, seconds, failed, len(planned.skipped)),
+        file=sys.stderr,
+    )
     if failed:
         print(f"error: {failed} of {len(jobs)} file(s) failed", file=sys.stderr)
         return EXIT_ERROR
     return EXIT_REJECTED if rejected else EXIT_OK
 
 
-def summary(files: int, rows: int, rejected: int, tally: Counter[str], seconds: float) -> str:
-    """One line: rows, the task's counts (anomalies, rows per class, mean prediction), rejects, time."""
+KNOWN_FILE_ERRORS = ("TableSchemaError", "UnsupportedFormatError", "ModelOutputError", "LocationError")
+
+
+def file_error(exc: BaseException) -> str:
+    """One line saying why a file failed: the message alone where it is ours, else with its kind."""
+    message = " ".join(str(exc).split()) or "no details"
+    if type(exc).__name__ in KNOWN_FILE_ERRORS:
+        return message
+    hint = {
+        "EOFError": "the compressed file is truncated",
+        "BadGzipFile": "not a gzip file",
+        "ArrowInvalid": "the file cannot be read as a table",
+    }.get(type(exc).__name__)
+    return f"{hint}: {message}" if hint else f"{type(exc).__name__}: {message}"
+
+
+def summary(
+    files: int,
+    rows: int,
+    rejected: int,
+    tally: Counter[str],
+    seconds: float,
+    failed: int = 0,
+    skipped: int = 0,
+) -> str:
+    """One line: files, rows, the task's counts (anomalies, rows per class, mean prediction), rejects,
+    failed and skipped files, time."""
     scored = rows - rejected
     figures = []
     for name, value in sorted(tally.items()):
@@ -168,8 +188,11 @@ def summary(files: int, rows: int, rejected: int, tally: Counter[str], seconds: 
             figures.append(f"{name} {int(value):,}{share}")
     rate = f", {rows / seconds:,.0f} rows/s" if seconds > 0 else ""
     counts = f": {', '.join(figures)}" if figures else ""
+    others = "".join(
+        f"; {count} file(s) {what}" for count, what in ((failed, "failed"), (skipped, "skipped")) if count
+    )
     return (
-        f"done: {files} file(s), {rows:,} rows, {scored:,} scored{counts}; {rejected:,} rejected;"
+        f"done: {files} file(s), {rows:,} rows, {scored:,} scored{counts}; {rejected:,} rejected{others};"
         f" {seconds:.1f} s{rate}"
     )
 

@@ -16,7 +16,7 @@ cannot hold numbers) are problems of the file: TableSchemaError.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -103,11 +103,20 @@ def _can_hold_numbers(kind: pa.DataType) -> bool:
     )
 
 
-def check_rows(batch: pa.RecordBatch, features: Sequence[FeatureSpec]) -> CheckedRows:
-    """The matrix of the rows every feature accepts, and a reason for each other row."""
+def check_rows(
+    batch: pa.RecordBatch, features: Sequence[FeatureSpec], bad_text: Mapping[int, str] | None = None
+) -> CheckedRows:
+    """The matrix of the rows every feature accepts, and a reason for each other row.
+
+    ``bad_text``: rows already set aside while reading (a cell that is not UTF-8), with their reason.
+    """
     rows = batch.num_rows
     matrix = np.empty((rows, len(features)), dtype=np.float64)
     problems: list[tuple[np.ndarray, list[str]]] = []  # (bad mask, reason per bad row) per feature
+    if bad_text:
+        unreadable = np.zeros(rows, dtype=bool)
+        unreadable[list(bad_text)] = True
+        problems.append((unreadable, [bad_text[row] for row in sorted(bad_text)]))
     for index, spec in enumerate(features):
         values, bad, reasons = _column(batch.column(spec.name), spec)
         matrix[:, index] = values
@@ -210,6 +219,9 @@ def _number_column(column: pa.Array, spec: FeatureSpec) -> tuple[np.ndarray, np.
         not_numbers = ~is_number
     else:
         missing = column.is_null().to_numpy(zero_copy_only=False)
+        too_large = _integers_out_of_range(column)
+        if too_large is not None:  # beyond 2**53 a cast to float64 fails (or rounds): set aside first
+            column = pc.if_else(pa.array(too_large), pa.scalar(0, column.type), column)
         values = pc.cast(column, pa.float64()).fill_null(0.0).to_numpy(zero_copy_only=False)
         not_numbers = missing
         text = None
@@ -217,6 +229,8 @@ def _number_column(column: pa.Array, spec: FeatureSpec) -> tuple[np.ndarray, np.
     with np.errstate(invalid="ignore"):
         non_finite = ~np.isfinite(values)
         out_of_range = np.abs(values) > MAX_ABS_VALUE
+        if not is_text(kind) and too_large is not None:
+            out_of_range |= too_large
         fractional = np.zeros_like(non_finite) if spec.dtype != "integer" else values != np.floor(values)
     bad = not_numbers | non_finite | out_of_range | fractional
     if not bad.any():
@@ -233,6 +247,19 @@ def _number_column(column: pa.Array, spec: FeatureSpec) -> tuple[np.ndarray, np.
             reasons.append("must be an integer")
     values[bad] = 0.0
     return values, bad, reasons
+
+
+def _integers_out_of_range(column: pa.Array) -> np.ndarray | None:
+    """For an integer column, the mask of values beyond the service's bound (None otherwise)."""
+    if not pa.types.is_integer(column.type):
+        return None
+    bound = int(MAX_ABS_VALUE)
+    over = pc.greater(
+        column, pa.scalar(bound, pa.uint64() if pa.types.is_unsigned_integer(column.type) else pa.int64())
+    )
+    if not pa.types.is_unsigned_integer(column.type):
+        over = pc.or_(over, pc.less(column, pa.scalar(-bound, pa.int64())))
+    return np.asarray(over.fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
 
 
 def _not_a_number(cell: str | None) -> str:

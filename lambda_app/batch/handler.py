@@ -27,10 +27,10 @@ from botocore.config import Config
 
 from lambda_app.batch.formats import beside, is_table
 from lambda_app.batch.job import BatchTimeLimitError
-from lambda_app.batch.locations import REJECTS_TAG, Job
+from lambda_app.batch.locations import A_REJECTS_FILE, REJECTS_TAG, Job
 from lambda_app.batch.run import run_job
 from lambda_app.config import Settings
-from lambda_app.model_store import ModelStore
+from lambda_app.model_store import LoadedModel, ModelStore
 from lambda_app.observability import SERVICE_NAME, logger, metrics, traced_handler
 
 # An item refused before scoring publishes no metrics; that is expected, not worth a warning each.
@@ -46,6 +46,10 @@ class BatchItemError(ValueError):
 
 class ObjectTooLargeError(ValueError):
     """An object larger than one invocation can score (Step Functions should not retry)."""
+
+
+class BatchObjectsFailedError(RuntimeError):
+    """Some objects of a batch failed (each named with its reason); the others were scored."""
 
 
 @dataclass(frozen=True)
@@ -80,8 +84,9 @@ def read_items(event: Any) -> list[Item]:
         raise BatchItemError(
             f"the event lacks {exc.args[0]!r} (bucket, input_prefix, output_prefix)"
         ) from None
-    if not output_prefix or output_prefix == input_prefix or output_prefix.startswith(input_prefix):
-        raise BatchItemError("output_prefix must be set and lie outside input_prefix")
+    if not output_prefix or output_prefix.startswith(input_prefix) or input_prefix.startswith(output_prefix):
+        # either inside the other, an output key could be an input object's key
+        raise BatchItemError("output_prefix must be set and lie outside input_prefix (and it outside it)")
     found = []
     for item in items:
         if not isinstance(item, dict) or not isinstance(item.get("Key"), str):
@@ -110,63 +115,39 @@ gc.freeze()
 @traced_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """Score each object the event names; raise (so Step Functions records a failed item) on an error."""
+    """Score each object the event names. A failed object fails alone: the others are still scored
+    and written, then the invocation raises (so Step Functions records the failure) naming each."""
     items = read_items(event)
     model = model_store.get()
-    limit = settings.batch_max_object_bytes
     metrics.add_dimension(name="service", value=SERVICE_NAME)
-    jobs = []
+    results = []
     skipped = []
-    for item in items:  # every object checked before any is scored: a batch that cannot pass fails at once
+    failures: list[tuple[str, Exception]] = []
+    for item in items:
         if not is_table(item.key) or f".{REJECTS_TAG}." in item.key.rsplit("/", 1)[-1]:
             # A prefix lists what else lives there (_SUCCESS markers, folders, notes): not a failure.
             source = f"s3://{item.bucket}/{item.key}"
-            skipped.append({"input": source, "skipped": "not a .csv, .csv.gz or .parquet table"})
+            reason = "not a .csv, .csv.gz or .parquet table" if not is_table(item.key) else A_REJECTS_FILE
+            skipped.append({"input": source, "skipped": reason})
             continue
         job = item.job()
-        size = (
-            item.size
-            if item.size is not None
-            else s3.head_object(Bucket=item.bucket, Key=item.key)["ContentLength"]
-        )
-        if size > limit:
-            raise ObjectTooLargeError(
-                f"{job.source} is {size:,} bytes, over this function's limit of {limit:,} bytes"
-                " (BATCH_MAX_OBJECT_BYTES): split the file, or raise the function's ephemeral storage"
-            )
-        jobs.append(job)
-    results = []
-    for job in jobs:
-        result = run_job(
-            job,
-            model,
-            s3,
-            settings.batch_chunk_rows,
-            out_of_time=lambda: context.get_remaining_time_in_millis() < TIME_MARGIN_MS,
-        )
-        logger.info(
-            "object scored",
-            extra={
-                "input": job.source,
-                "output": job.output,
-                "rows": result.rows,
-                "rejected": result.rejected,
-            },
-        )
-        metrics.add_metric(name="BatchRowsScored", unit=MetricUnit.Count, value=result.scored)
-        metrics.add_metric(name="BatchRowsRejected", unit=MetricUnit.Count, value=result.rejected)
-        results.append(
-            {
-                "input": job.source,
-                "output": job.output,
-                "rejects": job.rejects if result.rejected else None,
-                "rows": result.rows,
-                "rejected": result.rejected,
-                "model_version": model.manifest.version,
-            }
-        )
+        try:
+            result = _score_object(item, job, model, context)
+        except Exception as exc:  # this object's failure, never its siblings'
+            logger.error("object failed", extra={"input": job.source, "reason": str(exc)})
+            metrics.add_metric(name="BatchObjectsFailed", unit=MetricUnit.Count, value=1)
+            failures.append((job.source, exc))
+            continue
+        results.append(result)
     if skipped:
         logger.info("objects skipped", extra={"skipped": [entry["input"] for entry in skipped]})
+    if failures:
+        if len(failures) == 1 and len(items) == 1:
+            raise failures[0][1]  # one object: its own error, which Step Functions can match by name
+        raise BatchObjectsFailedError(
+            f"{len(failures)} of {len(items)} object(s) failed ({len(results)} scored and written): "
+            + "; ".join(f"{source}: {type(exc).__name__}: {exc}" for source, exc in failures)
+        )
     return {
         "objects": results,
         "skipped": skipped,
@@ -175,4 +156,48 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     }
 
 
-__all__ = ["BatchItemError", "BatchTimeLimitError", "ObjectTooLargeError", "handler", "read_items"]
+def _score_object(item: Item, job: Job, model: LoadedModel, context: LambdaContext) -> dict[str, Any]:
+    if context.get_remaining_time_in_millis() < TIME_MARGIN_MS:
+        raise BatchTimeLimitError(f"{job.source}: not started, out of time")
+    limit = settings.batch_max_object_bytes
+    size = (
+        item.size
+        if item.size is not None
+        else s3.head_object(Bucket=item.bucket, Key=item.key)["ContentLength"]
+    )
+    if size > limit:
+        raise ObjectTooLargeError(
+            f"{job.source} is {size:,} bytes, over this function's limit of {limit:,} bytes"
+            " (BATCH_MAX_OBJECT_BYTES): split the file, or raise the function's ephemeral storage"
+        )
+    result = run_job(
+        job,
+        model,
+        s3,
+        settings.batch_chunk_rows,
+        out_of_time=lambda: context.get_remaining_time_in_millis() < TIME_MARGIN_MS,
+    )
+    logger.info(
+        "object scored",
+        extra={"input": job.source, "output": job.output, "rows": result.rows, "rejected": result.rejected},
+    )
+    metrics.add_metric(name="BatchRowsScored", unit=MetricUnit.Count, value=result.scored)
+    metrics.add_metric(name="BatchRowsRejected", unit=MetricUnit.Count, value=result.rejected)
+    return {
+        "input": job.source,
+        "output": job.output,
+        "rejects": job.rejects if result.rejected else None,
+        "rows": result.rows,
+        "rejected": result.rejected,
+        "model_version": model.manifest.version,
+    }
+
+
+__all__ = [
+    "BatchItemError",
+    "BatchObjectsFailedError",
+    "BatchTimeLimitError",
+    "ObjectTooLargeError",
+    "handler",
+    "read_items",
+]

@@ -100,10 +100,11 @@ def _score_table(
     reject_writer: TableWriter | None = None
     result = FileResult()
     try:
-        for chunk in table.chunks:
+        for read in table.chunks:
+            chunk = read.batch
             if out_of_time is not None and out_of_time():
                 raise BatchTimeLimitError(f"{source.name}: stopped after {result.rows} rows, out of time")
-            checked = check_rows(chunk, features)
+            checked = check_rows(chunk, features, read.bad_text)
             if checked.matrix.shape[0]:
                 prediction = model.predictor.predict(checked.matrix)
                 if not prediction.finite():

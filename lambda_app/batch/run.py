@@ -22,7 +22,11 @@ def run_job(
     out_of_time: Callable[[], bool] | None = None,
 ) -> FileResult:
     """Score ``job.source`` into ``job.output`` (and ``job.rejects`` when a row was rejected, else a
-    stale rejects file of an earlier run is removed). On any error nothing new is put in place."""
+    stale rejects file of an earlier run is removed).
+
+    Whatever fails, nothing partial is left: the scratch files always go, and an output put in
+    place whose rejects then could not be is taken back, so an output never stands without them.
+    """
     with tempfile.TemporaryDirectory(prefix="batch-") as tmp:
         scratch = Path(tmp)
         output = scratch_for(job.output, scratch, "output")
@@ -32,13 +36,16 @@ def run_job(
                 result = score_file(
                     local, format_of(job.source), output, rejects, model, chunk_rows, on_chunk, out_of_time
                 )
-        except BaseException:
+            put(output, job.output, s3)
+            try:
+                if result.rejected:
+                    put(rejects, job.rejects, s3)
+                else:
+                    remove(job.rejects, s3)
+            except BaseException:
+                remove(job.output, s3)
+                raise
+        finally:
             output.unlink(missing_ok=True)
             rejects.unlink(missing_ok=True)
-            raise
-        put(output, job.output, s3)
-        if result.rejected:
-            put(rejects, job.rejects, s3)
-        else:
-            remove(job.rejects, s3)
     return result

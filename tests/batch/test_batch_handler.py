@@ -134,7 +134,7 @@ class RunningOut(LocalLambdaContext):
 
     def get_remaining_time_in_millis(self) -> int:
         self.calls += 1
-        return 600_000 if self.calls <= 2 else 1_000
+        return 600_000 if self.calls <= 3 else 1_000  # once before the object, then once per chunk
 
 
 def test_running_out_of_time_writes_nothing(
@@ -214,3 +214,29 @@ def test_objects_that_are_not_tables_are_skipped_not_failed(batch: Batch) -> Non
         "README.txt",
     ]
     assert batch.output_keys() == ["batch/output/a.csv"]
+
+
+def test_a_bad_object_fails_alone_and_its_siblings_are_scored(batch: Batch) -> None:
+    """One truncated .csv.gz among three: the two others are written, then the invocation fails
+    naming only the bad object (Step Functions records it; a re-run rewrites the same keys)."""
+    batch.put("batch/input/a.csv", FLOWS)
+    batch.put("batch/input/c.parquet", FLOWS)
+    whole = io.BytesIO()
+    FLOWS.to_csv(whole, index=False, compression="gzip")
+    batch.s3.put_object(Bucket=BUCKET, Key="batch/input/b.csv.gz", Body=whole.getvalue()[:-30])
+    items = [{"Key": f"batch/input/{name}"} for name in ("a.csv", "b.csv.gz", "c.parquet")]
+    with pytest.raises(
+        batch.module.BatchObjectsFailedError, match=r"1 of 3 object\(s\) failed \(2 scored"
+    ) as err:
+        batch.module.handler({"BatchInput": PREFIXES, "Items": items}, LocalLambdaContext())
+    assert "s3://flows/batch/input/b.csv.gz: EOFError" in str(err.value)
+    assert "a.csv:" not in str(err.value)
+    assert batch.output_keys() == ["batch/output/a.csv", "batch/output/c.parquet"]
+
+
+def test_an_output_prefix_that_holds_the_input_prefix_is_refused(batch: Batch) -> None:
+    """With input batch/out/in/ and output batch/out/, the key batch/out/in/in/a.csv would be scored
+    to batch/out/in/a.csv: an input object."""
+    event = {"bucket": BUCKET, "input_prefix": "batch/out/in/", "output_prefix": "batch/out/"}
+    with pytest.raises(batch.module.BatchItemError, match="outside input_prefix"):
+        batch.module.handler({**event, "Key": "batch/out/in/in/a.csv"}, LocalLambdaContext())

@@ -15,7 +15,7 @@ from lambda_app.batch.formats import open_table
 def read_all(path: Path, fmt: formats.Format, chunk_rows: int = 3) -> pd.DataFrame:
     table = open_table(path, fmt, chunk_rows)
     try:
-        frames = [batch.to_pandas() for batch in table.chunks]
+        frames = [chunk.batch.to_pandas() for chunk in table.chunks]
     finally:
         table.close()
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=table.schema.names)
