@@ -146,9 +146,11 @@ def test_every_bad_file_fails_alone_and_every_good_file_is_scored(
     err = capsys.readouterr().err
     for name, reason in expected.items():
         line = next(line for line in err.splitlines() if line.startswith(f"error: {tmp_path / 'in' / name}:"))
-        assert reason in line and line.endswith("(no output written)"), line
+        assert reason in line, line
+        assert line.endswith("(no output written)"), line
     assert f"error: {len(expected)} of 9 file(s) failed" in err
-    assert "done: 4 file(s), 160 rows, 160 scored" in err and f"{len(expected)} file(s) failed" in err
+    assert "done: 4 file(s), 160 rows, 160 scored" in err
+    assert f"{len(expected)} file(s) failed" in err
     assert sorted(p.name for p in out.iterdir()) == [
         "a_good.csv",
         "cr_only.csv",
