@@ -70,6 +70,10 @@ def iter_frames(path: Path, uri: str, chunk_rows: int = CHUNK_ROWS) -> Iterator[
     except pd.errors.EmptyDataError:
         yield pd.DataFrame()
         return
+    except UnicodeDecodeError as exc:
+        raise DataValidationError(
+            f"cannot parse {uri}: it is not UTF-8 text (byte 0x{exc.object[exc.start]:02x}); save it as UTF-8"
+        ) from exc
     except (ValueError, OSError, pd.errors.ParserError) as exc:
         raise DataValidationError(f"cannot parse {uri}: {str(exc).splitlines()[0]}") from exc
     raise TrainingError(f"unsupported data format for {uri}: use .csv, .csv.gz or .parquet")

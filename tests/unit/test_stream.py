@@ -146,3 +146,17 @@ def test_a_feature_missing_only_outside_the_sample_still_gets_a_fill(tmp_path: P
     specs = fit_preprocessing(dataset, np.arange(dataset.rows), IsolationForest()).specs
     assert specs[0].fill is not None  # null is accepted for 'a' at serving, served as the median
     assert specs[1].fill is None
+
+
+def test_utf8_with_or_without_a_bom_reads_alike_and_other_encodings_are_named(tmp_path: Path) -> None:
+    path, _ = flows(tmp_path)
+    plain = load_dataset(str(path), "auto", "label", chunk_rows=100, sample_rows=10_000)
+    bom = tmp_path / "bom.csv"
+    bom.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    with_bom = load_dataset(str(bom), "auto", "label", chunk_rows=100, sample_rows=10_000)
+    assert with_bom.feature_names == plain.feature_names
+    np.testing.assert_array_equal(with_bom.features, plain.features)
+    latin = tmp_path / "latin1.csv"
+    latin.write_bytes(path.read_bytes().replace(b"tcp", b"tc\xe9", 1))
+    with pytest.raises(DataValidationError, match=r"not UTF-8 text \(byte 0xe9\); save it as UTF-8"):
+        load_dataset(str(latin), "auto", "label", chunk_rows=100, sample_rows=10_000)
