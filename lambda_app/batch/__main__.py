@@ -6,8 +6,9 @@ added (anomaly: prediction, score; classification: prediction, probability_<clas
 prediction) with the model_version. Rows the model cannot take go to a rejects file beside the output
 (OUT's name with .rejects before the format) with their row number and the reason.
 
-Exit codes: 0 every row scored; 3 some rows rejected (the rest scored and written); 1 an error (a file
-that failed has no output: nothing half-written is left behind); 2 a usage error.
+Exit codes: 0 every row scored; 3 some rows rejected (the rest scored and written); 1 some file failed
+(it has no output: nothing half-written is left behind; the other files are still scored) or nothing
+could start; 2 a usage error.
 """
 
 from __future__ import annotations
