@@ -15,6 +15,10 @@ Environment variables (all optional):
                            background without a redeploy (default 60; 0 turns it off)
     MODEL_LOAD_TIMEOUT_SECONDS  the longest a request waits for a model load before a 503 (default 5;
                            keep it well under the function timeout); the load itself goes on
+    MODEL_LOAD_ABANDON_SECONDS  a model load (first load or background refresh) still running after this
+                           long is given up, e.g. a read hung on a stalled network mount, and the next
+                           request starts a new one (default 30, or MODEL_LOAD_TIMEOUT_SECONDS when that
+                           is longer; it may not be shorter). Set it above the longest a healthy load takes
     PRELOAD_MODEL          load the model during the Lambda init phase (default true)
     INFERENCE_THREADS      ONNX Runtime intra-op threads (default: the vCPUs Lambda gives the
                            function's memory, 1 per 1,769 MB; locally the machine's cores)
@@ -32,8 +36,9 @@ POWERTOOLS_METRICS_NAMESPACE, POWERTOOLS_TRACE_DISABLED.
 from __future__ import annotations
 
 import os
+from typing import Self
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LAMBDA_MB_PER_VCPU = 1769
@@ -53,6 +58,7 @@ class Settings(BaseSettings):
     max_response_bytes: int = Field(default=6_000_000, gt=1024)
     model_retry_seconds: float = Field(default=2.0, ge=0)
     model_load_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    model_load_abandon_seconds: float = Field(default=30.0, gt=0)
     model_refresh_seconds: float = Field(default=60.0, ge=0)
     preload_model: bool = True
     api_base_path: str = Field(default="", pattern=r"^(/?[A-Za-z0-9._~-]+)*/?$")
@@ -61,6 +67,19 @@ class Settings(BaseSettings):
     aws_lambda_function_memory_size: int | None = None
     batch_chunk_rows: int = Field(default=100_000, gt=0, le=10_000_000)
     batch_max_object_bytes: int = Field(default=150_000_000, gt=0)
+
+    @model_validator(mode="after")
+    def _abandon_loads_only_after_requests_stop_waiting(self) -> Self:
+        """A load is given up only once no request can still be waiting for it."""
+        wait = self.model_load_timeout_seconds
+        if "model_load_abandon_seconds" not in self.model_fields_set:
+            self.model_load_abandon_seconds = max(self.model_load_abandon_seconds, wait)
+        elif self.model_load_abandon_seconds < wait:
+            raise ValueError(
+                f"MODEL_LOAD_ABANDON_SECONDS ({self.model_load_abandon_seconds:g}) must be at least"
+                f" MODEL_LOAD_TIMEOUT_SECONDS ({wait:g})"
+            )
+        return self
 
     @property
     def threads(self) -> int:
