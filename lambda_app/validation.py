@@ -16,6 +16,7 @@ import itertools
 import json
 import math
 import operator
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -32,14 +33,20 @@ out-of-range values are exactly what the service exists to flag."""
 
 MAX_REPORTED_ERRORS = 20
 
+MAX_NESTING_DEPTH = 32
+"""Arrays and objects a body may nest. A request is at most an array of records of scalars (2 levels);
+richer request formats nest about 4. The bound keeps every recursive walk of a parsed body (the
+standard library's parser among them) far from Python's recursion limit."""
+
 
 def parse_body(body: bytes) -> Any:
-    """Parse JSON; raises MalformedBodyError when the body is not JSON at all.
+    """Parse JSON; raises MalformedBodyError when the body is not JSON at all, or nests too deep.
 
-    orjson is strict (RFC 8259: UTF-8 only, no NaN/Infinity, no lone surrogates). When it
-    refuses a body, the standard library gets a second look, and its result is kept only when
-    the one thing wrong was a non-finite number (NaN, Infinity, 1e999): the caller can then name
-    the row and field holding it. Anything else stays a 400.
+    orjson is strict (RFC 8259: UTF-8 only, no NaN/Infinity, no lone surrogates) and parses without
+    Python recursion. When it refuses a body, the standard library gets a second look, and its result
+    is kept only when the one thing wrong was a non-finite number (NaN, Infinity, 1e999): the caller
+    can then name the row and field holding it. Anything else stays a 400. That second look recurses,
+    so the nesting depth is measured on the raw bytes first; a body orjson accepts never pays for it.
     """
     if not body.strip():
         raise MalformedBodyError("request body is empty: send a JSON object or array of objects")
@@ -47,6 +54,12 @@ def parse_body(body: bytes) -> Any:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         strict_error = str(exc)
+    depth = nesting_depth(body)
+    if depth > MAX_NESTING_DEPTH:
+        raise MalformedBodyError(
+            f"request body nests {depth} levels deep; at most {MAX_NESTING_DEPTH} are accepted"
+            " (one record, or an array of records)"
+        )
     non_finite: list[str] = []
 
     def constant(token: str) -> float:
@@ -61,21 +74,50 @@ def parse_body(body: bytes) -> Any:
 
     try:
         payload = json.loads(body.decode("utf-8"), parse_constant=constant, parse_float=number)
-    except (ValueError, RecursionError):
+    except ValueError:  # not JSON, or not UTF-8
         payload = None
     if not non_finite or _has_surrogate(payload):
         raise MalformedBodyError(f"request body is not valid JSON: {strict_error}")
     return payload
 
 
+# A string literal, escapes included; one left open runs to the end of the body, as a tokenizer
+# would read it. The closing quote is optional so that no match ever backtracks: linear on any input.
+_STRING_LITERAL = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"?', re.DOTALL)
+_NESTING_STEP = np.zeros(256, dtype=np.int8)
+_NESTING_STEP[list(b"[{")] = 1
+_NESTING_STEP[list(b"]}")] = -1
+
+
+def nesting_depth(body: bytes) -> int:
+    """How deep arrays and objects nest in raw JSON text, without parsing it: no recursion, any size.
+
+    Brackets inside string literals are text, so the literals are dropped first; the depth is then
+    the highest running sum of +1 per opening and -1 per closing bracket.
+    """
+    structure = np.frombuffer(_STRING_LITERAL.sub(b"", body), dtype=np.uint8)
+    return int(np.cumsum(_NESTING_STEP[structure], dtype=np.int64).max(initial=0))
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _has_surrogate(value: Any) -> bool:
-    """True when any string in ``value`` holds a lone UTF-16 surrogate (invalid in UTF-8)."""
-    if isinstance(value, str):
-        return any("\ud800" <= ch <= "\udfff" for ch in value)
-    if isinstance(value, dict):
-        return any(_has_surrogate(k) or _has_surrogate(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_surrogate(v) for v in value)
+    """True when any string in ``value`` holds a lone UTF-16 surrogate (invalid in UTF-8).
+
+    A loop over a stack, not recursion: the walk's depth is the body's, not the interpreter's.
+    """
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if _SURROGATE.search(item):
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item)
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
     return False
 
 

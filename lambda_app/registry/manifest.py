@@ -4,6 +4,11 @@
 regression) with the classes of a classifier and a threshold only where one means something.
 Manifests written with ``schema_version`` 1 (anomaly detectors, before tasks existed) are read
 through their own frozen schema and upgraded in memory, so an upgrade never strands a model.
+
+The schema is a contract, checked when a version is written and when it is loaded: every number the
+service computes with is a finite JSON number, every category can be matched, and the feature list,
+its drift reference and the reference's bins agree. A version that breaks it is refused at load (no
+model, 503) rather than served wrongly (a NaN threshold answers 0 to everything).
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import json
 import math
 import re
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -37,6 +42,13 @@ ClassLabel = int | str
 """A class as it was in the training data: numbers stay numbers, strings stay strings."""
 
 ANOMALY_SCORE = "anomaly score in (0, 1]: higher is more anomalous; >= threshold is an anomaly"
+
+FiniteFloat = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+"""A number the service computes with: finite, and a JSON number (an integer is one). Strict, because
+lax parsing turns the string "0.5" or the boolean true into a float; NaN, Infinity and 1e999 (which
+overflows) are refused, as training never writes them (pydantic stores a NaN as null)."""
+
+EMPTY_CATEGORY = "an empty value means missing, so it could never be matched"
 
 
 class _Strict(BaseModel):
@@ -89,6 +101,8 @@ class FeatureSpec(_Compact):
         if self.dtype == "category":
             if not self.categories or self.encoding is None:
                 raise ValueError(f"category feature {self.name!r} needs its categories and an encoding")
+            if "" in self.categories:
+                raise ValueError(f"category feature {self.name!r} lists an empty category: {EMPTY_CATEGORY}")
             if len(set(self.categories)) != len(self.categories):
                 raise ValueError(f"category feature {self.name!r} lists a category twice")
             if self.fill is not None and self.fill not in self.categories:
@@ -113,25 +127,39 @@ class FeatureReference(_Compact):
     """A summary of one feature's training distribution, the reference for drift checks."""
 
     count: int
-    mean: float
-    std: float
-    min: float
-    max: float
-    quantiles: dict[str, float]
-    bin_edges: list[float]
-    bin_fractions: list[float]
+    mean: FiniteFloat
+    std: FiniteFloat
+    min: FiniteFloat
+    max: FiniteFloat
+    quantiles: dict[str, FiniteFloat]
+    bin_edges: list[FiniteFloat]
+    bin_fractions: list[FiniteFloat]
     # Written only when they apply: a category feature's bins are its values' indices (its shares);
     # the share of missing values in training (the statistics above are over the values present).
     categories: list[str] | None = None
-    missing_fraction: float | None = None
+    missing_fraction: FiniteFloat | None = None
+
+    @model_validator(mode="after")
+    def _bins_fit(self) -> FeatureReference:
+        """New data is binned on these edges and compared bin by bin (registry/reference.py)."""
+        if len(self.bin_edges) < 2 or len(self.bin_fractions) != len(self.bin_edges) - 1:
+            raise ValueError(
+                f"{len(self.bin_edges)} bin_edges make {max(len(self.bin_edges) - 1, 0)} bins,"
+                f" but bin_fractions has {len(self.bin_fractions)}"
+            )
+        if any(low > high for low, high in zip(self.bin_edges, self.bin_edges[1:], strict=False)):
+            raise ValueError("bin_edges must be in increasing order")
+        if self.categories is not None and (not self.categories or "" in self.categories):
+            raise ValueError(f"categories must be listed, none of them empty: {EMPTY_CATEGORY}")
+        return self
 
 
 class ReferenceV1(_Strict):
     """The training distribution as schema_version 1 recorded it (anomaly detectors only)."""
 
     features: dict[str, FeatureReference]
-    score_quantiles: dict[str, float]
-    anomaly_rate: float
+    score_quantiles: dict[str, FiniteFloat]
+    anomaly_rate: FiniteFloat
 
 
 class Reference(_Strict):
@@ -143,11 +171,11 @@ class Reference(_Strict):
     """
 
     features: dict[str, FeatureReference]
-    score_quantiles: dict[str, float] | None = None
-    anomaly_rate: float | None = None
-    class_fractions: dict[str, float] | None = None
-    prediction_quantiles: dict[str, float] | None = None
-    prediction_mean: float | None = None
+    score_quantiles: dict[str, FiniteFloat] | None = None
+    anomaly_rate: FiniteFloat | None = None
+    class_fractions: dict[str, FiniteFloat] | None = None
+    prediction_quantiles: dict[str, FiniteFloat] | None = None
+    prediction_mean: FiniteFloat | None = None
 
 
 class Provenance(_Compact):
@@ -164,6 +192,10 @@ class Provenance(_Compact):
     config: dict[str, Any]
 
 
+Metrics = dict[str, FiniteFloat | int | None]
+"""Holdout metrics; null where a metric is undefined (one class only, a constant target)."""
+
+
 class ManifestV1(_Strict):
     """schema_version 1, frozen as the code before model kinds wrote it. Read-only."""
 
@@ -175,9 +207,9 @@ class ManifestV1(_Strict):
     artifacts: list[ArtifactFile]
     features: list[FeatureSpec] = Field(min_length=1)
     label: str | None
-    threshold: float
+    threshold: FiniteFloat
     score: str = ANOMALY_SCORE
-    metrics: dict[str, float | int | None] | None
+    metrics: Metrics | None
     reference: ReferenceV1
     provenance: Provenance
     tuning: dict[str, Any] | None = None
@@ -200,13 +232,30 @@ class Manifest(_Strict):
     features: list[FeatureSpec] = Field(min_length=1)
     label: str | None
     classes: list[ClassLabel] | None = None
-    threshold: float | None = None
+    threshold: FiniteFloat | None = None
     score: str | None = None  # what the anomaly score means
     converter: dict[str, str] | None = None  # how the serving graph was made, with versions
-    metrics: dict[str, float | int | None] | None
+    metrics: Metrics | None
     reference: Reference
     provenance: Provenance
     tuning: dict[str, Any] | None = None  # the hyperparameter search: objective, trials, best
+
+    @model_validator(mode="after")
+    def _features_agree(self) -> Manifest:
+        """Each feature once, and a drift reference of exactly those features."""
+        names = self.feature_names
+        seen: set[str] = set()
+        for name in names:
+            if name in seen:
+                raise ValueError(f"features list {name!r} twice")
+            seen.add(name)
+        for name in names:
+            if name not in self.reference.features:
+                raise ValueError(f"reference.features has no summary of {name!r}")
+        for name in self.reference.features:
+            if name not in seen:
+                raise ValueError(f"reference.features summarises {name!r}, which is not a feature")
+        return self
 
     @model_validator(mode="after")
     def _fits_task(self) -> Manifest:
