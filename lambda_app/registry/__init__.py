@@ -6,7 +6,7 @@ and the Lambda image never needs training code. One concern per module:
     manifest.py   the manifest schema (v2, and v1 read and upgraded in memory)
     storage.py    local directory and S3 backends, key layout
     versions.py   reading manifests, integrity-checked artifacts, new version ids
-    aliases.py    alias records: move, resolve, history
+    aliases.py    alias records: move (serialised by a conditional write), resolve, history
     reference.py  binning and PSI against the training reference (drift)
     errors.py     what can go wrong
 
@@ -14,6 +14,8 @@ Versions are immutable: publishing refuses to overwrite an existing version.
 """
 
 from lambda_app.registry.aliases import (
+    ALIAS_MOVE_ATTEMPTS,
+    HISTORY_LIMIT,
     AliasHistoryEntry,
     AliasRecord,
     move_alias,
@@ -21,6 +23,7 @@ from lambda_app.registry.aliases import (
     resolve_version,
 )
 from lambda_app.registry.errors import (
+    AliasConflictError,
     ArtifactIntegrityError,
     ArtifactNotFoundError,
     ManifestError,
@@ -45,6 +48,7 @@ from lambda_app.registry.manifest import (
 from lambda_app.registry.storage import (
     ALIASES_DIR,
     MANIFEST_FILE,
+    AliasSnapshot,
     LocalStorage,
     RegistryStorage,
     S3Storage,
@@ -65,12 +69,16 @@ from lambda_app.registry.versions import (
 
 __all__ = [
     "ALIASES_DIR",
+    "ALIAS_MOVE_ATTEMPTS",
     "ANOMALY_SCORE",
+    "HISTORY_LIMIT",
     "MANIFEST_FILE",
     "SCHEMA_VERSION",
     "TASKS",
+    "AliasConflictError",
     "AliasHistoryEntry",
     "AliasRecord",
+    "AliasSnapshot",
     "ArtifactFile",
     "ArtifactIntegrityError",
     "ArtifactNotFoundError",

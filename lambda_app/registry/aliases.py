@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 import json
+import random
+import time
 from datetime import UTC, datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from lambda_app.registry.errors import ArtifactNotFoundError, ManifestError
+from lambda_app.registry.errors import AliasConflictError, ArtifactNotFoundError, ManifestError
 from lambda_app.registry.storage import RegistryStorage, alias_key
 from lambda_app.registry.versions import dump_json, read_manifest
+
+HISTORY_LIMIT = 50
+"""An alias record keeps the latest 50 earlier targets."""
+ALIAS_MOVE_ATTEMPTS = 20
+"""How often a move re-reads and retries when another move got there first, before giving up."""
+_BACKOFF_FIRST = 0.01  # seconds; doubles per attempt, capped, with full jitter
+_BACKOFF_CAP = 1.0
+# Not the global generator: forked processes would share its state and retry in lockstep.
+_jitter = random.SystemRandom()
 
 
 class _Strict(BaseModel):
@@ -40,6 +51,10 @@ def read_alias(storage: RegistryStorage, alias: str) -> AliasRecord | None:
         raw = storage.read(alias_key(alias))
     except ArtifactNotFoundError:
         return None
+    return _parse(alias, raw)
+
+
+def _parse(alias: str, raw: bytes) -> AliasRecord:
     try:
         return AliasRecord.model_validate(json.loads(raw))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -64,10 +79,38 @@ def move_alias(
     reason: str = "",
     now: datetime | None = None,
 ) -> AliasRecord:
-    """Point ``alias`` at an existing ``version``, keeping where it pointed before."""
+    """Point ``alias`` at an existing ``version``, keeping where it pointed before.
+
+    Moves are serialised: the record is written only if no other move changed it since it was
+    read; otherwise it is read again and the move re-applied, so concurrent promotions, rollbacks
+    and publishes each land in the history.
+
+    Raises:
+        ArtifactNotFoundError: ``version`` has no manifest.
+        AliasConflictError: other moves kept winning for ALIAS_MOVE_ATTEMPTS attempts.
+    """
     read_manifest(storage, version)  # refuse to point at a version that is not there
-    now = now or datetime.now(UTC)
-    previous = read_alias(storage, alias)
+    conflict: AliasConflictError | None = None
+    for attempt in range(1, ALIAS_MOVE_ATTEMPTS + 1):
+        if conflict is not None:
+            time.sleep(_jitter.uniform(0, min(_BACKOFF_CAP, _BACKOFF_FIRST * 2**attempt)))
+        current = storage.read_alias_snapshot(alias)
+        previous = None if current is None else _parse(alias, current.data)
+        record = _moved(previous, alias, version, reason, now or datetime.now(UTC))
+        try:
+            storage.replace_alias(alias, dump_json(record), expected=current)
+        except AliasConflictError as exc:
+            conflict = exc
+        else:
+            return record
+    raise AliasConflictError(
+        f"alias {alias!r} in {storage.uri} kept being moved by others while moving it to {version}:"
+        f" gave up after {ALIAS_MOVE_ATTEMPTS} attempts; try again"
+    ) from conflict
+
+
+def _moved(previous: AliasRecord | None, alias: str, version: str, reason: str, now: datetime) -> AliasRecord:
+    """The record after a move: ``previous``'s target joins its history."""
     history: list[AliasHistoryEntry] = []
     if previous is not None:
         history = [
@@ -76,6 +119,6 @@ def move_alias(
                 version=previous.version, updated_at=previous.updated_at, reason=previous.reason
             ),
         ]
-    record = AliasRecord(alias=alias, version=version, updated_at=now, reason=reason, history=history[-50:])
-    storage.write_alias(alias, dump_json(record))
-    return record
+    return AliasRecord(
+        alias=alias, version=version, updated_at=now, reason=reason, history=history[-HISTORY_LIMIT:]
+    )

@@ -21,3 +21,7 @@ class ArtifactIntegrityError(RegistryError):
 
 class VersionExistsError(RegistryError):
     """A version is immutable: publishing it a second time is refused."""
+
+
+class AliasConflictError(RegistryError):
+    """An alias changed between reading and writing it: another move got there first."""

@@ -5,19 +5,27 @@ Layout under a registry root::
     <root>/<version>/manifest.json      written last: a version exists once its manifest does
     <root>/<version>/<artifact files>   sha256 + size of each in the manifest
     <root>/aliases/<alias>.json         points an alias (production, staging, ...) at a version
+    <root>/aliases/.<alias>.lock        local only: held while an alias is compared and replaced
+
+An alias is only ever replaced by a conditional write (compare-and-swap): read it with a tag (local:
+the sha256 of its bytes; S3: its ETag), then write only if the tag is unchanged, so two moves can
+never both build on the same record.
 """
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import os
 import re
 import shutil
 import tempfile
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from lambda_app.registry.errors import ArtifactNotFoundError, VersionExistsError
+from lambda_app.registry.errors import AliasConflictError, ArtifactNotFoundError, VersionExistsError
 from lambda_app.registry.manifest import VERSION_PATTERN
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -26,6 +34,9 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 MANIFEST_FILE = "manifest.json"
 ALIASES_DIR = "aliases"
 ALIAS_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
+# How S3 refuses a conditional write: the object changed (412), another conditional write to it was
+# in flight (409), or it was deleted since it was read (If-Match on a missing key: 404).
+_CONDITIONAL_WRITE_REFUSALS = frozenset({"PreconditionFailed", "ConditionalRequestConflict", "NoSuchKey"})
 
 
 def manifest_key(version: str) -> str:
@@ -48,6 +59,14 @@ def _checked_version(version: str) -> str:
     return version
 
 
+@dataclass(frozen=True)
+class AliasSnapshot:
+    """An alias record as read, with the tag of that exact write: what a conditional write compares."""
+
+    data: bytes
+    tag: str  # local: the sha256 of the bytes; S3: the object's ETag
+
+
 class RegistryStorage(Protocol):
     """Where a registry lives. Keys are relative to the registry root, '/'-separated."""
 
@@ -63,8 +82,18 @@ class RegistryStorage(Protocol):
         """Make ``<version>/*`` visible all at once, manifest last; refuse an existing version."""
         ...
 
-    def write_alias(self, alias: str, data: bytes) -> None:
-        """Atomically replace ``aliases/<alias>.json``."""
+    def read_alias_snapshot(self, alias: str) -> AliasSnapshot | None:
+        """``aliases/<alias>.json`` with its tag, or None when the alias has never been set."""
+        ...
+
+    def replace_alias(self, alias: str, data: bytes, *, expected: AliasSnapshot | None) -> None:
+        """Atomically replace ``aliases/<alias>.json``, only if it is still what ``expected`` read.
+
+        ``expected=None`` creates the alias only if it does not exist yet.
+
+        Raises:
+            AliasConflictError: the alias was moved (or created) since ``expected`` was read.
+        """
         ...
 
 
@@ -108,18 +137,42 @@ class LocalStorage:
             if staging.exists():
                 shutil.rmtree(staging, ignore_errors=True)
 
-    def write_alias(self, alias: str, data: bytes) -> None:
+    def read_alias_snapshot(self, alias: str) -> AliasSnapshot | None:
+        try:
+            data = self._path(alias_key(alias)).read_bytes()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        return AliasSnapshot(data=data, tag=hashlib.sha256(data).hexdigest())
+
+    def replace_alias(self, alias: str, data: bytes, *, expected: AliasSnapshot | None) -> None:
         path = self._path(alias_key(alias))
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{alias}-", dir=path.parent)
+        # Every writer of this alias, in any thread or process, holds the lock while it compares and
+        # replaces; readers need no lock, os.replace shows them the old record or the new one.
+        lock = os.open(path.with_name(f".{alias}.lock"), os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-            os.chmod(tmp, 0o644)  # mkstemp makes it private
-            os.replace(tmp, path)
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            current = self.read_alias_snapshot(alias)
+            current_tag = current.tag if current is not None else None
+            expected_tag = expected.tag if expected is not None else None
+            if current_tag != expected_tag:
+                raise AliasConflictError(f"alias {alias!r} in {self.uri} was moved by someone else")
+            _replace_file(path, data)
         finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+            os.close(lock)  # releases the lock
+
+
+def _replace_file(path: Path, data: bytes) -> None:
+    """Write ``path`` through a temporary sibling and a rename: readers see the old or the new bytes."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 class S3Storage:
@@ -135,6 +188,11 @@ class S3Storage:
         return f"{self.prefix}/{key}" if self.prefix else key
 
     def read(self, key: str) -> bytes:
+        data, _ = self._get(key)
+        return data
+
+    def _get(self, key: str) -> tuple[bytes, str]:
+        """The object's bytes and ETag."""
         try:
             response = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
         except self.client.exceptions.NoSuchKey as exc:
@@ -145,7 +203,8 @@ class S3Storage:
                 raise ArtifactNotFoundError(f"{self.uri}/{key} is missing or not readable") from exc
             raise
         body: bytes = response["Body"].read()
-        return body
+        etag: str = response["ETag"]
+        return body, etag
 
     def exists(self, key: str) -> bool:
         try:
@@ -176,13 +235,28 @@ class S3Storage:
                     raise VersionExistsError(f"version {version} already exists in {self.uri}") from exc
                 raise
 
-    def write_alias(self, alias: str, data: bytes) -> None:
-        self.client.put_object(
-            Bucket=self.bucket,
-            Key=self._key(alias_key(alias)),
-            Body=data,
-            ContentType="application/json",
-        )
+    def read_alias_snapshot(self, alias: str) -> AliasSnapshot | None:
+        try:
+            data, etag = self._get(alias_key(alias))
+        except ArtifactNotFoundError:
+            return None
+        return AliasSnapshot(data=data, tag=etag)
+
+    def replace_alias(self, alias: str, data: bytes, *, expected: AliasSnapshot | None) -> None:
+        # S3 evaluates the condition and the write as one step (conditional writes).
+        condition = {"IfNoneMatch": "*"} if expected is None else {"IfMatch": expected.tag}
+        try:
+            self.client.put_object(
+                Bucket=self.bucket,
+                Key=self._key(alias_key(alias)),
+                Body=data,
+                ContentType="application/json",
+                **condition,
+            )
+        except self.client.exceptions.ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in _CONDITIONAL_WRITE_REFUSALS:
+                raise AliasConflictError(f"alias {alias!r} in {self.uri} was moved by someone else") from exc
+            raise
 
 
 def parse_s3_uri(uri: str) -> tuple[str, str]:

@@ -158,7 +158,7 @@ def test_s3_storage_publishes_manifest_last_and_refuses_a_second_publish() -> No
         storage.publish_version("v1", {"manifest.json": b"{}"})
     with pytest.raises(ArtifactNotFoundError):
         storage.read("v2/manifest.json")
-    storage.write_alias("production", b'{"x": 1}')
+    storage.replace_alias("production", b'{"x": 1}', expected=None)
     keys = sorted(o["Key"] for o in client.list_objects_v2(Bucket="models")["Contents"])
     assert keys == ["registry/aliases/production.json", "registry/v1/manifest.json", "registry/v1/model.bin"]
 
@@ -179,7 +179,7 @@ def test_s3_publish_race_never_overwrites_an_existing_versions_files(monkeypatch
 def test_local_registry_is_readable_by_other_users(tmp_path: Path) -> None:
     storage = LocalStorage(tmp_path)
     storage.publish_version("v1", {"manifest.json": b"{}"})
-    storage.write_alias("production", b"{}")
+    storage.replace_alias("production", b"{}", expected=None)
     assert (tmp_path / "v1").stat().st_mode & 0o055 == 0o055
     assert (tmp_path / "aliases" / "production.json").stat().st_mode & 0o044 == 0o044
 
