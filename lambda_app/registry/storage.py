@@ -37,6 +37,8 @@ ALIAS_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 # How S3 refuses a conditional write: the object changed (412), another conditional write to it was
 # in flight (409), or it was deleted since it was read (If-Match on a missing key: 404).
 _CONDITIONAL_WRITE_REFUSALS = frozenset({"PreconditionFailed", "ConditionalRequestConflict", "NoSuchKey"})
+_VERSION_RACE_CODES = frozenset({"PreconditionFailed", "ConditionalRequestConflict"})
+"""S3 refusing a version file written only if absent: another publisher got there first."""
 
 
 def manifest_key(version: str) -> str:
@@ -231,7 +233,7 @@ class S3Storage:
                     IfNoneMatch="*",
                 )
             except self.client.exceptions.ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") == "PreconditionFailed":
+                if exc.response.get("Error", {}).get("Code") in _VERSION_RACE_CODES:
                     raise VersionExistsError(f"version {version} already exists in {self.uri}") from exc
                 raise
 
