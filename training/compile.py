@@ -109,6 +109,10 @@ def compile_model(
     return convert_with_skl2onnx(estimator, task, n_features, precision)
 
 
+GRAPH_NAME = "serving"
+"""The serving graph's name: fixed, so the same fitted model always compiles to the same bytes."""
+
+
 def convert_with_skl2onnx(
     estimator: Any, task: str, n_features: int, precision: str = "float"
 ) -> tuple[bytes, dict[str, str]]:
@@ -130,6 +134,7 @@ def convert_with_skl2onnx(
             initial_types=[(INPUT_NAME, tensor_type([None, n_features]))],
             target_opset={"": OPSET, "ai.onnx.ml": ML_OPSET},
             options=options or None,
+            name=GRAPH_NAME,  # skl2onnx names a graph with a random uuid otherwise: bytes would differ
         )
     except Exception as exc:  # skl2onnx raises many types: missing converters, shape and type errors
         reason = converter_reason(exc)

@@ -43,6 +43,11 @@ class DataConfig(_Section):
     # A file with more rows is read in chunks (every row validated) into a uniform sample of this many
     # (seeded by [split] seed), which training, tuning and evaluation use: memory stays flat as data grows.
     sample_rows: int = Field(default=1_000_000, ge=1_000)
+    # Before fitting, every feature is tried alone against the label (a one-feature tree, cross-validated
+    # on the fitting rows): one that predicts it with balanced accuracy / R^2 at or above this is refused
+    # as a leak (training/leakage.py), unless listed in allow_leaky (a real, known-at-prediction signal).
+    leak_threshold: float = Field(default=0.99, gt=0.5, le=1.0)
+    allow_leaky: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _distinct(self) -> DataConfig:
@@ -95,7 +100,7 @@ class TuningConfig(_Section):
     budget: int = Field(default=8, ge=1, le=200)
     folds: int = Field(default=3, ge=2, le=10)
     metric: str | None = None  # default: the task's (pr_auc, f1_macro, rmse); checked against the task
-    seed: int = 42
+    seed: int | None = None  # default: [split] seed, the run's one seed
     space: dict[str, list[Any]] = Field(default_factory=dict)
     # Candidates are cross-validated on a seeded sample of at most this many training rows: enough to
     # rank them (an IsolationForest sees max_samples rows per tree), at a cost that does not grow with data.
@@ -153,6 +158,8 @@ class TrainingConfig(_Section):
             check_params(estimator_class(self.model), self.tuning.space, "tuning.space")
         if not self.name:
             self.name = DEFAULT_NAMES[self.model.task]
+        if self.tuning.seed is None:
+            self.tuning.seed = self.split.seed
         return self
 
     @property
@@ -161,6 +168,11 @@ class TrainingConfig(_Section):
         from training.tasks import task_kind
 
         return self.promotion.metric or task_kind(self.model.task).default_metric
+
+    @property
+    def tuning_seed(self) -> int:
+        """[tuning] seed, else the run's one seed ([split] seed)."""
+        return self.split.seed if self.tuning.seed is None else self.tuning.seed
 
     @property
     def tuning_metric(self) -> str:

@@ -8,6 +8,7 @@ against the estimator's own before anything is fitted, with a one-line error nam
 from __future__ import annotations
 
 import importlib
+from collections.abc import Iterable
 from typing import Any
 
 from training.config import ModelConfig
@@ -82,6 +83,16 @@ def check_params(cls: type, params: dict[str, Any], where: str) -> None:
             raise ConfigError(
                 f"{where}: {cls.__name__} has no parameter {key!r} (it takes {', '.join(sorted(known))})"
             )
+
+
+def seeded_params(config: ModelConfig, seed: int, searched: Iterable[str] = ()) -> dict[str, Any]:
+    """The configured parameters with ``random_state = seed`` where the estimator takes one and
+    neither the parameters nor the search space set it: one recorded seed makes the run repeatable."""
+    params = dict(config.params)
+    known = set(estimator_class(config)._get_param_names())  # type: ignore[attr-defined]
+    if "random_state" in known and "random_state" not in params and "random_state" not in set(searched):
+        params["random_state"] = seed
+    return params
 
 
 def build_estimator(config: ModelConfig, params: dict[str, Any] | None = None) -> Any:

@@ -7,6 +7,7 @@ import logging
 import platform
 import subprocess
 import time
+from html import escape
 from typing import Any
 
 import numpy as np
@@ -16,7 +17,8 @@ from training.compile import ensure_compilable
 from training.config import TrainingConfig
 from training.data import Dataset
 from training.exceptions import TrainingError
-from training.model import build_estimator, estimator_name
+from training.leakage import FeatureLeak, near_perfect, refuse_leaks
+from training.model import build_estimator, estimator_name, seeded_params
 from training.preprocess import fit_preprocessing
 from training.publish import Published, publish
 from training.report import tuning_section, with_section
@@ -70,6 +72,24 @@ def sample_section(dataset: Dataset, holdout: int) -> str:
         f" {dataset.sample_seed}, <code>[data] sample_rows</code>). The holdout metrics above are over"
         f" {holdout:,} held-out rows of that sample.</p>"
     )
+
+
+def data_use_section(rows: dict[str, Any], test: int, seed: int, leaks: list[FeatureLeak]) -> str:
+    """Which rows did what, and how strongly each feature alone predicts the label, for the report."""
+    tuned = f", tuned by cross-validation on {rows['tuned']:,} of them" if rows["tuned"] else ""
+    html = (
+        f"<h2>Rows used</h2><p>Fitted on {rows['fitted']:,} rows ({rows['what']}){tuned}; evaluated once on"
+        f" {test:,} held-out rows. Seed {seed} (splits, sampling, tuning, the estimator's random_state).</p>"
+    )
+    if leaks:
+        items = "".join(
+            f"<tr><td>{escape(leak.name)}</td><td>{leak.score:.3f}</td></tr>" for leak in leaks[:10]
+        )
+        html += (
+            f"<h3>Each feature alone against the label ({escape(leaks[0].scoring)}, cross-validated)</h3>"
+            f"<table><tr><th>feature</th><th>score</th></tr>{items}</table>"
+        )
+    return html
 
 
 def tuning_rows(train: np.ndarray, max_rows: int, seed: int) -> np.ndarray:
@@ -186,27 +206,43 @@ def run_training(
     kind = task_kind(config.model.task)
     tuning_on = bool(config.tuning.enabled and config.tuning.space)
     stage = _Stage(total=6 if tuning_on else 5)
-    with stage(f"reading and validating {data_uri}"):
-        dataset = load_training_data(data_uri, config, s3_client)
-    labels = kind.usable(dataset.labels, data_uri)
-    dataset = dataclasses.replace(dataset, labels=labels)
-    train, validation, test = split_indices(dataset, config)
     supervised = config.model.task != "anomaly"
+    with stage(f"reading and validating {data_uri}, checking each feature alone against the label"):
+        dataset = load_training_data(data_uri, config, s3_client)
+        labels = kind.usable(dataset.labels, data_uri)
+        dataset = dataclasses.replace(dataset, labels=labels)
+        train, validation, test = split_indices(dataset, config)
+        # Supervised models are tuned by cross-validation on train + validation and the winner is fitted
+        # on both: nothing else needs the validation rows. An anomaly detector is fitted on train and its
+        # threshold chosen on validation, rows it never saw (scores of training rows are biased).
+        fit_rows = np.sort(np.concatenate([train, validation])) if supervised else train
+        leaks = []
+        if labels is not None:
+            leaks = refuse_leaks(
+                dataset.features[fit_rows],
+                labels[fit_rows],
+                dataset.feature_names,
+                config.data.label or "label",
+                classes=config.model.task != "regression",
+                threshold=config.data.leak_threshold,
+                allowed=config.data.allow_leaky,
+                seed=config.split.seed,
+            )
     fit_labels = labels if supervised else None
 
-    estimator = build_estimator(config.model)  # the config checked estimator, parameters and space on load
-    # Categories and missing values: fitted on the training split, encoded as the service will encode them.
-    preprocessing = fit_preprocessing(dataset, train, estimator)
+    params = seeded_params(config.model, config.split.seed, config.tuning.space if tuning_on else ())
+    estimator = build_estimator(config.model, params)  # the config checked estimator, parameters, space
+    # Categories and missing values: fitted on the fitting rows, encoded as the service will encode them.
+    preprocessing = fit_preprocessing(dataset, fit_rows, estimator)
     x = preprocessing.encode(dataset.features)
     # Fail before any real fitting, not after: a copy fitted on a small sample must convert.
     ensure_compilable(
-        estimator, config.model.task, x[train], None if fit_labels is None else fit_labels[train]
+        estimator, config.model.task, x[fit_rows], None if fit_labels is None else fit_labels[fit_rows]
     )
-    params = dict(config.model.params)
     tuning = None
     if tuning_on:
         metric = config.tuning_metric
-        rows = tuning_rows(train, config.tuning.max_rows, config.tuning.seed)
+        rows = tuning_rows(fit_rows, config.tuning.max_rows, config.tuning_seed)
         text = (
             f"tuning: {config.tuning.budget} configurations x {config.tuning.folds} folds on {len(rows)} rows"
         )
@@ -225,19 +261,20 @@ def run_training(
             log.info(
                 "tuning (%s): best %.4f with %s", result.objective, result.best_score, result.best_params
             )
-    params = fit_params(params, len(train))
+    params = fit_params(params, len(fit_rows))
     estimator = build_estimator(config.model, params)
     name = estimator_name(estimator)
-    with stage(f"fitting {name} on {len(train)} rows", rows=len(train)):
+    what = "train + validation" if supervised else "train"
+    with stage(f"fitting {name} on {len(fit_rows)} rows ({what})", rows=len(fit_rows)):
         if fit_labels is None:
-            estimator.fit(x[train])
+            estimator.fit(x[fit_rows])
         else:
-            estimator.fit(x[train], fit_labels[train])
+            estimator.fit(x[fit_rows], fit_labels[fit_rows])
 
     splits = Splits(
         x,
         labels,
-        train,
+        fit_rows,
         validation,
         test,
         dataset.feature_names,
@@ -250,6 +287,15 @@ def run_training(
             outcome.report_html = with_section(outcome.report_html, tuning_section(tuning))
         if dataset.sampled:
             outcome.report_html = with_section(outcome.report_html, sample_section(dataset, len(test)))
+        rows_used = {"fitted": len(fit_rows), "what": what, "tuned": tuning["rows"] if tuning else 0}
+        outcome.report_html = with_section(
+            outcome.report_html, data_use_section(rows_used, len(test), config.split.seed, leaks)
+        )
+        warning = near_perfect(outcome.metrics)
+        if warning:
+            log.warning("near-perfect holdout score: %s", warning)
+            section = f"<h2>Warning: a near-perfect holdout score</h2><p>{escape(warning)}</p>"
+            outcome.report_html = with_section(outcome.report_html, section)
         gate_on_baseline(
             kind,
             config,
@@ -260,7 +306,16 @@ def run_training(
         )
         evaluation = {
             "task": config.model.task,
-            "split": {"train": len(train), "validation": len(validation), "test": len(test)},
+            "split": {
+                "train": len(train),
+                "validation": len(validation),
+                "test": len(test),
+                "fitted_on": len(fit_rows),
+                "fitted_on_splits": what,
+                "tuned_on": tuning["rows"] if tuning else 0,
+                "evaluated_on": len(test),
+                "seed": config.split.seed,
+            },
             "data": {
                 "file_rows": dataset.file_rows or dataset.rows,
                 "sample_rows": dataset.rows,
@@ -322,16 +377,21 @@ def gate_on_baseline(
     baseline_name: str,
     allow: bool,
 ) -> None:
-    """Refuse to publish a model that the task's baseline beats on the gate metric."""
+    """Refuse to publish a model that the task's baseline beats on the gate metric, or on the task's
+    proper score (log loss, RMSE): one good number must not hide useless probabilities or predictions."""
     if not metrics or not baseline or not config.evaluation.beat_baseline or allow:
         return
-    gate = config.gate_metric
-    ours, theirs = metrics.get(gate), baseline.get(gate)
-    if ours is None or theirs is None:
-        return
-    if not better(gate, kind.lower_is_better, ours, theirs, 0.0):
-        direction = "lower" if gate in kind.lower_is_better else "higher"
-        raise TrainingError(
-            f"the model's holdout {gate} {ours:.4f} is worse than the baseline ({baseline_name})'s"
-            f" {theirs:.4f} ({direction} is better): not published (--allow-worse-than-baseline to override)"
-        )
+    gates = [config.gate_metric]
+    if kind.proper_score and kind.proper_score not in gates:
+        gates.append(kind.proper_score)
+    for gate in gates:
+        ours, theirs = metrics.get(gate), baseline.get(gate)
+        if ours is None or theirs is None:
+            continue
+        if not better(gate, kind.lower_is_better, ours, theirs, 0.0):
+            direction = "lower" if gate in kind.lower_is_better else "higher"
+            raise TrainingError(
+                f"the model's holdout {gate} {ours:.4f} is worse than the baseline ({baseline_name})'s"
+                f" {theirs:.4f} ({direction} is better): not published (--allow-worse-than-baseline to"
+                " override)"
+            )

@@ -154,9 +154,18 @@ def test_every_row_is_answered_as_scikit_learn_answers_it(
     if manifest.task == "classification":
         assert model["classes"] == manifest.classes
         expected = estimator.predict(matrix).tolist()
-        assert body["predictions"] == expected  # the classes as trained: strings stay strings
+        reference = estimator.predict_proba(matrix)
+        # Where scikit-learn's two likeliest classes are within the tolerance (a forest's 0.5 / 0.5),
+        # float32 may pick either, as the parity gate allows; every other row must agree exactly.
+        top_two = np.sort(reference, axis=1)[:, -2:]
+        decided = (top_two[:, 1] - top_two[:, 0]) > TOLERANCE
+        answered = body["predictions"]
+        assert [a for a, d in zip(answered, decided, strict=True) if d] == [
+            e for e, d in zip(expected, decided, strict=True) if d
+        ]  # the classes as trained: strings stay strings
+        assert {type(a) for a in answered} == {type(e) for e in expected}
         probabilities = np.array([[row[str(c)] for c in manifest.classes] for row in body["probabilities"]])
-        assert np.max(np.abs(probabilities - estimator.predict_proba(matrix))) <= TOLERANCE
+        assert np.max(np.abs(probabilities - reference)) <= TOLERANCE
     elif manifest.task == "regression":
         expected = estimator.predict(matrix)
         assert np.max(np.abs(np.array(body["predictions"]) - expected)) <= TOLERANCE * np.max(

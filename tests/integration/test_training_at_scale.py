@@ -43,7 +43,16 @@ def test_a_file_over_the_sample_size_trains_on_a_recorded_sample(
     assert manifest.tuning["rows"] == 400  # of the sample's 900 training rows
     evaluation = json.loads((tmp_path / "r" / manifest.version / "evaluation.json").read_text())
     assert evaluation["data"] == {"file_rows": 4000, "sample_rows": 1500, "sampled": True, "sample_seed": 42}
-    assert evaluation["split"] == {"train": 900, "validation": 300, "test": 300}
+    assert evaluation["split"] == {
+        "train": 900,
+        "validation": 300,
+        "test": 300,
+        "fitted_on": 900,  # an anomaly detector: its threshold is chosen on the validation rows
+        "fitted_on_splits": "train",
+        "tuned_on": 400,
+        "evaluated_on": 300,
+        "seed": 42,
+    }
     report = (tmp_path / "r" / manifest.version / "evaluation.html").read_text()
     assert "The file has 4,000 rows, every one validated" in report
     assert "uniform sample of 1,500 (37.5%, seed 42" in report

@@ -43,6 +43,7 @@ class AnomalyTask:
     tuning_metrics: ClassVar[tuple[str, ...]] = ("pr_auc", "roc_auc")
     default_metric: ClassVar[str] = "pr_auc"
     lower_is_better: ClassVar[frozenset[str]] = frozenset()
+    proper_score: ClassVar[str | None] = None  # no probabilities or numbers to score properly
 
     def labels(self, column: pd.Series, name: str) -> np.ndarray:
         from training.data import anomaly_labels

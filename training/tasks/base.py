@@ -67,6 +67,9 @@ class TaskKind(Protocol):
     tuning_metrics: ClassVar[tuple[str, ...]]  # the first is the default
     default_metric: ClassVar[str]
     lower_is_better: ClassVar[frozenset[str]]
+    # A proper scoring rule the model must beat the trivial baseline on, whatever the gate metric
+    # (a classifier can win on F1 with probabilities worse than the class shares)
+    proper_score: ClassVar[str | None]
 
     def labels(self, column: pd.Series, name: str) -> np.ndarray:
         """The label column validated and typed for the task; DataValidationError names the row."""

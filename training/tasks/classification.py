@@ -113,6 +113,7 @@ class ClassificationTask:
     tuning_metrics: ClassVar[tuple[str, ...]] = metrics
     default_metric: ClassVar[str] = "f1_macro"
     lower_is_better: ClassVar[frozenset[str]] = frozenset({"log_loss"})
+    proper_score: ClassVar[str | None] = "log_loss"
 
     def labels(self, column: pd.Series, name: str) -> np.ndarray:
         return class_labels(column, name)

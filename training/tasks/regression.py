@@ -47,6 +47,7 @@ class RegressionTask:
     tuning_metrics: ClassVar[tuple[str, ...]] = metrics
     default_metric: ClassVar[str] = "rmse"
     lower_is_better: ClassVar[frozenset[str]] = frozenset({"rmse", "mae"})
+    proper_score: ClassVar[str | None] = "rmse"
 
     def labels(self, column: pd.Series, name: str) -> np.ndarray:
         from training.data import numeric_values
