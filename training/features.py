@@ -3,8 +3,9 @@
 Every column but the label and ``exclude`` is a candidate: numbers, booleans (true/false text or a
 bool column: JSON true/false when served, 1/0 to the model) and categories (text with at most
 ``max_categories`` distinct values). Missing values are allowed unless ``[data] missing = "refuse"``.
-The rest are skipped, each with a reason that says what to do: a name that says it is a target
-(``is_anomaly``, ``target``...) is never silently a feature; datetimes, free text (too many distinct
+The rest are skipped, each with a reason that says what to do: with no label in the data, a column
+whose name and values both say it is a target (``is_anomaly`` with values 0/1) is never silently a
+feature (once a label is set, names decide nothing); datetimes, free text (too many distinct
 values), empty, constant and infinite columns, and row ids cannot be used as they are.
 The choice is printed by the training job and recorded in the manifest (its feature list).
 """
@@ -53,6 +54,17 @@ def looks_like_target(name: str) -> bool:
     return name.strip().lower().replace("-", "_").replace(" ", "_") in TARGET_NAMES
 
 
+MAX_LABEL_VALUES = 10
+"""A column with at most this many distinct values may hold classes or a 0/1 flag."""
+
+
+def label_like_values(column: pd.Series) -> int | None:
+    """The number of distinct values when a column's values look like labels (2..MAX_LABEL_VALUES)."""
+    present = column[~missing_mask(column, category=True)]
+    distinct = int(present.astype(str).str.strip().nunique())
+    return distinct if 2 <= distinct <= MAX_LABEL_VALUES else None
+
+
 def choose_features(
     frame: pd.DataFrame,
     label: str | None,
@@ -66,18 +78,23 @@ def choose_features(
     choice = FeatureChoice()
     excluded = set(exclude)
     types = types or {}
+    # Once the label is there, every other column is a candidate whatever its name (a passenger's
+    # `class`, a stone's width `y`); without one, a column is set aside as a likely label only when its
+    # name and its values both say so (a few distinct values, like classes or 0/1 flags).
+    label_present = label is not None and label in set(map(str, frame.columns))
     for name in map(str, frame.columns):
         if name == label:
             continue
         if name in excluded:
             choice.skipped.append((name, "listed in [data] exclude"))
             continue
-        if looks_like_target(name):
+        values = None if label_present or not looks_like_target(name) else label_like_values(frame[name])
+        if values is not None:
             choice.skipped.append(
                 (
                     name,
-                    f"its name says it is a target; set [data] label = {name!r},"
-                    " or list it in features to use it",
+                    f"its name and its {values} distinct values say it is probably the label; set [data]"
+                    f" label = {name!r} (or --label {name}), or list it in features to use it",
                 )
             )
             continue

@@ -45,7 +45,10 @@ def test_auto_chooses_every_usable_column_and_names_a_reason_for_every_other() -
     assert choice.names == ["one", "two", "three", "protocol", "encrypted", "bytes"]
     reasons = dict(choice.skipped)
     assert list(reasons) == ["is_anomaly", "flow_id", "seen_at", "region", "note"]
-    assert reasons["is_anomaly"].startswith("its name says it is a target; set [data] label = 'is_anomaly'")
+    assert reasons["is_anomaly"].startswith(
+        "its name and its 2 distinct values say it is probably the label; set [data] label = 'is_anomaly'"
+        " (or --label is_anomaly)"
+    )
     assert reasons["flow_id"].startswith("increasing whole numbers, one per row: a row id")
     assert reasons["seen_at"].startswith("datetimes: derive numeric features")
     assert reasons["region"] == "constant: it carries no information"
@@ -204,3 +207,27 @@ def test_what_auto_skips_is_a_one_line_error_when_listed_explicitly(column: str,
 def test_free_text_past_the_category_cap_is_an_error_when_listed() -> None:
     with pytest.raises(DataValidationError, match="column 'protocol': 3 distinct values, more than"):
         validate(mixed_table(), ["two", "protocol"], None, "t.csv", "0" * 64, max_categories=2)
+
+
+def test_once_the_label_is_known_no_column_is_skipped_for_its_name() -> None:
+    """A passenger list's `class` beside the label `survived`; a stone's width `y` beside `price`."""
+    rng = np.random.default_rng(0)
+    passengers = pd.DataFrame(
+        {"survived": rng.integers(0, 2, ROWS), "class": rng.choice(["First", "Second", "Third"], ROWS)}
+    ).astype(str)
+    assert choose_features(passengers, label="survived", exclude=[]).names == ["class"]
+    stones = pd.DataFrame(
+        {"price": rng.normal(4000, 900, ROWS), "x": rng.normal(5, 1, ROWS), "y": rng.normal(5, 1, ROWS)}
+    ).astype(str)
+    assert choose_features(stones, label="price", exclude=[]).names == ["x", "y"]
+
+
+def test_without_a_label_a_target_name_alone_does_not_skip_a_column() -> None:
+    """`y` holding measurements is a feature; `target` holding 0/1 is the likely label, said so."""
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame(
+        {"y": rng.normal(5, 1, ROWS), "target": rng.integers(0, 2, ROWS), "two": rng.normal(size=ROWS)}
+    ).astype(str)
+    choice = choose_features(frame, label="label", exclude=[])
+    assert choice.names == ["y", "two"]
+    assert dict(choice.skipped)["target"].startswith("its name and its 2 distinct values say it is probably")
