@@ -16,7 +16,7 @@ CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 TF_PLUGIN_MIRROR ?= $(if $(wildcard /opt/tf-plugins),/opt/tf-plugins,)
 export TF_PLUGIN_MIRROR
 
-.PHONY: setup serve model train invoke test lint format wheelhouse image-pins checkov bench bench-preprocessing bench-train bench-batch loadtest clean
+.PHONY: setup serve model train invoke test lint format wheelhouse image-pins checkov bench bench-preprocessing bench-train bench-batch bench-quality loadtest clean
 
 # Two layers in one venv: what running locally needs (make serve: requirements-local.txt), then the
 # development toolchain on top (make test / lint: requirements-dev.txt), so a first `make serve`
@@ -97,6 +97,9 @@ bench-train: $(RUN_STAMP) ## benchmark the training job on 1M, 5M and 20M genera
 
 bench-batch: $(RUN_STAMP) ## benchmark batch scoring of 1M and 5M generated rows: rows/s, peak RSS, ratio to the graph alone
 	PYTHONPATH=. $(BIN)/python -m benchmarks.batch $(BENCH_BATCH_ARGS)
+
+bench-quality: $(STAMP) ## each supervised example's holdout score beside plain scikit-learn fitted on the same split
+	PYTHONPATH=. $(BIN)/python -m benchmarks.quality $(BENCH_QUALITY_ARGS)
 
 loadtest: $(STAMP) model ## bounded load test on 127.0.0.1: uvicorn workers, concurrent clients, p50/p99 and errors
 	PYTHONPATH=. $(BIN)/python -m benchmarks.loadtest --model-uri $(MODEL_URI) $(LOADTEST_ARGS)

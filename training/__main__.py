@@ -1,6 +1,7 @@
 """The training CLI.
 
     python -m training --data PATH_OR_S3 --model-uri DIR_OR_S3 [--alias production] [--config FILE]
+                       [--label COL] [--task anomaly|classification|regression]
     python -m training generate --rows 5000 --out data/sample.csv [--seed 7] [--anomaly-rate 0.03] [--mixed]
     python -m training promote --model-uri URI [--to production] [--version V | --from-alias candidate]
                                [--data LABELLED_HOLDOUT] [--metric pr_auc] [--margin 0.01] [--force]
@@ -78,6 +79,12 @@ def _train_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--label",
         help="the label column, overriding the config's; it must be in the data (else an error)",
+    )
+    parser.add_argument(
+        "--task",
+        choices=["anomaly", "classification", "regression"],
+        help="what to train; default: the config's [model] task, else from the --label column's values"
+        " (text or a few whole numbers: classification; other numbers: regression; 0/1: say which)",
     )
     parser.add_argument(
         "--allow-worse-than-baseline",
@@ -419,13 +426,10 @@ def _import(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from training.config import load_config
+    from training.task_choice import choose_config
     from training.train import run_training
 
-    config = load_config(args.config)
-    if args.label:
-        data = config.data.model_copy(update={"label": args.label, "require_label": True})
-        config = config.model_copy(update={"data": data})
+    config = choose_config(args.config, args.task, args.label, args.data)
     published = run_training(
         args.data,
         args.model_uri,

@@ -26,6 +26,7 @@ from training.features import (
     TYPE_SAMPLE_ROWS,
     choose_features,
     is_text_column,
+    label_like_values,
     looks_like_datetimes,
     looks_like_target,
     missing_mask,
@@ -339,7 +340,7 @@ def validate(
         raise DataValidationError(f"{uri}: {len(frame)} rows; training needs at least {min_rows}")
     columns = [str(c) for c in frame.columns]
     if label is not None and label not in frame.columns:
-        _missing_label(label, columns, uri, label_required)
+        _missing_label(label, frame, uri, label_required)
         label = None
     if features == "auto":
         features = _auto_features(
@@ -382,28 +383,60 @@ def validate(
     )
 
 
-def _missing_label(label: str, columns: list[str], uri: str, required: bool) -> None:
-    """An explicitly named label that is absent is an error; the default name, a loud warning."""
+def _missing_label(label: str, frame: pd.DataFrame, uri: str, required: bool) -> None:
+    """An explicitly named label that is absent is an error; the default name, a loud warning that
+    names the column most likely to be the label (by its values, and its name) and the command."""
+    columns = [str(c) for c in frame.columns]
     found = ", ".join(columns)
     if required:
         raise DataValidationError(
             f"label column {label!r} is not in {uri}; found: {found}."
             ' Set [data] label (or --label) to the right column, or label = "" for no label'
         )
-    guesses = [c for c in columns if looks_like_target(c)]
-    column = guesses[0] if len(guesses) == 1 else "<column>"
-    hint = f" {', '.join(map(repr, guesses))} looks like a label:" if guesses else ""
+    guesses = likely_labels(frame)
+    column = guesses[0] if guesses else "<column>"
+    hint = f" {column!r} looks like a label ({likely_label_evidence(frame[column])}):" if guesses else ""
     log.warning(
         "NO LABEL: %s has no column %r (found: %s), so this model is trained UNLABELLED:"
         " no precision or recall, a quantile threshold.%s"
-        ' set [data] label = "%s" in the config or pass --label %s',
+        " to train on it, pass --label %s (and --task if it holds 0/1), or set [data] label in the config",
         uri,
         label,
         found,
         hint,
         column,
-        column,
     )
+
+
+MINORITY_SHARE = 0.35
+"""A two-valued column whose rarer value is at most this share looks like a label (churned, fraud)."""
+
+
+def likely_labels(frame: pd.DataFrame) -> list[str]:
+    """Columns whose values look like a label, the ones whose name says so first: a target-like name
+    with a few distinct values, or two values with a small minority (a 0/1 flag like ``churned``)."""
+    named, flagged = [], []
+    for name in map(str, frame.columns):
+        values = label_like_values(frame[name])
+        if values is None:
+            continue
+        if looks_like_target(name):
+            named.append(name)
+        elif values == 2 and _minority_share(frame[name]) <= MINORITY_SHARE:
+            flagged.append(name)
+    return named + flagged
+
+
+def _minority_share(column: pd.Series) -> float:
+    counts = column.astype(str).str.strip().value_counts(normalize=True)
+    return float(counts.min())
+
+
+def likely_label_evidence(column: pd.Series) -> str:
+    counts = column.astype(str).str.strip().value_counts(normalize=True)
+    if len(counts) == 2:
+        return f"2 values, {100 * counts.min():.0f}% {counts.idxmin()!r}"
+    return f"{len(counts)} distinct values"
 
 
 def _auto_features(

@@ -139,8 +139,25 @@ def test_the_default_label_name_missing_trains_unlabelled_after_one_loud_line(
     text = loud.getMessage()
     assert "has no column 'label' (found: one, two, three, is_anomaly, protocol" in text
     assert "trained UNLABELLED" in text
-    assert "'is_anomaly' looks like a label: set [data] label = \"is_anomaly\" in the config" in text
-    assert text.endswith("or pass --label is_anomaly")
+    assert "'is_anomaly' looks like a label (2 values, " in text
+    assert "to train on it, pass --label is_anomaly (and --task if it holds 0/1)" in text
+
+
+def test_without_a_label_a_rare_flag_is_named_as_the_likely_label(caplog: pytest.LogCaptureFixture) -> None:
+    """A customer table whose target is `churned`: not a target-like name, but a 0/1 with 15% ones."""
+    caplog.set_level(logging.INFO, logger="training")
+    rng = np.random.default_rng(4)
+    frame = pd.DataFrame(
+        {
+            "tenure": rng.integers(1, 60, 200),
+            "spend": rng.normal(50, 10, 200),
+            "churned": (rng.random(200) < 0.15).astype(int),
+        }
+    ).astype(str)
+    validate(frame, "auto", "label", "customers.csv", "0" * 64)
+    (loud,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("NO LABEL")]
+    assert "'churned' looks like a label (2 values, 1" in loud
+    assert "pass --label churned (and --task if it holds 0/1)" in loud
 
 
 def test_which_labels_must_be_present() -> None:
