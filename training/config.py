@@ -123,6 +123,17 @@ class DriftConfig(_Section):
     missing_share_increase: float = Field(default=0.1, gt=0, le=1)
 
 
+LAMBDA_MEMORY_MB = 1024
+"""Terraform's default function memory (terraform/variables.tf lambda_memory_mb; a test keeps them equal)."""
+
+
+class ServingConfig(_Section):
+    # The function's memory: the job measures the compiled model loaded and scoring, and refuses to
+    # publish one that would need more than 90% of it (training/footprint.py). Keep it equal to the
+    # lambda_memory_mb you deploy with.
+    memory_mb: int = Field(default=LAMBDA_MEMORY_MB, ge=128, le=10240)
+
+
 DEFAULT_NAMES = {"anomaly": "anomaly-detector", "classification": "classifier", "regression": "regressor"}
 
 
@@ -136,6 +147,7 @@ class TrainingConfig(_Section):
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     promotion: PromotionConfig = Field(default_factory=PromotionConfig)
     drift: DriftConfig = Field(default_factory=DriftConfig)
+    serving: ServingConfig = Field(default_factory=ServingConfig)
 
     @model_validator(mode="after")
     def _metrics_fit_the_task(self) -> TrainingConfig:

@@ -24,9 +24,17 @@ import numpy as np
 
 from lambda_app.registry import FeatureSpec, Provenance, open_storage
 from training.compile import compile_model, converter_reason
-from training.config import DEFAULT_NAMES, DataConfig, ModelConfig, ThresholdConfig, TrainingConfig
+from training.config import (
+    DEFAULT_NAMES,
+    LAMBDA_MEMORY_MB,
+    DataConfig,
+    ModelConfig,
+    ThresholdConfig,
+    TrainingConfig,
+)
 from training.data import Dataset, read_columns
 from training.exceptions import TrainingError
+from training.footprint import measure, refuse_if_too_big
 from training.model import estimator_name
 from training.publish import Published, publish
 from training.stream import load_dataset
@@ -197,6 +205,9 @@ def import_model(
     )
     probe = parity_probe(x, PARITY_PROBE_ROWS, seed=0)
     serving, converter, parity = compile_with_parity(kind, estimator, outcome, {"sample": x, "random": probe})
+    footprint = measure(serving, x.shape[1], LAMBDA_MEMORY_MB)
+    refuse_if_too_big(footprint)
+    converter = {**converter, **footprint.as_converter_entries()}
     evaluation = {
         "task": task,
         "imported_from": model_path,
@@ -208,6 +219,7 @@ def import_model(
         },
         "parity": parity,
         "converter": converter,
+        "footprint": footprint.as_dict(),
         **outcome.evaluation,
     }
     return publish(

@@ -17,6 +17,7 @@ from training.compile import ensure_compilable
 from training.config import TrainingConfig
 from training.data import Dataset
 from training.exceptions import TrainingError
+from training.footprint import Footprint, measure, refuse_if_too_big
 from training.leakage import FeatureLeak, near_perfect, refuse_leaks
 from training.model import build_estimator, estimator_name, seeded_params
 from training.preprocess import fit_preprocessing
@@ -71,6 +72,15 @@ def sample_section(dataset: Dataset, holdout: int) -> str:
         f" trained, tuned and evaluated on a uniform sample of {dataset.rows:,} ({share:.1f}%, seed"
         f" {dataset.sample_seed}, <code>[data] sample_rows</code>). The holdout metrics above are over"
         f" {holdout:,} held-out rows of that sample.</p>"
+    )
+
+
+def footprint_section(footprint: Footprint) -> str:
+    return (
+        f"<h2>Serving footprint</h2><p>ONNX file {footprint.onnx_mb:,.2f} MB; serving it takes about"
+        f" {footprint.peak_mb:,.0f} MB ({footprint.runtime_mb:,.0f} MB runtime + {footprint.model_mb:,.0f} MB"
+        f" for the model, loaded and scoring 1,000 rows), loading in {footprint.load_seconds:.2f} s. Checked"
+        f" against a function of {footprint.memory_mb:,} MB ([serving] memory_mb).</p>"
     )
 
 
@@ -336,8 +346,22 @@ def run_training(
         )
         parity["preprocessing"] = preprocessing.check(dataset.features[test], config.split.seed)
         evaluation["parity"] = parity
-        evaluation["converter"] = converter
         log.info("parity: %s", parity)
+        footprint = measure(serving_model, x.shape[1], config.serving.memory_mb)
+        log.info(
+            "serving footprint: %.1f MB ONNX, about %.0f MB to serve (%.0f MB for the model),"
+            " loads in %.2f s; checked against %d MB",
+            footprint.onnx_mb,
+            footprint.peak_mb,
+            footprint.model_mb,
+            footprint.load_seconds,
+            footprint.memory_mb,
+        )
+        evaluation["footprint"] = footprint.as_dict()
+        outcome.report_html = with_section(outcome.report_html, footprint_section(footprint))
+        refuse_if_too_big(footprint)
+        converter = {**converter, **footprint.as_converter_entries()}
+        evaluation["converter"] = converter
 
     with stage(f"publishing to {model_uri}"):
         storage = open_storage(model_uri, s3_client=s3_client)

@@ -197,3 +197,73 @@ def test_a_classifier_worse_than_the_class_shares_on_log_loss_is_not_published(t
     cfg = config("classification", "label", "sklearn.tree.DecisionTreeClassifier")
     with pytest.raises(TrainingError, match=r"holdout log_loss \d+\.\d+ is worse than the baseline"):
         train(data, tmp_path / "r", cfg)
+
+
+def test_the_serving_footprint_is_measured_and_recorded(tmp_path: Path) -> None:
+    data = tmp_path / "flows.csv"
+    generate(1000, seed=3).to_csv(data, index=False)
+    manifest = train(
+        data, tmp_path / "r", config("anomaly", "label", "isolation_forest", params={"n_estimators": 20})
+    )
+    assert manifest.converter is not None
+    assert float(manifest.converter["onnx_mb"]) > 0
+    assert 50 < float(manifest.converter["serving_peak_mb"]) < 1024
+    assert manifest.converter["checked_memory_mb"] == "1024"
+    footprint = evaluation(tmp_path / "r", manifest)["footprint"]
+    assert footprint["peak_mb"] == pytest.approx(footprint["runtime_mb"] + footprint["model_mb"], abs=0.01)
+    report = (tmp_path / "r" / manifest.version / manifest.artifact("report").path).read_text()
+    assert "Serving footprint" in report
+
+
+def test_a_model_too_big_for_the_function_is_not_published(tmp_path: Path) -> None:
+    """A fully grown forest on a few thousand noisy rows, checked against the smallest function (128 MB)."""
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(4000, 6))
+    frame = pd.DataFrame(x, columns=list("abcdef")).assign(target=x[:, 0] + rng.normal(size=len(x)))
+    data = tmp_path / "noisy.csv"
+    frame.to_csv(data, index=False)
+    cfg = config(
+        "regression",
+        "target",
+        "sklearn.ensemble.RandomForestRegressor",
+        params={"n_estimators": 150},
+        serving={"memory_mb": 128},
+        evaluation={"beat_baseline": False},
+    )
+    with pytest.raises(TrainingError) as refused:
+        train(data, tmp_path / "r", cfg)
+    message = str(refused.value)
+    assert "the compiled model would not fit the function: serving it needs about" in message
+    assert "over 90% of [serving] memory_mb = 128" in message
+    assert "n_estimators, max_depth, min_samples_leaf" in message
+    assert not (tmp_path / "r").exists()
+
+
+def test_the_default_function_memory_is_terraforms() -> None:
+    import re
+
+    from tests.conftest import ROOT
+    from training.config import LAMBDA_MEMORY_MB
+
+    variables = (ROOT / "terraform" / "variables.tf").read_text()
+    block = variables[variables.index('variable "lambda_memory_mb"') :]
+    default = re.search(r"default\s*=\s*(\d+)", block)
+    assert default is not None
+    assert int(default.group(1)) == LAMBDA_MEMORY_MB == TrainingConfig().serving.memory_mb
+
+
+def test_regression_predictions_outside_the_training_range_are_flagged(tmp_path: Path) -> None:
+    """Prices are positive; a straight line through a skewed price predicts some below zero."""
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(1500, 2))
+    price = np.exp(1.5 * x[:, 0]) * 100
+    data = tmp_path / "prices.csv"
+    pd.DataFrame(x, columns=["carat", "depth"]).assign(price=price).to_csv(data, index=False)
+    manifest = train(
+        data, tmp_path / "r", config("regression", "price", "sklearn.linear_model.LinearRegression")
+    )
+    outside = evaluation(tmp_path / "r", manifest)["outside_label_range"]
+    assert outside["below"] > 0
+    assert outside["min"] > 0
+    report = (tmp_path / "r" / manifest.version / manifest.artifact("report").path).read_text()
+    assert "Predictions outside the training range" in report

@@ -41,6 +41,17 @@ def regression_metrics(truth: np.ndarray, predicted: np.ndarray) -> dict[str, fl
     }
 
 
+def outside_label_range(predicted: np.ndarray, train_labels: np.ndarray) -> dict[str, float]:
+    """How many predictions fall below / above the labels seen in training, and that range."""
+    low, high = float(np.min(train_labels)), float(np.max(train_labels))
+    return {
+        "min": low,
+        "max": high,
+        "below": int(np.sum(predicted < low)),
+        "above": int(np.sum(predicted > high)),
+    }
+
+
 class RegressionTask:
     name: ClassVar[Task] = "regression"
     metrics: ClassVar[tuple[str, ...]] = ("rmse", "mae", "r2")
@@ -72,7 +83,7 @@ class RegressionTask:
     def outcome(self, estimator: Any, splits: Splits, config: Any) -> Outcome:
         from sklearn.dummy import DummyRegressor
 
-        from training.report import regression_report
+        from training.report import regression_report, with_section
 
         x, labels = splits.features, splits.labels
         train, test = splits.train, splits.test
@@ -110,12 +121,24 @@ class RegressionTask:
             metrics,
             baseline_metrics,
         )
+        outside = outside_label_range(predicted, labels[train])
+        if outside["below"] or outside["above"]:
+            text = (
+                f"{outside['below'] + outside['above']:,} of {len(predicted):,} holdout predictions fall"
+                f" outside the label's training range [{outside['min']:.6g}, {outside['max']:.6g}]"
+                f" ({outside['below']:,} below, {outside['above']:,} above): a price or a count below"
+                " zero, say, is an answer no one should act on; consider a model that cannot leave the"
+                " range (trees do not) or clip at the caller"
+            )
+            log.warning("%s", text)
+            report = with_section(report, f"<h2>Predictions outside the training range</h2><p>{text}</p>")
         return Outcome(
             metrics=metrics,
             baseline_metrics=baseline_metrics,
             baseline_name="the training mean",
             reference=reference,
             report_html=report,
+            evaluation={"outside_label_range": outside},
         )
 
     def parity(self, estimator: Any, graph: bytes, rows: np.ndarray, outcome: Outcome) -> dict[str, Any]:
