@@ -26,6 +26,9 @@ Environment variables (all optional):
     API_BASE_PATH          a custom domain's base path mapping (e.g. ``/models``): stripped from request
                            paths, the docs' root; a named API Gateway stage is recognised without it
     AWS_ENDPOINT_URL       a local AWS (moto) instead of the real one
+    UNSEEN_CATEGORIES      a category value the model never saw: ``score`` (default) scores it as the
+                           model's learned "other" and names the row and field in the answer (``unseen``;
+                           batch: the ``unseen`` column); ``refuse`` makes it a 422 / a rejected row
     BATCH_CHUNK_ROWS       batch scoring: rows scored per chunk, which bounds memory (default 100,000)
     BATCH_MAX_OBJECT_BYTES batch scoring in Lambda: the largest S3 object one invocation takes (default
                            150,000,000: the input and its output must fit Lambda's default 512 MB /tmp)
@@ -36,7 +39,7 @@ POWERTOOLS_METRICS_NAMESPACE, POWERTOOLS_TRACE_DISABLED.
 from __future__ import annotations
 
 import os
-from typing import Self
+from typing import Literal, Self
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -65,6 +68,7 @@ class Settings(BaseSettings):
     aws_endpoint_url: str | None = None
     inference_threads: int | None = Field(default=None, ge=1, le=64)
     aws_lambda_function_memory_size: int | None = None
+    unseen_categories: Literal["score", "refuse"] = "score"
     batch_chunk_rows: int = Field(default=100_000, gt=0, le=10_000_000)
     batch_max_object_bytes: int = Field(default=150_000_000, gt=0)
 

@@ -94,3 +94,22 @@ def category_index(spec: FeatureSpec) -> dict[str, float]:
             _INDEXES.clear()
         _INDEXES[id(spec)] = cached
     return cached[1]
+
+
+def category_columns(features: Sequence[FeatureSpec]) -> list[int]:
+    """The served-table columns of the category features."""
+    return [index for index, spec in enumerate(features) if spec.dtype == "category"]
+
+
+def unseen_by_row(table: np.ndarray, features: Sequence[FeatureSpec]) -> list[tuple[int, list[str]]]:
+    """``[(row, [fields...]), ...]``: the rows holding a category value the model never saw (scored as
+    its learned "other"), and in which fields; empty when every value was known."""
+    columns = category_columns(features)
+    if not columns:
+        return []
+    unseen = table[:, columns] == UNSEEN
+    names = [features[index].name for index in columns]
+    return [
+        (int(row), [name for name, hit in zip(names, unseen[row], strict=True) if hit])
+        for row in np.flatnonzero(unseen.any(axis=1)).tolist()
+    ]

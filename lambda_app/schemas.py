@@ -13,6 +13,18 @@ from lambda_app.validation import MAX_ABS_VALUE
 SEED_EXAMPLE: dict[str, Any] = {"one": 20, "two": 12.66645094909174, "three": 15.8990837351338}
 
 
+class UnseenItem(BaseModel):
+    row: int = Field(description="0-based index of the record")
+    fields: list[str] = Field(description="its category fields whose value the model never saw")
+
+
+UNSEEN_DESCRIPTION = (
+    "models with category features only: the rows holding a category value the model never saw, scored"
+    " as the model's learned 'other' value (never as a known one), and in which fields; null when every"
+    " value was known. With UNSEEN_CATEGORIES=refuse such rows are a 422 instead"
+)
+
+
 class PredictResponse(BaseModel):
     """Predictions in the order of the request's records; the fields beside them follow the model's task."""
 
@@ -29,6 +41,7 @@ class PredictResponse(BaseModel):
     )
     version: str = Field(description="the model version that answered")
     errors: None = Field(default=None, description="always null on success")
+    unseen: list[UnseenItem] | None = Field(default=None, description=UNSEEN_DESCRIPTION)
 
 
 class AnomalyResponse(BaseModel):
@@ -41,6 +54,7 @@ class AnomalyResponse(BaseModel):
     )
     version: str = Field(description="the model version that answered")
     errors: None = Field(default=None, description="always null on success")
+    unseen: list[UnseenItem] | None = Field(default=None, description=UNSEEN_DESCRIPTION)
 
 
 class ClassificationResponse(BaseModel):
@@ -52,6 +66,7 @@ class ClassificationResponse(BaseModel):
     )
     version: str = Field(description="the model version that answered")
     errors: None = Field(default=None, description="always null on success")
+    unseen: list[UnseenItem] | None = Field(default=None, description=UNSEEN_DESCRIPTION)
 
 
 class RegressionResponse(BaseModel):
@@ -60,6 +75,7 @@ class RegressionResponse(BaseModel):
     predictions: list[float] = Field(description="the predicted value")
     version: str = Field(description="the model version that answered")
     errors: None = Field(default=None, description="always null on success")
+    unseen: list[UnseenItem] | None = Field(default=None, description=UNSEEN_DESCRIPTION)
 
 
 RESPONSES_BY_TASK: dict[str, type[BaseModel]] = {

@@ -7,6 +7,7 @@ same function. The task lives in the loaded model's predictor (lambda_app/models
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,11 +16,13 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from lambda_app.config import Settings
 from lambda_app.drift import DriftSnapshot
-from lambda_app.errors import ModelOutputError, ResponseTooLargeError
+from lambda_app.errors import ErrorDetail, InvalidInputError, ModelOutputError, ResponseTooLargeError
 from lambda_app.model_store import LoadedModel
 from lambda_app.models import Prediction
 from lambda_app.observability import SERVICE_NAME, metrics, traced
-from lambda_app.validation import records_to_matrix
+from lambda_app.preprocess import category_columns, unseen_by_row
+from lambda_app.registry import FeatureSpec
+from lambda_app.validation import MAX_REPORTED_ERRORS, records_to_matrix
 
 RESPONSE_ENVELOPE_BYTES = 512
 """Room for the response's other fields and Lambda's envelope (status, headers)."""
@@ -54,7 +57,11 @@ def score_records(payload: Any, model: LoadedModel, settings: Settings) -> bytes
         ModelOutputError: the model produced a non-finite value (nothing is answered).
     """
     started = time.perf_counter()
-    features = records_to_matrix(payload, model.manifest.features, settings.max_rows)
+    specs = model.manifest.features
+    features = records_to_matrix(payload, specs, settings.max_rows)
+    unseen = unseen_by_row(features, specs)
+    if unseen and settings.unseen_categories == "refuse":
+        raise unseen_refused(unseen, specs)
     check_response_fits(len(features), model, settings)
     prediction = model.predictor.predict(features)
     if not prediction.finite():
@@ -62,7 +69,31 @@ def score_records(payload: Any, model: LoadedModel, settings: Settings) -> bytes
         raise ModelOutputError("the model produced a non-finite value; this request was not scored")
     drift = model.drift.observe(features)
     record_prediction(model, prediction, drift, started)
-    return orjson.dumps({**prediction.fields(), "version": model.manifest.version, "errors": None})
+    body: dict[str, Any] = {**prediction.fields(), "version": model.manifest.version, "errors": None}
+    if category_columns(specs):  # only a model with categories can meet an unseen value
+        body["unseen"] = [{"row": row, "fields": fields} for row, fields in unseen] or None
+    return orjson.dumps(body)
+
+
+def unseen_refused(unseen: list[tuple[int, list[str]]], specs: Sequence[FeatureSpec]) -> InvalidInputError:
+    """UNSEEN_CATEGORIES=refuse: a 422 naming each row and field holding a value the model never saw."""
+    details = [
+        ErrorDetail(
+            f"a category value the model never saw (it knows {len(spec.categories or ())}:"
+            f" {', '.join((spec.categories or [])[:5])}{', ...' if len(spec.categories or ()) > 5 else ''})",
+            row=row,
+            field=name,
+        )
+        for row, fields in unseen
+        for name in fields
+        for spec in specs
+        if spec.name == name
+    ]
+    first = details[0]
+    more = f" (and {len(details) - 1} more)" if len(details) > 1 else ""
+    return InvalidInputError(
+        f"row {first.row}, field '{first.field}': {first.message}{more}", details[:MAX_REPORTED_ERRORS]
+    )
 
 
 def record_prediction(

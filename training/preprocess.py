@@ -31,6 +31,9 @@ from training.model import final_estimator
 log = logging.getLogger("training")
 
 ORDINAL_MODULES = ("sklearn.ensemble", "sklearn.tree")
+OTHER_SHARE = 0.02
+MIN_OTHER_ROWS = 20
+"""Each category feature shows this share of the fitting rows (at least this many) as "other"."""
 UNSEEN_TEXT = "\x00unseen"
 """A category value no training row has, to probe the unseen path."""
 
@@ -53,6 +56,31 @@ class Preprocessing:
         from sklearn.pipeline import Pipeline
 
         return Pipeline([("preprocess", self.transformer), ("model", estimator)])
+
+    def with_other(self, x: np.ndarray, rows: np.ndarray, seed: int) -> np.ndarray:
+        """The model input with, among ``rows``, OTHER_SHARE (at least MIN_OTHER_ROWS) of each category
+        feature's values shown as a value the model never saw (ordinal -1, one-hot all zeros).
+
+        So the model learns what "other" means from real rows (their other features, their labels),
+        and a value unseen in training is answered as that learned "other", not as whichever known
+        value happens to sit on the same side of a split (ordinal -1 beside index 0; one-hot zeros
+        beside the value a tree split off). The holdout is never touched.
+        """
+        categories = [(index, spec) for index, spec in enumerate(self.specs) if spec.dtype == "category"]
+        if not categories or not len(rows):
+            return x
+        starts = np.cumsum([0, *(spec.width for spec in self.specs)])
+        shown = x.copy()
+        rng = np.random.default_rng(seed)
+        count = min(len(rows), max(MIN_OTHER_ROWS, round(OTHER_SHARE * len(rows))))
+        for index, spec in categories:
+            chosen = rng.choice(rows, size=count, replace=False)
+            start = int(starts[index])
+            if spec.encoding == "onehot":
+                shown[chosen, start : start + spec.width] = 0.0
+            else:
+                shown[chosen, start] = UNSEEN
+        return shown
 
     def check(self, table: np.ndarray, seed: int) -> dict[str, Any]:
         """The service's encoding against scikit-learn's on ``table``'s rows, then on the same rows with

@@ -20,7 +20,7 @@ from training.exceptions import TrainingError
 from training.footprint import Footprint, measure, refuse_if_too_big
 from training.leakage import FeatureLeak, near_perfect, refuse_leaks
 from training.model import build_estimator, estimator_name, seeded_params
-from training.preprocess import fit_preprocessing
+from training.preprocess import MIN_OTHER_ROWS, OTHER_SHARE, fit_preprocessing
 from training.publish import Published, publish
 from training.report import tuning_section, with_section
 from training.stream import load_dataset
@@ -245,6 +245,14 @@ def run_training(
     # Categories and missing values: fitted on the fitting rows, encoded as the service will encode them.
     preprocessing = fit_preprocessing(dataset, fit_rows, estimator)
     x = preprocessing.encode(dataset.features)
+    if dataset.categories:  # teach the model an "other" value from real rows (training/preprocess.py)
+        x = preprocessing.with_other(x, fit_rows, config.split.seed)
+        log.info(
+            "categories: %.0f%% of the fitting rows (at least %d) per category feature are shown as 'other',"
+            " so a value never seen in training is answered as that learned 'other'",
+            100 * OTHER_SHARE,
+            MIN_OTHER_ROWS,
+        )
     # Fail before any real fitting, not after: a copy fitted on a small sample must convert.
     ensure_compilable(
         estimator, config.model.task, x[fit_rows], None if fit_labels is None else fit_labels[fit_rows]

@@ -127,7 +127,14 @@ def _score(args: argparse.Namespace) -> int:
             desc=job.name, unit=" rows", unit_scale=True, disable=True if args.quiet else None, leave=False
         ) as bar:
             try:
-                result = run_job(job, model, s3, settings.batch_chunk_rows, on_chunk=bar.update)
+                result = run_job(
+                    job,
+                    model,
+                    s3,
+                    settings.batch_chunk_rows,
+                    on_chunk=bar.update,
+                    refuse_unseen=settings.unseen_categories == "refuse",
+                )
             except Exception as exc:  # any problem of one file is that file's failure, never the run's
                 failed += 1
                 print(f"error: {job.source}: {file_error(exc)} (no output written)", file=sys.stderr)

@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from lambda_app.batch.formats import is_text
-from lambda_app.preprocess import MISSING_WORDS
+from lambda_app.preprocess import MISSING_WORDS, UNSEEN
 from lambda_app.registry import FeatureSpec
 from lambda_app.validation import MAX_ABS_VALUE
 
@@ -104,7 +104,10 @@ def _can_hold_numbers(kind: pa.DataType) -> bool:
 
 
 def check_rows(
-    batch: pa.RecordBatch, features: Sequence[FeatureSpec], bad_text: Mapping[int, str] | None = None
+    batch: pa.RecordBatch,
+    features: Sequence[FeatureSpec],
+    bad_text: Mapping[int, str] | None = None,
+    refuse_unseen: bool = False,
 ) -> CheckedRows:
     """The matrix of the rows every feature accepts, and a reason for each other row.
 
@@ -118,7 +121,7 @@ def check_rows(
         unreadable[list(bad_text)] = True
         problems.append((unreadable, [bad_text[row] for row in sorted(bad_text)]))
     for index, spec in enumerate(features):
-        values, bad, reasons = _column(batch.column(spec.name), spec)
+        values, bad, reasons = _column(batch.column(spec.name), spec, refuse_unseen)
         matrix[:, index] = values
         if reasons:
             problems.append((bad, [f"field '{spec.name}': {reason}" for reason in reasons]))
@@ -161,8 +164,11 @@ def _boolean_column(column: pa.Array) -> tuple[np.ndarray, np.ndarray, list[str]
     return values, bad, reasons
 
 
-def _category_column(column: pa.Array, spec: FeatureSpec) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """A category feature as its values' indices (-1 unseen), NaN where a cell is empty or null."""
+def _category_column(
+    column: pa.Array, spec: FeatureSpec, refuse_unseen: bool = False
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """A category feature as its values' indices (-1 unseen), NaN where a cell is empty or null.
+    ``refuse_unseen`` (UNSEEN_CATEGORIES=refuse): an unseen value is a reason to set the row aside."""
     assert spec.categories is not None
     text = (
         column.cast(pa.string()) if not pa.types.is_null(column.type) else pa.nulls(len(column), pa.string())
@@ -171,16 +177,28 @@ def _category_column(column: pa.Array, spec: FeatureSpec) -> tuple[np.ndarray, n
     index = pc.index_in(text, value_set=pa.array(spec.categories, pa.string()))
     values = np.array(index.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.float64)
     values[missing] = np.nan
-    if spec.fill is not None or not missing.any():
-        return values, np.zeros(len(values), dtype=bool), []
-    values[missing] = 0.0
-    return values, missing, ["missing value"] * int(missing.sum())
+    bad = np.zeros(len(values), dtype=bool) if spec.fill is not None else missing.copy()
+    unseen = (values == UNSEEN) if refuse_unseen else np.zeros(len(values), dtype=bool)
+    if not bad.any() and not unseen.any():
+        return values, bad, []
+    reasons = []
+    for row in np.flatnonzero(bad | unseen).tolist():
+        if bad[row]:
+            reasons.append("missing value")
+        else:
+            shown = _shown(text[row].as_py())
+            reasons.append(f"{shown} is a category value the model never saw (UNSEEN_CATEGORIES=refuse)")
+    bad = bad | unseen
+    values[bad] = 0.0
+    return values, bad, reasons
 
 
-def _column(column: pa.Array, spec: FeatureSpec) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def _column(
+    column: pa.Array, spec: FeatureSpec, refuse_unseen: bool = False
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """One feature column in the served table, the mask of its bad rows, and the reason for each."""
     if spec.dtype == "category":
-        return _category_column(column, spec)
+        return _category_column(column, spec, refuse_unseen)
     if spec.fill is not None:
         column = _nulls_for_missing_words(column)
     values, bad, reasons = (

@@ -176,6 +176,7 @@ def _score_object(item: Item, job: Job, model: LoadedModel, context: LambdaConte
         s3,
         settings.batch_chunk_rows,
         out_of_time=lambda: context.get_remaining_time_in_millis() < TIME_MARGIN_MS,
+        refuse_unseen=settings.unseen_categories == "refuse",
     )
     logger.info(
         "object scored",

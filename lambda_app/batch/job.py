@@ -20,8 +20,12 @@ from lambda_app.batch.columns import TableSchemaError, check_rows, check_schema
 from lambda_app.batch.formats import Format, TableReader, TableWriter, open_table
 from lambda_app.errors import ModelOutputError
 from lambda_app.model_store import LoadedModel
+from lambda_app.preprocess import category_columns, unseen_by_row
+from lambda_app.registry import FeatureSpec
 
 VERSION_COLUMN = "model_version"
+UNSEEN_COLUMN = "unseen"
+"""Per scored row, its category fields whose value the model never saw (comma-separated; empty: none)."""
 ROW_COLUMN = "row_number"
 REASON_COLUMN = "reason"
 DEFAULT_CHUNK_ROWS = 100_000
@@ -46,9 +50,12 @@ class FileResult:
 
 
 def answer_schema(model: LoadedModel) -> pa.Schema:
-    """The columns scoring adds for this model, typed by scoring one row of zeros."""
+    """The columns scoring adds for this model, typed by scoring one row of zeros; a model with
+    category features also says which of a row's categories it never saw (``unseen``)."""
     probe = model.predictor.predict(np.zeros((1, len(model.manifest.features)), dtype=np.float64))
     fields = [pa.field(name, pa.array(values).type) for name, values in probe.columns().items()]
+    if category_columns(model.manifest.features):
+        fields.append(pa.field(UNSEEN_COLUMN, pa.string()))
     return pa.schema([*fields, pa.field(VERSION_COLUMN, pa.string())])
 
 
@@ -61,10 +68,12 @@ def score_file(
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     on_chunk: Callable[[int], None] | None = None,
     out_of_time: Callable[[], bool] | None = None,
+    refuse_unseen: bool = False,
 ) -> FileResult:
     """Score ``source`` into ``output`` (always written, header only when nothing scored) and
     ``rejects`` (written only when some row was rejected). The caller owns both paths: on an
-    exception it deletes whatever is there.
+    exception it deletes whatever is there. ``refuse_unseen``: a category value the model never saw
+    rejects its row (UNSEEN_CATEGORIES=refuse) instead of being scored and named in ``unseen``.
 
     Raises:
         TableSchemaError, UnsupportedFormatError: the file cannot be scored by this model.
@@ -73,7 +82,7 @@ def score_file(
     """
     table = open_table(source, fmt, chunk_rows)
     try:
-        return _score_table(table, source, fmt, output, rejects, model, on_chunk, out_of_time)
+        return _score_table(table, source, fmt, output, rejects, model, on_chunk, out_of_time, refuse_unseen)
     finally:
         table.close()
 
@@ -87,6 +96,7 @@ def _score_table(
     model: LoadedModel,
     on_chunk: Callable[[int], None] | None,
     out_of_time: Callable[[], bool] | None,
+    refuse_unseen: bool = False,
 ) -> FileResult:
     started = time.perf_counter()
     answer = answer_schema(model)
@@ -104,13 +114,16 @@ def _score_table(
             chunk = read.batch
             if out_of_time is not None and out_of_time():
                 raise BatchTimeLimitError(f"{source.name}: stopped after {result.rows} rows, out of time")
-            checked = check_rows(chunk, features, read.bad_text)
+            checked = check_rows(chunk, features, read.bad_text, refuse_unseen)
             if checked.matrix.shape[0]:
                 prediction = model.predictor.predict(checked.matrix)
                 if not prediction.finite():
                     raise ModelOutputError("the model produced a non-finite value; the file was not scored")
                 kept = chunk if not checked.rejected else chunk.filter(pa.array(checked.accepted))
-                columns = [*kept.columns, *_answer_columns(prediction.columns(), answer, version)]
+                answers = dict(prediction.columns())
+                if UNSEEN_COLUMN in answer.names:
+                    answers[UNSEEN_COLUMN] = _unseen_cells(checked.matrix, features)
+                columns = [*kept.columns, *_answer_columns(answers, answer, version)]
                 writer.write(pa.RecordBatch.from_arrays(columns, schema=_output_schema(kept, answer)))
                 result.tally.update(prediction.tally())
             if checked.rejected:
@@ -146,6 +159,13 @@ def _score_table(
 
 def _output_schema(kept: pa.RecordBatch, answer: pa.Schema) -> pa.Schema:
     return pa.schema([*kept.schema, *answer])
+
+
+def _unseen_cells(matrix: np.ndarray, features: list[FeatureSpec]) -> list[str]:
+    cells = [""] * len(matrix)
+    for row, fields in unseen_by_row(matrix, features):
+        cells[row] = ",".join(fields)
+    return cells
 
 
 def _answer_columns(columns: dict[str, object], answer: pa.Schema, version: str) -> list[pa.Array]:

@@ -20,6 +20,7 @@ def run_job(
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     on_chunk: Callable[[int], None] | None = None,
     out_of_time: Callable[[], bool] | None = None,
+    refuse_unseen: bool = False,
 ) -> FileResult:
     """Score ``job.source`` into ``job.output`` (and ``job.rejects`` when a row was rejected, else a
     stale rejects file of an earlier run is removed).
@@ -34,7 +35,15 @@ def run_job(
         try:
             with fetched(job.source, scratch, s3) as local:
                 result = score_file(
-                    local, format_of(job.source), output, rejects, model, chunk_rows, on_chunk, out_of_time
+                    local,
+                    format_of(job.source),
+                    output,
+                    rejects,
+                    model,
+                    chunk_rows,
+                    on_chunk,
+                    out_of_time,
+                    refuse_unseen,
                 )
             put(output, job.output, s3)
             try:
