@@ -281,15 +281,16 @@ def _typed_column(
     if declared == "boolean" or (declared is None and is_boolean(raw)):
         return FeatureColumn(boolean_values(raw, name, allow_missing=allow_missing), "boolean")
     values = numeric_values(raw, name, allow_missing=allow_missing)
-    present = values[~np.isnan(values)]
-    whole = bool(np.all(present == np.round(present)))
-    if declared == "integer" and not whole:
-        row = int(np.flatnonzero(~np.isnan(values) & (values != np.round(values)))[0])
-        raise DataValidationError(
-            f"column '{name}', row {row_number(raw, row)}: {values[row]:g} is not an integer"
-        )
-    dtype = declared or ("integer" if whole else "number")
-    return FeatureColumn(values, dtype)
+    if declared == "integer":
+        fractional = np.flatnonzero(~np.isnan(values) & (values != np.round(values)))
+        if len(fractional):
+            row = int(fractional[0])
+            raise DataValidationError(
+                f"column '{name}', row {row_number(raw, row)}: {values[row]:g} is not an integer"
+            )
+    # A number is a number unless declared an integer: whole grams or whole ports in a file do not make
+    # a measurement an integer, and /predict would then refuse 3750.5 with a 422.
+    return FeatureColumn(values, declared or "number")
 
 
 def anomaly_labels(column: pd.Series, name: str) -> np.ndarray:

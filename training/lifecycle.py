@@ -149,8 +149,8 @@ def compare(
     current_metrics = None
     if record is not None and record.version != candidate_version:
         current = read_manifest(storage, record.version)
-        kinds = [(f.name, f.dtype) for f in current.features] != [
-            (f.name, f.dtype) for f in candidate.features
+        kinds = [(f.name, _kind(f.dtype)) for f in current.features] != [
+            (f.name, _kind(f.dtype)) for f in candidate.features
         ]
         if kinds or current.task != candidate.task:
             raise TrainingError(
@@ -259,3 +259,9 @@ def rollback(storage: RegistryStorage, alias: str) -> AliasRecord:
             f" (already rolled back from {', '.join(sorted(abandoned))})"
         )
     return move_alias(storage, alias, target, reason=f"rollback from {record.version} to {target}")
+
+
+def _kind(dtype: str) -> str:
+    """Integer and number features are both served as numbers: a model trained before numbers stopped
+    being inferred as integers is compared with its retrained successor, not refused."""
+    return "number" if dtype == "integer" else dtype

@@ -198,7 +198,6 @@ def load_dataset(
         first: Dataset | None = None
         merged: dict[str, _Categories] = {}
         missing_counts: np.ndarray | None = None
-        whole: np.ndarray | None = None
         chunk_label = label
         declared = dict(types or {})
         from tqdm import tqdm
@@ -229,23 +228,18 @@ def load_dataset(
                 first = part
                 if label is not None and part.labels is None:
                     chunk_label = None  # said once (or refused) by the first chunk
-                # Later chunks keep the first chunk's types; whether a number is an integer is decided
-                # over the whole file.
+                # Later chunks keep the first chunk's types (an integer only where declared).
                 for name, dtype in zip(part.feature_names, part.feature_dtypes, strict=True):
-                    declared.setdefault(name, "number" if dtype in ("number", "integer") else dtype)
+                    declared.setdefault(name, dtype)
                 merged = {name: _Categories() for name in part.categories} if specs is None else {}
                 missing_counts = np.zeros(table.shape[1], dtype=np.int64)
-                whole = np.array([dtype == "integer" for dtype in part.feature_dtypes])
             assert missing_counts is not None
-            assert whole is not None
             if merged:
                 table = table.copy()
                 for index, name in enumerate(part.feature_names):
                     if name in merged:
                         table[:, index] = merged[name].merge(table[:, index], part.categories[name])
             missing_counts += np.isnan(table).sum(axis=0)
-            with np.errstate(invalid="ignore"):
-                whole &= np.all(np.isnan(table) | (table == np.round(table)), axis=0)
             reservoir.offer(table, part.labels)
             progress.update(len(table))
         progress.close()
@@ -268,17 +262,10 @@ def load_dataset(
         present = ~np.isnan(sample[:, index])
         sample[present, index] = remap[sample[present, index].astype(np.int64)]
         categories[name] = values
-    assert whole is not None
     assert missing_counts is not None
-    dtypes = [
-        ("integer" if whole[i] else "number")
-        if dtype in ("number", "integer") and name not in (types or {})
-        else dtype
-        for i, (name, dtype) in enumerate(zip(first.feature_names, first.feature_dtypes, strict=True))
-    ]
     columns = [
         FeatureColumn(sample[:, i], dtype, categories.get(name))
-        for i, (name, dtype) in enumerate(zip(first.feature_names, dtypes, strict=True))
+        for i, (name, dtype) in enumerate(zip(first.feature_names, first.feature_dtypes, strict=True))
     ]
     if specs is None and not constant_ok:
         for name, column in zip(first.feature_names, columns, strict=True):
@@ -286,7 +273,7 @@ def load_dataset(
     dataset = replace(
         first,
         features=sample,
-        feature_dtypes=dtypes,
+        feature_dtypes=list(first.feature_dtypes),
         labels=labels,
         categories=categories,
         file_rows=reservoir.seen,

@@ -144,12 +144,13 @@ def test_openapi_documents_predict_from_the_loaded_models_features(client: TestC
     body = schema["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]
     record = body["schema"]["oneOf"][0]
     assert record["required"] == ["one", "two", "three"]
-    assert record["properties"]["one"] == {"type": "integer", "minimum": -1e12, "maximum": 1e12}
+    # whole ports in the training file: still a number (an integer only where [data] types says so)
+    assert record["properties"]["one"] == {"type": "number", "minimum": -1e12, "maximum": 1e12}
     assert body["schema"]["oneOf"][1]["maxItems"] == 50
-    # Examples are this model's own: each feature at its training median (integers stay integers).
+    # Examples are this model's own: each feature at its training median.
     single = body["examples"]["single"]["value"]
     assert list(single) == ["one", "two", "three"]
-    assert isinstance(single["one"], int)
+    assert isinstance(single["one"], int | float)
     assert 12 < single["two"] < 17
     assert "422" in schema["paths"]["/predict"]["post"]["responses"]
     # The 200 answer is documented in the shape of the loaded model's task.

@@ -48,7 +48,7 @@ def test_a_true_false_column_becomes_a_boolean_feature(boolean_registry: tuple[P
     storage = LocalStorage(registry)
     manifest = read_manifest(storage, resolve_version(storage, "production"))
     assert [(f.name, f.dtype) for f in manifest.features] == [
-        ("one", "integer"),
+        ("one", "number"),
         ("two", "number"),
         ("three", "number"),
         ("encrypted", "boolean"),

@@ -63,12 +63,12 @@ def test_auto_finds_each_type_and_the_manifest_records_how_it_is_served(
     manifest = production(registry)
     specs = {f.name: f for f in manifest.features}
     assert [(f.name, f.dtype) for f in manifest.features] == [
-        ("one", "integer"),
+        ("one", "number"),
         ("two", "number"),
         ("three", "number"),
         ("protocol", "category"),
         ("encrypted", "boolean"),
-        ("bytes", "integer"),
+        ("bytes", "number"),
     ]
     assert specs["protocol"].categories == ["icmp", "tcp", "udp"]
     assert specs["protocol"].encoding == "ordinal"  # a forest keeps its compact graph
@@ -154,7 +154,7 @@ def test_openapi_lists_each_type_the_known_categories_and_which_features_take_nu
     properties = body["schema"]["oneOf"][0]["properties"]
     assert properties["protocol"]["type"] == "string"
     assert properties["protocol"]["examples"] == ["icmp", "tcp", "udp"]
-    assert properties["bytes"]["type"] == ["integer", "null"]
+    assert properties["bytes"]["type"] == ["number", "null"]
     assert properties["encrypted"] == {"type": "boolean"}
     example = body["examples"]["single"]["value"]
     assert example["protocol"] == "tcp"  # the most common value

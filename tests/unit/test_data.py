@@ -24,7 +24,10 @@ def test_reads_csv_with_labels_and_infers_dtypes(tmp_path: Path) -> None:
     generate(100, seed=1).to_csv(tmp_path / "d.csv", index=False)
     dataset = load_dataset(str(tmp_path / "d.csv"), FEATURES, "label")
     assert dataset.features.shape == (100, 3)
-    assert dataset.feature_dtypes == ["integer", "number", "number"]
+    # whole ports in the file do not make `one` an integer: a number unless declared ([data] types)
+    assert dataset.feature_dtypes == ["number", "number", "number"]
+    declared = load_dataset(str(tmp_path / "d.csv"), FEATURES, "label", types={"one": "integer"})
+    assert declared.feature_dtypes == ["integer", "number", "number"]
     assert dataset.labels is not None
     assert dataset.labels.dtype == np.int64
     assert len(dataset.sha256) == 64

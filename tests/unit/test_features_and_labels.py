@@ -95,7 +95,7 @@ def test_validate_under_auto_logs_the_choice_and_each_skip(caplog: pytest.LogCap
     caplog.set_level(logging.INFO, logger="training")
     dataset = validate(mixed_table(), "auto", "is_anomaly", "flows.csv", "0" * 64)
     assert dataset.feature_names == ["one", "two", "three", "protocol", "encrypted", "bytes"]
-    assert dataset.feature_dtypes == ["integer", "number", "number", "category", "boolean", "integer"]
+    assert dataset.feature_dtypes == ["number", "number", "number", "category", "boolean", "number"]
     assert dataset.categories == {"protocol": ["icmp", "tcp", "udp"]}
     assert set(dataset.features[:, 3].tolist()) == {0.0, 1.0, 2.0}
     assert np.isnan(dataset.features[::10, 5]).all()
@@ -103,8 +103,8 @@ def test_validate_under_auto_logs_the_choice_and_each_skip(caplog: pytest.LogCap
     messages = [r.getMessage() for r in caplog.records]
     assert 'features = "auto": one, two, three, protocol, encrypted, bytes' in messages
     assert (
-        "feature types: one integer; two number; three number; protocol category (3 values: icmp, tcp, udp);"
-        " encrypted boolean; bytes integer, 10.0% missing"
+        "feature types: one number; two number; three number; protocol category (3 values: icmp, tcp, udp);"
+        " encrypted boolean; bytes number, 10.0% missing"
     ) in messages
     assert any(m.startswith("feature 'seen_at' skipped: datetimes") for m in messages)
     assert not any("is_anomaly" in m and "skipped" in m for m in messages)  # it is the label now

@@ -40,7 +40,7 @@ def test_manifest_records_sha256_and_size_of_every_artifact(registry: Path) -> N
         assert artifact.size == len(data)
         assert artifact.sha256 == _sha(data)
     assert manifest.feature_names == ["one", "two", "three"]
-    assert [f.dtype for f in manifest.features] == ["integer", "number", "number"]
+    assert [f.dtype for f in manifest.features] == ["number", "number", "number"]
     assert manifest.label == "label"
     assert set(manifest.reference.features) == {"one", "two", "three"}
     assert manifest.provenance.rows == 5000

@@ -80,11 +80,19 @@ def test_an_error_in_a_late_chunk_names_the_files_row(tmp_path: Path) -> None:
         load_dataset(str(path), "auto", "label", chunk_rows=100)
 
 
-def test_whether_a_number_is_an_integer_is_decided_over_the_whole_file(tmp_path: Path) -> None:
+def test_a_number_is_an_integer_only_when_declared_and_then_checked_over_the_whole_file(
+    tmp_path: Path,
+) -> None:
     frame = pd.DataFrame({"a": [1.0] * 150 + [2.5] * 150, "b": np.arange(300) % 7, "label": [0, 1] * 150})
     frame.to_csv(tmp_path / "t.csv", index=False)
     dataset = load_dataset(str(tmp_path / "t.csv"), ["a", "b"], "label", chunk_rows=100)
-    assert dataset.feature_dtypes == ["number", "integer"]
+    assert dataset.feature_dtypes == ["number", "number"]  # whole values in a file make no integer
+    declared = load_dataset(
+        str(tmp_path / "t.csv"), ["a", "b"], "label", chunk_rows=100, types={"b": "integer"}
+    )
+    assert declared.feature_dtypes == ["number", "integer"]
+    with pytest.raises(DataValidationError, match=r"column 'a', row 151: 2.5 is not an integer"):
+        load_dataset(str(tmp_path / "t.csv"), ["a", "b"], "label", chunk_rows=100, types={"a": "integer"})
 
 
 def test_the_category_cap_holds_over_the_whole_file(tmp_path: Path) -> None:
