@@ -293,11 +293,28 @@ def _typed_column(
     return FeatureColumn(values, declared or "number")
 
 
+MISSING_LABEL = (
+    "missing label: the label is never imputed, and a row without one can be neither trained nor"
+    " evaluated on; drop such rows or fill their label"
+)
+
+
+def label_numbers(column: pd.Series, name: str) -> np.ndarray:
+    """A numeric label column; a missing label is refused naming its row (never imputed)."""
+    values = numeric_values(column, name, allow_missing=True)
+    missing = np.flatnonzero(np.isnan(values))
+    if len(missing):
+        raise DataValidationError(
+            f"column '{name}', row {row_number(column, int(missing[0]))}: {MISSING_LABEL}"
+        )
+    return values
+
+
 def anomaly_labels(column: pd.Series, name: str) -> np.ndarray:
     """0/1 labels (1 = anomaly), or true/false (true = anomaly): the example task's, and the default."""
     if is_boolean(column):
         return boolean_values(column, name).astype(np.int64)
-    values = numeric_values(column, name)
+    values = label_numbers(column, name)
     bad = np.flatnonzero((values != 0) & (values != 1))
     if len(bad):
         row = int(bad[0])

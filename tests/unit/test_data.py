@@ -96,3 +96,15 @@ def test_anomaly_labels_may_be_true_false(tmp_path: Path) -> None:
     assert dataset.labels.tolist() == [0, 1, 0]
     with pytest.raises(DataValidationError, match="column 'label', row 2: missing value"):
         load_dataset(_csv(tmp_path, "one,two,three,label\n80,14,15,False\n80,14,16,\n"), FEATURES, "label")
+
+
+@pytest.mark.parametrize("task", ["anomaly", "regression", "classification"])
+def test_a_missing_label_is_refused_as_a_label_never_imputed(task: str, tmp_path: Path) -> None:
+    from training.tasks import task_kind
+
+    path = tmp_path / "t.csv"
+    path.write_text("one,two,target\n80,14,1\n81,15,\n82,16,0\n")
+    with pytest.raises(
+        DataValidationError, match=r"column 'target', row 2: missing label: the label is never imputed"
+    ):
+        load_dataset(str(path), ["one", "two"], "target", labels_of=task_kind(task).labels)

@@ -35,7 +35,7 @@ MIN_ROWS_PER_CLASS_TO_STRATIFY = 3
 
 def class_labels(column: pd.Series, name: str) -> np.ndarray:
     """Integers stay integers (int64), anything else is a string class (object array)."""
-    from training.data import row_number
+    from training.data import MISSING_LABEL, row_number
 
     if pd.api.types.is_bool_dtype(column):
         return np.asarray(column.to_numpy(dtype=np.int64))
@@ -44,7 +44,7 @@ def class_labels(column: pd.Series, name: str) -> np.ndarray:
     empty = np.flatnonzero((text == "").to_numpy())
     if len(missing) or len(empty):
         row = int(min([*missing[:1], *empty[:1]]))
-        raise DataValidationError(f"column '{name}', row {row_number(column, row)}: missing label")
+        raise DataValidationError(f"column '{name}', row {row_number(column, row)}: {MISSING_LABEL}")
     numbers = pd.to_numeric(text, errors="coerce")
     if numbers.notna().all():
         fractional = np.flatnonzero((numbers != numbers.round()).to_numpy())

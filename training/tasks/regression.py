@@ -61,9 +61,9 @@ class RegressionTask:
     proper_score: ClassVar[str | None] = "rmse"
 
     def labels(self, column: pd.Series, name: str) -> np.ndarray:
-        from training.data import numeric_values
+        from training.data import label_numbers
 
-        return numeric_values(column, name)
+        return label_numbers(column, name)
 
     def usable(self, labels: np.ndarray | None, source: str) -> np.ndarray | None:
         if labels is None:
