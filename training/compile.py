@@ -125,6 +125,9 @@ def convert_with_skl2onnx(
     import training.converters  # noqa: F401 - registers this project's converters with skl2onnx
 
     tensor_type = DoubleTensorType if precision == "double" else FloatTensorType
+    log_target = type(estimator).__name__ == "TransformedTargetRegressor"
+    if log_target:  # the regressor's graph, then exp(y) - 1 appended (skl2onnx has no converter for it)
+        estimator = estimator.regressor_
     options: dict[int, dict[str, Any]] = {}
     if task == "classification":
         options[id(estimator)] = {"zipmap": False}  # probabilities as a (rows, classes) tensor
@@ -141,7 +144,7 @@ def convert_with_skl2onnx(
         raise CompileError(
             f"{estimator_name(estimator)} cannot be converted to ONNX for serving: {reason}"
         ) from exc
-    exposed = _expose_contract_outputs(model, task)
+    exposed = _expose_contract_outputs(model, task, expm1=log_target)
     converter = {
         "name": "skl2onnx",
         "skl2onnx": skl2onnx.__version__,
@@ -162,9 +165,10 @@ def converter_reason(exc: BaseException) -> str:
     return first if len(first) <= 300 else first[:297] + "..."
 
 
-def _expose_contract_outputs(model: Any, task: str) -> Any:
-    """Rename skl2onnx's outputs to the task's contract (anomaly: score = -decision_function)."""
-    from onnx import helper
+def _expose_contract_outputs(model: Any, task: str, expm1: bool = False) -> Any:
+    """Rename skl2onnx's outputs to the task's contract (anomaly: score = -decision_function;
+    ``expm1``: a regressor fitted on log(1 + y) answers exp(prediction) - 1)."""
+    from onnx import helper, numpy_helper
 
     graph = model.graph
     found = [output.name for output in graph.output]
@@ -182,6 +186,12 @@ def _expose_contract_outputs(model: Any, task: str) -> Any:
     for op in ops:
         graph.node.append(helper.make_node(op, [current], [f"{current}_{op.lower()}"]))
         current = f"{current}_{op.lower()}"
+    if expm1:
+        dtype = np.float64 if elem_type == 11 else np.float32  # 11 = DOUBLE
+        graph.initializer.append(numpy_helper.from_array(np.array(1, dtype=dtype), "contract_one"))
+        graph.node.append(helper.make_node("Exp", [current], [f"{current}_exp"]))
+        graph.node.append(helper.make_node("Sub", [f"{current}_exp", "contract_one"], [f"{current}_expm1"]))
+        current = f"{current}_expm1"
     graph.initializer.append(helper.make_tensor("contract_flat_shape", 7, [1], [-1]))  # 7 = INT64
     graph.node.append(helper.make_node("Reshape", [current, "contract_flat_shape"], [target]))
     del graph.output[:]

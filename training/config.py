@@ -79,11 +79,17 @@ class ModelConfig(_Section):
     estimator: str = Field(default="isolation_forest", min_length=1)
     params: dict[str, Any] = Field(default_factory=dict)
     scale: bool | None = None  # a StandardScaler in front; default: only for distance-based detectors
+    # Regression only: "log" fits the model on log(1 + label) and answers exp(prediction) - 1 (in the
+    # served graph too): for a skewed, non-negative target such as a price, and never below -1.
+    target_transform: Literal["none", "log"] = "none"
 
     @model_validator(mode="after")
     def _estimator_fits(self) -> ModelConfig:
         """The estimator exists, takes these parameters and fits the task: known before reading data."""
         from training.model import build_estimator
+
+        if self.target_transform != "none" and self.task != "regression":
+            raise ValueError(f"target_transform applies to regression only, not {self.task}")
 
         build_estimator(self)
         return self

@@ -111,7 +111,15 @@ def build_estimator(config: ModelConfig, params: dict[str, Any] | None = None) -
         raise ConfigError(f"model.params for {cls.__name__}: {exc}") from exc
     check_task(estimator, config.task)
     scale = config.scale if config.scale is not None else cls.__name__ in DISTANCE_BASED
-    return make_pipeline(StandardScaler(), estimator) if scale else estimator
+    built = make_pipeline(StandardScaler(), estimator) if scale else estimator
+    if config.target_transform == "log":
+        import numpy as np
+        from sklearn.compose import TransformedTargetRegressor
+
+        built = TransformedTargetRegressor(
+            regressor=built, func=np.log1p, inverse_func=np.expm1, check_inverse=False
+        )
+    return built
 
 
 def check_task(estimator: Any, task: str) -> None:
@@ -131,6 +139,9 @@ def check_task(estimator: Any, task: str) -> None:
 
 
 def final_estimator(estimator: Any) -> Any:
+    """The model itself: inside a target transform (fitted or not) and at the end of a pipeline."""
+    if type(estimator).__name__ == "TransformedTargetRegressor":
+        estimator = getattr(estimator, "regressor_", estimator.regressor)
     return estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
 
 

@@ -16,7 +16,7 @@ from lambda_app.registry import Provenance, open_storage
 from training.compile import ensure_compilable
 from training.config import TrainingConfig
 from training.data import Dataset
-from training.exceptions import TrainingError
+from training.exceptions import DataValidationError, TrainingError
 from training.footprint import Footprint, measure, refuse_if_too_big
 from training.leakage import FeatureLeak, near_perfect, refuse_leaks
 from training.model import build_estimator, estimator_name, seeded_params
@@ -221,6 +221,11 @@ def run_training(
         dataset = load_training_data(data_uri, config, s3_client)
         labels = kind.usable(dataset.labels, data_uri)
         dataset = dataclasses.replace(dataset, labels=labels)
+        if config.model.target_transform == "log" and labels is not None and float(np.min(labels)) < 0:
+            raise DataValidationError(
+                f"[model] target_transform = \"log\" needs a label of zero or more; '{config.data.label}'"
+                f" goes down to {float(np.min(labels)):g}"
+            )
         train, validation, test = split_indices(dataset, config)
         # Supervised models are tuned by cross-validation on train + validation and the winner is fitted
         # on both: nothing else needs the validation rows. An anomaly detector is fitted on train and its

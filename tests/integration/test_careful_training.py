@@ -267,3 +267,40 @@ def test_regression_predictions_outside_the_training_range_are_flagged(tmp_path:
     assert outside["min"] > 0
     report = (tmp_path / "r" / manifest.version / manifest.artifact("report").path).read_text()
     assert "Predictions outside the training range" in report
+
+
+def test_a_log_target_transform_is_served_as_trained(
+    tmp_path: Path, handler_module: Any, lambda_context: Any
+) -> None:
+    """Skewed positive prices: fitted on log(1 + price), answered exp(prediction) - 1 by the graph too."""
+    import joblib
+
+    from tests.conftest import predict_event, response_json
+
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(1500, 2))
+    price = np.exp(1.5 * x[:, 0] + 0.2 * rng.normal(size=len(x))) * 100
+    data = tmp_path / "prices.csv"
+    pd.DataFrame(x, columns=["carat", "depth"]).assign(price=price).to_csv(data, index=False)
+    cfg = TrainingConfig.model_validate(
+        {
+            "data": {"label": "price"},
+            "model": {
+                "task": "regression",
+                "estimator": "sklearn.linear_model.LinearRegression",
+                "target_transform": "log",
+            },
+            "tuning": {"enabled": False},
+        }
+    )
+    manifest = train(data, tmp_path / "r", cfg)
+    assert evaluation(tmp_path / "r", manifest)["outside_label_range"]["below"] == 0  # never below zero
+    rows = [{"carat": -2.0, "depth": 0.0}, {"carat": 0.0, "depth": 0.0}, {"carat": 1.5, "depth": 0.3}]
+    handler = handler_module(MODEL_URI=str(tmp_path / "r"), MODEL_VERSION=manifest.version).handler
+    served = response_json(handler(predict_event(rows), lambda_context))["predictions"]
+    model = joblib.load(tmp_path / "r" / manifest.version / "model.joblib")
+    expected = model.predict(np.array([[r["carat"], r["depth"]] for r in rows]))
+    np.testing.assert_allclose(served, expected, rtol=1e-5)
+    assert min(served) > 0
+    with pytest.raises(Exception, match="target_transform applies to regression only"):
+        TrainingConfig.model_validate({"model": {"task": "anomaly", "target_transform": "log"}})
