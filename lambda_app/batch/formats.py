@@ -122,8 +122,8 @@ def _chained(first: bytes, blocks: Iterator[bytes]) -> Iterator[bytes]:
 
 def _header_end(block: bytes) -> int:
     """Where the header record ends in the first block (the whole block when it is the only record)."""
-    ends = record_ends(block)
-    return int(ends[0]) if len(ends) else len(block)
+    end = first_record_end(block)
+    return len(block) if end is None else end
 
 
 def _header(raw: bytes) -> list[str]:
@@ -169,8 +169,8 @@ def record_blocks(handle: Any, block_bytes: int | None = None) -> Iterator[bytes
                     )
                 yield block
             return
-        ends = record_ends(block)
-        if not len(ends):  # one record longer than a block: read on
+        cut = last_record_end(block)
+        if cut is None:  # one record longer than a block: read on
             if len(block) > MAX_RECORD_BYTES:
                 raise UnsupportedFormatError(
                     f"a record longer than {MAX_RECORD_BYTES >> 20} MB, or a quoted field that is never"
@@ -178,7 +178,6 @@ def record_blocks(handle: Any, block_bytes: int | None = None) -> Iterator[bytes
                 )
             carry = block
             continue
-        cut = int(ends[-1])
         carry = block[cut:]
         yield block[:cut]
 
@@ -199,48 +198,80 @@ def record_ends(block: bytes) -> np.ndarray:
     state (odd, starting a field), resets it to "outside" (odd, elsewhere), or leaves it (even).
     """
     raw = np.frombuffer(block, dtype=np.uint8)
+    breaks = _line_ends(raw)
+    quotes = np.flatnonzero(raw == QUOTE)
+    if not len(quotes) or not len(breaks):
+        return breaks + 1
+    runs = _QuoteRuns(raw, quotes)
+    return np.asarray([b + 1 for b in breaks.tolist() if runs.outside_at(b)], dtype=np.int64)
+
+
+def first_record_end(block: bytes) -> int | None:
+    """``record_ends(block)[0]`` without computing the others (the header's end)."""
+    return _one_record_end(block, last=False)
+
+
+def last_record_end(block: bytes) -> int | None:
+    """``record_ends(block)[-1]`` without computing the others (where a block is cut): the state at
+    one line break costs a pass over the quote runs, not a search for every break."""
+    return _one_record_end(block, last=True)
+
+
+def _one_record_end(block: bytes, *, last: bool) -> int | None:
+    raw = np.frombuffer(block, dtype=np.uint8)
+    breaks = _line_ends(raw)
+    if not len(breaks):
+        return None
+    quotes = np.flatnonzero(raw == QUOTE)
+    if not len(quotes):
+        return int(breaks[-1 if last else 0]) + 1
+    runs = _QuoteRuns(raw, quotes)
+    for b in (breaks[::-1] if last else breaks).tolist():  # mostly the first one tried
+        if runs.outside_at(b):
+            return int(b) + 1
+    return None
+
+
+def _line_ends(raw: np.ndarray) -> np.ndarray:
+    """Where a line break may end a record: every LF, and a CR not followed by an LF (not the last byte)."""
     breaks = np.flatnonzero((raw == LF) | (raw == CR))
     if len(breaks):
-        # a CR followed by LF is not an end (the LF is); a CR at the very end may be one: wait for more
         following = np.full(len(breaks), LF, dtype=np.uint8)
         inner = breaks + 1 < len(raw)
         following[inner] = raw[breaks[inner] + 1]
         breaks = breaks[(raw[breaks] == LF) | ((following != LF) & inner)]
-    quotes = np.flatnonzero(raw == QUOTE)
-    if not len(quotes) or not len(breaks):
-        return breaks + 1
-    inside = _inside_after_runs(raw, quotes)
-    starts, state = inside
-    run = np.searchsorted(starts, breaks, side="right") - 1  # the last quote run before each break
-    outside = np.ones(len(breaks), dtype=bool)
-    has_run = run >= 0
-    outside[has_run] = ~state[run[has_run]]
-    return breaks[outside] + 1
+    return breaks
 
 
-def _inside_after_runs(raw: np.ndarray, quotes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The start of each run of quote characters and whether a quoted field is open after it."""
-    new_run = np.ones(len(quotes), dtype=bool)
-    new_run[1:] = np.diff(quotes) != 1
-    starts = quotes[new_run]
-    lengths = np.diff(np.append(np.flatnonzero(new_run), len(quotes)))
-    before = raw[np.maximum(starts - 1, 0)]
-    field_start = (starts == 0) | (before == COMMA) | (before == LF) | (before == CR)
-    odd = lengths % 2 == 1
-    toggle = odd & field_start
-    reset = odd & ~field_start
-    toggles = np.cumsum(toggle)
-    last_reset = np.maximum.accumulate(np.where(reset, np.arange(len(starts)), -1))
-    before_reset = np.where(last_reset >= 0, toggles[np.maximum(last_reset, 0)], 0)
-    return starts, (toggles - before_reset) % 2 == 1
+class _QuoteRuns:
+    """The runs of quote characters of a block, each a toggle, a reset or neither (see record_ends)."""
+
+    def __init__(self, raw: np.ndarray, quotes: np.ndarray) -> None:
+        new_run = np.ones(len(quotes), dtype=bool)
+        new_run[1:] = np.diff(quotes) != 1
+        self.starts = quotes[new_run]
+        odd = np.diff(np.append(np.flatnonzero(new_run), len(quotes))) % 2 == 1
+        before = raw[np.maximum(self.starts - 1, 0)]
+        field_start = (self.starts == 0) | (before == COMMA) | (before == LF) | (before == CR)
+        self.toggle = odd & field_start
+        self.resets = np.flatnonzero(odd & ~field_start)
+
+    def outside_at(self, offset: int) -> bool:
+        """Whether ``offset`` (not a quote) lies outside quoted fields: an even number of toggles
+        since the last reset before it."""
+        runs = int(np.searchsorted(self.starts, offset))  # the runs before it
+        reset = int(np.searchsorted(self.resets, runs)) - 1
+        since = int(self.resets[reset]) + 1 if reset >= 0 else 0
+        return int(np.count_nonzero(self.toggle[since:runs])) % 2 == 0
+
+    def open_at_end(self) -> bool:
+        return not self.outside_at(int(self.starts[-1]) + 1)
 
 
 def _open_quote_at_end(block: bytes) -> bool:
     raw = np.frombuffer(block, dtype=np.uint8)
     quotes = np.flatnonzero(raw == QUOTE)
-    if not len(quotes):
-        return False
-    return bool(_inside_after_runs(raw, quotes)[1][-1])
+    return bool(len(quotes)) and _QuoteRuns(raw, quotes).open_at_end()
 
 
 def _parsed(blocks: Iterator[bytes], schema: pa.Schema, chunk_rows: int) -> Iterator[Chunk]:

@@ -148,3 +148,14 @@ def test_a_header_that_is_not_utf8_names_the_problem(tmp_path: Path) -> None:
     path.write_bytes(b"one,t\xe9l\n1,2\n")
     with pytest.raises(formats.UnsupportedFormatError, match=r"header row is not UTF-8 text \(byte 0xe9"):
         open_table(path, "csv", 10)
+
+
+@settings(max_examples=200, deadline=None)
+@given(raw=csv_files())
+def test_the_one_cut_a_block_needs_is_the_last_of_all_record_ends(raw: bytes) -> None:
+    """Blocks are cut at ``last_record_end`` (and the header at ``first_record_end``), computed alone
+    for speed: they must be the last and first of ``record_ends``."""
+    block = raw.removeprefix(b"\xef\xbb\xbf")
+    ends = formats.record_ends(block)
+    assert formats.last_record_end(block) == (int(ends[-1]) if len(ends) else None)
+    assert formats.first_record_end(block) == (int(ends[0]) if len(ends) else None)
