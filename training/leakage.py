@@ -85,6 +85,16 @@ def refuse_leaks(
     """Raise DataValidationError naming the first feature (not allowed) that alone predicts the label
     with a score >= ``threshold``; return every feature's score (for the report)."""
     scores = single_feature_scores(table, labels, names, classes, seed)
+    if scores:
+        best = scores[0]
+        log.info(
+            "leakage check: the strongest single feature, '%s', predicts '%s' with %s %.3f (refused at %g)",
+            best.name,
+            label,
+            best.scoring,
+            best.score,
+            threshold,
+        )
     for leak in scores:
         if leak.score < threshold:
             break

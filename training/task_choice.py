@@ -91,12 +91,12 @@ def choose_config(
         )
     with open(TASK_CONFIGS / f"{task}.toml", "rb") as handle:
         raw = tomllib.load(handle)
-    raw["data"] = config.data.model_dump()
     if Path(config_path) != DEFAULT_CONFIG_PATH:  # the user's other sections (split, drift...) stay
         with open(config_path, "rb") as handle:
             mine = tomllib.load(handle)
-        raw.update({k: v for k, v in mine.items() if k not in ("model", "tuning", "threshold", "promotion")})
-        raw["data"] = config.data.model_dump()
+        taken = ("model", "tuning", "threshold", "promotion", "data")
+        raw.update({k: v for k, v in mine.items() if k not in taken})
+    raw["data"] = config.data.model_dump()  # the user's, with --label applied
     raw.pop("name", None)
     return TrainingConfig.model_validate(raw)
 

@@ -217,7 +217,7 @@ def run_training(
     tuning_on = bool(config.tuning.enabled and config.tuning.space)
     stage = _Stage(total=6 if tuning_on else 5)
     supervised = config.model.task != "anomaly"
-    with stage(f"reading and validating {data_uri}, checking each feature alone against the label"):
+    with stage(f"reading and validating {data_uri}"):
         dataset = load_training_data(data_uri, config, s3_client)
         labels = kind.usable(dataset.labels, data_uri)
         dataset = dataclasses.replace(dataset, labels=labels)

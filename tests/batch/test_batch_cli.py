@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import gzip
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import boto3
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from moto import mock_aws
 
 from lambda_app.batch.__main__ import EXIT_ERROR, EXIT_OK, EXIT_REJECTED, main
 from tests.conftest import SAMPLE_DATA, predict_event, response_json
@@ -255,14 +253,6 @@ def test_summary_counts_anomalies_and_rejects(
         f"done: 1 file(s), {len(frame):,} rows, {len(frame):,} scored: anomalies {anomalies:,}"
     )
     assert f"({share:.2f}%); 0 rejected;" in line
-
-
-@pytest.fixture
-def s3() -> Iterator[Any]:
-    with mock_aws():
-        client = boto3.client("s3", region_name="us-east-1")
-        client.create_bucket(Bucket="flows")
-        yield client
 
 
 def test_s3_prefix_in_and_out(s3: Any, registry: Path, tmp_path: Path) -> None:

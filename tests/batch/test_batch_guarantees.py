@@ -8,16 +8,13 @@ from __future__ import annotations
 import csv
 import gzip
 import io
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from moto import mock_aws
 
 from lambda_app.batch import run as batch_run
 from lambda_app.batch.__main__ import EXIT_ERROR, EXIT_OK, EXIT_REJECTED, main
@@ -207,14 +204,6 @@ def test_a_skipped_file_is_named_with_why(
     assert "2 file(s) skipped" in err
     # named explicitly, it is scored
     assert score(tmp_path / "in" / "feb.rejects.csv", tmp_path / "feb.csv", registry) == EXIT_OK
-
-
-@pytest.fixture
-def s3() -> Iterator[Any]:
-    with mock_aws():
-        client = boto3.client("s3", region_name="us-east-1")
-        client.create_bucket(Bucket="flows")
-        yield client
 
 
 def test_an_s3_output_that_would_replace_an_input_object_is_refused(

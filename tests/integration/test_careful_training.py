@@ -36,6 +36,18 @@ def config(task: str, label: str, estimator: str, **sections: Any) -> TrainingCo
     return TrainingConfig.model_validate(raw)
 
 
+def logistic(**sections: Any) -> TrainingConfig:
+    """A scaled logistic regression of the cancer table's diagnosis (what most tests here train)."""
+    return config(
+        "classification",
+        "diagnosis",
+        "sklearn.linear_model.LogisticRegression",
+        params={"max_iter": 2000},
+        scale=True,
+        **sections,
+    )
+
+
 def train(data: Path, registry: Path, cfg: TrainingConfig) -> Manifest:
     return run_training(str(data), str(registry), cfg, alias=None).manifest
 
@@ -98,14 +110,7 @@ def test_the_same_data_and_config_give_the_same_model_bytes_and_metrics(
 
 
 def test_supervised_models_are_fitted_on_train_and_validation(cancer: Path, tmp_path: Path) -> None:
-    cfg = config(
-        "classification",
-        "diagnosis",
-        "sklearn.linear_model.LogisticRegression",
-        params={"max_iter": 2000},
-        scale=True,
-        tuning={"enabled": True, "budget": 2, "folds": 2, "space": {"C": [0.1, 1.0]}},
-    )
+    cfg = logistic(tuning={"enabled": True, "budget": 2, "folds": 2, "space": {"C": [0.1, 1.0]}})
     manifest = train(cancer, tmp_path / "r", cfg)
     split = evaluation(tmp_path / "r", manifest)["split"]
     assert split["fitted_on"] == split["train"] + split["validation"]
@@ -130,13 +135,7 @@ def test_a_column_that_is_the_label_under_another_name_is_refused(cancer: Path, 
     frame["outcome_code"] = np.where(frame["diagnosis"] == "benign", "B", "M")  # the label, renamed
     data = tmp_path / "leaky.csv"
     frame.to_csv(data, index=False)
-    cfg = config(
-        "classification",
-        "diagnosis",
-        "sklearn.linear_model.LogisticRegression",
-        params={"max_iter": 2000},
-        scale=True,
-    )
+    cfg = logistic()
     with pytest.raises(DataValidationError) as refused:
         train(data, tmp_path / "r", cfg)
     message = str(refused.value)
@@ -146,14 +145,7 @@ def test_a_column_that_is_the_label_under_another_name_is_refused(cancer: Path, 
     assert '[data] allow_leaky = ["outcome_code"]' in message
     assert not (tmp_path / "r").exists()  # refused before anything was fitted or published
 
-    allowed = config(
-        "classification",
-        "diagnosis",
-        "sklearn.linear_model.LogisticRegression",
-        params={"max_iter": 2000},
-        scale=True,
-        data={"allow_leaky": ["outcome_code"]},
-    )
+    allowed = logistic(data={"allow_leaky": ["outcome_code"]})
     manifest = train(data, tmp_path / "r", allowed)
     assert "outcome_code" in manifest.feature_names
     report = (tmp_path / "r" / manifest.version / manifest.artifact("report").path).read_text()
@@ -173,13 +165,7 @@ def test_a_number_that_is_the_target_rescaled_is_refused(tmp_path: Path) -> None
 
 def test_ordinary_strong_features_are_not_leaks(cancer: Path, tmp_path: Path) -> None:
     """The best single measurement of the cancer table reaches about 0.9 alone: a signal, not a leak."""
-    cfg = config(
-        "classification",
-        "diagnosis",
-        "sklearn.linear_model.LogisticRegression",
-        params={"max_iter": 2000},
-        scale=True,
-    )
+    cfg = logistic()
     manifest = train(cancer, tmp_path / "r", cfg)
     report = (tmp_path / "r" / manifest.version / manifest.artifact("report").path).read_text()
     assert "Each feature alone against the label" in report
