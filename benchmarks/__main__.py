@@ -54,7 +54,7 @@ def log(message: str) -> None:
 def prepare_registry() -> tuple[Path, dict[str, Any]]:
     """Train the example model once: model.onnx for us, model.joblib for the naive path."""
     from lambda_app.registry import LocalStorage, read_manifest, resolve_version
-    from training.config import load_config
+    from training.tasks.checks import load_config
     from training.train import run_training
 
     registry = WORK / "registry"
@@ -67,7 +67,7 @@ def prepare_registry() -> tuple[Path, dict[str, Any]]:
 
 
 def records(n: int, seed: int = 11) -> list[dict[str, Any]]:
-    from training.synthetic import generate
+    from training.data.synthetic import generate
 
     frame = generate(n, seed=seed)
     return [
@@ -215,7 +215,7 @@ def prepare_classifier() -> tuple[Path, Any]:
     """The classifier case: RandomForestClassifier (100 trees) on the example flows' four kinds."""
     from lambda_app.registry import LocalStorage, read_manifest, resolve_version
     from training.config import TrainingConfig
-    from training.synthetic import generate
+    from training.data.synthetic import generate
     from training.train import run_training
 
     registry = WORK / "registry-classifier"
@@ -392,8 +392,8 @@ def training_time(quick: bool) -> list[dict[str, Any]]:
     """The whole training job vs the floor: IsolationForest.fit alone on the same array."""
     from sklearn.ensemble import IsolationForest
 
-    from training.config import load_config
-    from training.synthetic import generate
+    from training.data.synthetic import generate
+    from training.tasks.checks import load_config
     from training.train import run_training
 
     config = load_config()

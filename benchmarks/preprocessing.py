@@ -50,7 +50,7 @@ def main() -> int:
     from lambda_app.registry import LocalStorage, read_manifest, read_verified, resolve_version
     from lambda_app.validation import records_to_matrix
     from training.config import TrainingConfig
-    from training.synthetic import generate
+    from training.data.synthetic import generate
     from training.train import run_training
 
     config = TrainingConfig.model_validate({"tuning": {"enabled": False}})

@@ -40,7 +40,7 @@ def tables(work: Path) -> list[tuple[Table, Path]]:
     """Each benchmark table written as CSV under ``work``, with its config."""
     from sklearn.datasets import load_breast_cancer, load_diabetes, load_wine
 
-    from training.synthetic import generate
+    from training.data.synthetic import generate
 
     out: list[tuple[Table, Path]] = []
     forest = {"estimator": "sklearn.ensemble.RandomForestClassifier", "params": {"n_estimators": 200}}
@@ -123,9 +123,9 @@ def plain_metrics(table: Table, data: Path) -> dict[str, Any]:
     """The same estimator class and parameters, untuned, fitted on train + validation of the job's split."""
     from sklearn.model_selection import train_test_split
 
+    from training.data.labels import class_codes
     from training.tasks.classification import classification_metrics
     from training.tasks.regression import regression_metrics
-    from training.train import class_codes
 
     frame = pd.read_csv(data)
     features = table.config["data"].get("features") or [c for c in frame.columns if c != table.label]

@@ -1,7 +1,7 @@
 """Training at scale: ``python -m benchmarks.train [--rows 1000000 5000000 20000000] [--code DIR]``
 (``make bench-train``).
 
-For each size, generated flows (``training.synthetic``, the same generator as ``python -m training
+For each size, generated flows (``training.data.synthetic``, the same generator as ``python -m training
 generate``, written in 1M-row slices) are trained on by the real command, ``python -m training --data
 FILE``, in a child process with the default config: wall time, each stage's time (from the job's own
 stage lines), the child's peak RSS (VmHWM) and the published holdout PR-AUC. Beside it, measured in this
@@ -60,7 +60,7 @@ class Run:
 
 def write_flows(path: Path, rows: int) -> None:
     """``rows`` generated flows, written in slices so the parent never holds them all as text."""
-    from training.synthetic import generate
+    from training.data.synthetic import generate
 
     if path.exists():
         return
@@ -121,7 +121,7 @@ def floor_seconds(data: Path, registry: Path) -> tuple[float, float, int]:
 
     from lambda_app.models import build_predictor
     from lambda_app.registry import LocalStorage, read_manifest, read_verified, resolve_version
-    from training.synthetic import generate
+    from training.data.synthetic import generate
 
     storage = LocalStorage(registry)
     manifest = read_manifest(storage, resolve_version(storage, "production"))

@@ -6,7 +6,7 @@ of its value in the feature's known categories (-1 when unseen), a missing value
 where the manifest has a fill for it). Drift is measured on that table (shares of categories,
 unseen and missing values); the graph gets this module's encoding of it, which training proves
 equal to scikit-learn's fitted preprocessing (SimpleImputer, OrdinalEncoder, OneHotEncoder) on the
-same raw rows before it publishes (training/preprocess.py).
+same raw rows before it publishes (training/estimators/preprocess.py).
 
 Why here and not inside the ONNX graph: the graph keeps one float input (the contract every task
 and the compact IsolationForest graph share), strings never enter ONNX Runtime, and this is a

@@ -40,7 +40,7 @@ def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(scope="session")
 def trained_registry(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A local registry with one version of the example model, trained once per session."""
-    from training.config import load_config
+    from training.tasks.checks import load_config
     from training.train import run_training
 
     root = tmp_path_factory.mktemp("registry")
@@ -105,8 +105,8 @@ def predict_event(records: Any) -> dict[str, Any]:
 def task_registries(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A local registry per task, each with the example model of that task (training/configs/),
     trained once per session on generated flows (tuning off: these fixtures test serving)."""
-    from training.config import load_config
-    from training.synthetic import generate
+    from training.data.synthetic import generate
+    from training.tasks.checks import load_config
     from training.train import run_training
 
     registries: dict[str, Path] = {}

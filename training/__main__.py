@@ -196,9 +196,9 @@ def _retrain_parser() -> argparse.ArgumentParser:
 
 def _retrain(args: argparse.Namespace) -> int:
     from lambda_app.registry import open_storage
-    from training.config import load_config
-    from training.data import latest_data_uri
+    from training.data.read import latest_data_uri
     from training.lifecycle import PromotionRefusedError, promote
+    from training.tasks.checks import load_config
     from training.train import run_training
 
     config = load_config(args.config)
@@ -237,9 +237,9 @@ def _rollback_parser() -> argparse.ArgumentParser:
 
 def _promote(args: argparse.Namespace) -> int:
     from lambda_app.registry import open_storage, read_manifest, resolve_version
-    from training.config import load_config
     from training.lifecycle import PromotionRefusedError, promote
     from training.tasks import task_kind
+    from training.tasks.checks import load_config
 
     config = load_config(args.config)
     storage = open_storage(args.model_uri)
@@ -306,8 +306,8 @@ def _drift(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from lambda_app.registry import open_storage
-    from training.config import load_config
-    from training.drift import check_drift
+    from training.evaluation.drift import check_drift
+    from training.tasks.checks import load_config
 
     drift = load_config(args.config).drift
     threshold = drift.psi_threshold if args.threshold is None else args.threshold
@@ -341,7 +341,7 @@ def _drift(args: argparse.Namespace) -> int:
 def _generate(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from training.synthetic import generate
+    from training.data.synthetic import generate
 
     rate = (
         args.anomaly_rate

@@ -1,12 +1,18 @@
-"""The training config file's schema (TOML), validated once at start-up."""
+"""The training config file's schema (TOML), validated once at start-up.
+
+Plain data: what a value must look like, and its default. What the schema cannot judge alone (the
+estimator exists and takes these parameters, a metric fits the task) is a ``ConfigChecks`` given by
+training/tasks/checks.py, which knows the estimators and the tasks; its ``load_config`` is how a run
+reads its config.
+"""
 
 from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, model_validator
 
 from lambda_app.registry import Task
 from training.exceptions import ConfigError
@@ -22,8 +28,8 @@ DEFAULT_LABEL = "label"
 
 
 class DataConfig(_Section):
-    # "auto": every usable column but the label and `exclude` (training/data.py says what it chose and
-    # why it skipped the rest); or an explicit list, in the order the model sees them.
+    # "auto": every usable column but the label and `exclude` (training/data/validate.py says what it
+    # chose and why it skipped the rest); or an explicit list, in the order the model sees them.
     features: Literal["auto"] | list[str] = "auto"
     exclude: list[str] = Field(default_factory=list)
     label: str | None = DEFAULT_LABEL
@@ -45,7 +51,8 @@ class DataConfig(_Section):
     sample_rows: int = Field(default=1_000_000, ge=1_000)
     # Before fitting, every feature is tried alone against the label (a one-feature tree, cross-validated
     # on the fitting rows): one that predicts it with balanced accuracy / R^2 at or above this is refused
-    # as a leak (training/leakage.py), unless listed in allow_leaky (a real, known-at-prediction signal).
+    # as a leak (training/data/leakage.py), unless listed in allow_leaky (a real, known-at-prediction
+    # signal).
     leak_threshold: float = Field(default=0.99, gt=0.5, le=1.0)
     allow_leaky: list[str] = Field(default_factory=list)
 
@@ -74,8 +81,8 @@ class SplitConfig(_Section):
 
 class ModelConfig(_Section):
     task: Task = "anomaly"
-    # A short name of an anomaly detector (training/model.py: ANOMALY_DETECTORS), or any scikit-learn
-    # estimator's import path, e.g. "sklearn.ensemble.RandomForestClassifier".
+    # A short name of an anomaly detector (training/estimators/families.py: ANOMALY_DETECTORS), or any
+    # scikit-learn estimator's import path, e.g. "sklearn.ensemble.RandomForestClassifier".
     estimator: str = Field(default="isolation_forest", min_length=1)
     params: dict[str, Any] = Field(default_factory=dict)
     scale: bool | None = None  # a StandardScaler in front; default: only for distance-based detectors
@@ -84,14 +91,13 @@ class ModelConfig(_Section):
     target_transform: Literal["none", "log"] = "none"
 
     @model_validator(mode="after")
-    def _estimator_fits(self) -> ModelConfig:
+    def _estimator_fits(self, info: ValidationInfo) -> ModelConfig:
         """The estimator exists, takes these parameters and fits the task: known before reading data."""
-        from training.model import build_estimator
-
         if self.target_transform != "none" and self.task != "regression":
             raise ValueError(f"target_transform applies to regression only, not {self.task}")
-
-        build_estimator(self)
+        checks = _checks(info)
+        if checks is not None:
+            checks.check_model(self)
         return self
 
 
@@ -135,8 +141,8 @@ LAMBDA_MEMORY_MB = 1024
 
 class ServingConfig(_Section):
     # The function's memory: the job measures the compiled model loaded and scoring, and refuses to
-    # publish one that would need more than 90% of it (training/footprint.py). Keep it equal to the
-    # lambda_memory_mb you deploy with.
+    # publish one that would need more than 90% of it (training/estimators/footprint.py). Keep it equal
+    # to the lambda_memory_mb you deploy with.
     memory_mb: int = Field(default=LAMBDA_MEMORY_MB, ge=128, le=10240)
 
 
@@ -144,6 +150,9 @@ DEFAULT_NAMES = {"anomaly": "anomaly-detector", "classification": "classifier", 
 
 
 class TrainingConfig(_Section):
+    """The whole config. Validated alone it checks the schema only: runs validate it through
+    training/tasks/checks.py, which adds the estimator and metric checks (``ConfigChecks``)."""
+
     name: str = ""  # default: anomaly-detector, classifier or regressor, after the task
     data: DataConfig = Field(default_factory=DataConfig)
     split: SplitConfig = Field(default_factory=SplitConfig)
@@ -156,24 +165,10 @@ class TrainingConfig(_Section):
     serving: ServingConfig = Field(default_factory=ServingConfig)
 
     @model_validator(mode="after")
-    def _metrics_fit_the_task(self) -> TrainingConfig:
-        from training.tasks import task_kind
-
-        kind = task_kind(self.model.task)
-        checks = (
-            ("tuning.metric", self.tuning.metric, kind.tuning_metrics),
-            ("promotion.metric", self.promotion.metric, kind.metrics),
-        )
-        for where, metric, allowed in checks:
-            if metric is not None and metric not in allowed:
-                raise ValueError(
-                    f"{where} {metric!r} does not fit a {self.model.task} model:"
-                    f" use one of {', '.join(allowed)}"
-                )
-        if self.tuning.space:
-            from training.model import check_params, estimator_class
-
-            check_params(estimator_class(self.model), self.tuning.space, "tuning.space")
+    def _metrics_fit_the_task(self, info: ValidationInfo) -> TrainingConfig:
+        checks = _checks(info)
+        if checks is not None:
+            checks.check_config(self)
         if not self.name:
             self.name = DEFAULT_NAMES[self.model.task]
         if self.tuning.seed is None:
@@ -181,26 +176,47 @@ class TrainingConfig(_Section):
         return self
 
     @property
-    def gate_metric(self) -> str:
-        """The metric promotion and the baseline gate compare on."""
-        from training.tasks import task_kind
-
-        return self.promotion.metric or task_kind(self.model.task).default_metric
-
-    @property
     def tuning_seed(self) -> int:
         """[tuning] seed, else the run's one seed ([split] seed)."""
         return self.split.seed if self.tuning.seed is None else self.tuning.seed
 
-    @property
-    def tuning_metric(self) -> str:
-        from training.tasks import task_kind
 
-        return self.tuning.metric or task_kind(self.model.task).tuning_metrics[0]
+class ConfigChecks(Protocol):
+    """What the schema cannot judge alone, knowing neither the estimators nor the tasks.
+
+    training/tasks/checks.py gives them to ``read_config`` and ``config_from``; they run inside the
+    schema's own validators (through pydantic's validation context), so a bad estimator or metric is
+    refused while the config is validated, before any data is read.
+    """
+
+    def check_model(self, model: ModelConfig) -> None:
+        """ConfigError unless the estimator exists, takes these parameters and fits the task."""
+        ...
+
+    def check_config(self, config: TrainingConfig) -> None:
+        """ValueError or ConfigError unless the metrics fit the task and the search space the estimator."""
+        ...
 
 
-def load_config(path: str | Path = DEFAULT_CONFIG_PATH) -> TrainingConfig:
-    """Read and validate a TOML config; raises ConfigError with the reason."""
+_CHECKS = "checks"
+
+
+def _checks(info: ValidationInfo) -> ConfigChecks | None:
+    """The checks ``config_from`` passed in pydantic's validation context, if any."""
+    context = info.context
+    return context.get(_CHECKS) if isinstance(context, dict) else None
+
+
+def config_from(raw: Any, checks: ConfigChecks) -> TrainingConfig:
+    """``raw`` (a parsed TOML table, a recorded config) validated, ``checks`` included.
+
+    Raises pydantic's ValidationError, or ConfigError from the checks.
+    """
+    return TrainingConfig.model_validate(raw, context={_CHECKS: checks})
+
+
+def read_config(path: str | Path, checks: ConfigChecks) -> TrainingConfig:
+    """Read and validate a TOML config, ``checks`` included; raises ConfigError with the reason."""
     try:
         with open(path, "rb") as handle:
             raw = tomllib.load(handle)
@@ -209,7 +225,7 @@ def load_config(path: str | Path = DEFAULT_CONFIG_PATH) -> TrainingConfig:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config {path} is not valid TOML: {exc}") from exc
     try:
-        return TrainingConfig.model_validate(raw)
+        return config_from(raw, checks)
     except ConfigError as exc:  # raised by the estimator checks, which know the key at fault
         raise ConfigError(f"config {path}: {exc}") from exc
     except ValidationError as exc:

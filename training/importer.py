@@ -23,7 +23,6 @@ from typing import Any
 import numpy as np
 
 from lambda_app.registry import FeatureSpec, Provenance, open_storage
-from training.compile import compile_model, converter_reason
 from training.config import (
     DEFAULT_NAMES,
     LAMBDA_MEMORY_MB,
@@ -32,15 +31,16 @@ from training.config import (
     ThresholdConfig,
     TrainingConfig,
 )
-from training.data import Dataset, read_columns
+from training.data.read import read_columns
+from training.data.stream import load_dataset
+from training.data.validate import Dataset
+from training.estimators.convert import compile_model, converter_reason
+from training.estimators.families import estimator_name
+from training.estimators.footprint import measure, refuse_if_too_big
 from training.exceptions import TrainingError
-from training.footprint import measure, refuse_if_too_big
-from training.model import estimator_name
-from training.publish import Published, publish
-from training.stream import load_dataset
-from training.tasks import Splits, parity_probe, task_kind
+from training.publish import Published, code_revision, library_versions, publish
+from training.tasks import Splits, gate_on_baseline, parity_probe, task_kind
 from training.tasks.base import PARITY_PROBE_ROWS, compile_with_parity
-from training.train import code_revision, gate_on_baseline, library_versions
 
 log = logging.getLogger("training")
 

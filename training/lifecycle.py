@@ -27,10 +27,10 @@ from lambda_app.registry import (
     read_manifest,
     read_verified,
 )
-from training.config import TrainingConfig
+from training.data.stream import load_dataset
 from training.exceptions import TrainingError
-from training.stream import load_dataset
-from training.tasks import better, task_kind
+from training.tasks import better, split_indices, task_kind
+from training.tasks.checks import validate_config
 
 log = logging.getLogger("training")
 
@@ -71,8 +71,6 @@ def holdout(
     With ``data_uri``, all of it (an independent holdout). Without, the candidate's own test split,
     re-derived from its recorded data and split settings.
     """
-    from training.train import split_indices
-
     features = candidate.feature_names
     label = candidate.label or "label"
     uri = data_uri or candidate.provenance.data_uri
@@ -97,7 +95,7 @@ def holdout(
         )
     if data_uri or recorded.get("source") == "import":  # an imported model was judged on its whole sample
         return dataset.features, dataset.labels, uri
-    config = TrainingConfig.model_validate(recorded)  # a v1 config names no task: the default, anomaly
+    config = validate_config(recorded)  # a v1 config names no task: the default, anomaly
     _, _, test = split_indices(dataset, config)
     return dataset.features[test], dataset.labels[test], uri
 

@@ -1,15 +1,19 @@
-"""Publish an immutable version to the registry, and only then move the alias."""
+"""Publish an immutable version to the registry, and only then move the alias; the provenance every
+published version records (library versions, code revision)."""
 
 from __future__ import annotations
 
 import io
 import json
 import logging
+import platform
+import subprocess
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import joblib
+import numpy as np
 
 from lambda_app.registry import (
     MANIFEST_FILE,
@@ -104,3 +108,34 @@ def publish(
         record = move_alias(storage, alias, version, reason="published by training job", now=now)
         log.info("alias %s -> %s", alias, version)
     return Published(manifest=manifest, alias=record)
+
+
+def code_revision() -> str:
+    """The git commit of the training code, or 'unknown' outside a checkout."""
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return result.stdout.strip() or "unknown"
+
+
+def library_versions() -> dict[str, str]:
+    import joblib
+    import onnx
+    import onnxruntime
+    import pandas
+    import skl2onnx
+    import sklearn
+
+    return {
+        "python": platform.python_version(),
+        "scikit-learn": sklearn.__version__,
+        "numpy": np.__version__,
+        "pandas": pandas.__version__,
+        "joblib": joblib.__version__,
+        "onnx": onnx.__version__,
+        "onnxruntime": onnxruntime.__version__,
+        "skl2onnx": skl2onnx.__version__,
+    }

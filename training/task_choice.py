@@ -21,9 +21,10 @@ from typing import Any
 import pandas as pd
 
 from lambda_app.registry import Task
-from training.config import DEFAULT_CONFIG_PATH, TrainingConfig, load_config
+from training.config import DEFAULT_CONFIG_PATH, TrainingConfig
+from training.data.features import missing_mask
 from training.exceptions import ConfigError, DataValidationError
-from training.features import missing_mask
+from training.tasks.checks import load_config, validate_config
 
 log = logging.getLogger("training")
 
@@ -55,10 +56,10 @@ def infer_task(column: pd.Series, name: str) -> Task:
 def label_sample(uri: str, label: str, s3_client: Any = None) -> pd.Series:
     """The label column of the file's first rows (enough to tell the task); an error naming the columns
     when the file has no such column."""
-    from training.data import _local_copy
-    from training.stream import iter_frames
+    from training.data.read import local_copy
+    from training.data.stream import iter_frames
 
-    with _local_copy(uri, s3_client) as path:
+    with local_copy(uri, s3_client) as path:
         frame = next(iter_frames(path, uri, chunk_rows=SAMPLE_ROWS), pd.DataFrame())
     if label not in frame.columns:
         raise DataValidationError(
@@ -98,7 +99,7 @@ def choose_config(
         raw.update({k: v for k, v in mine.items() if k not in taken})
     raw["data"] = config.data.model_dump()  # the user's, with --label applied
     raw.pop("name", None)
-    return TrainingConfig.model_validate(raw)
+    return validate_config(raw)
 
 
 def _stated_model_keys(config_path: str | Path) -> set[str]:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import platform
-import subprocess
 import time
 from html import escape
 from typing import Any
@@ -13,55 +11,24 @@ from typing import Any
 import numpy as np
 
 from lambda_app.registry import Provenance, open_storage
-from training.compile import ensure_compilable
 from training.config import TrainingConfig
-from training.data import Dataset
-from training.exceptions import DataValidationError, TrainingError
-from training.footprint import Footprint, measure, refuse_if_too_big
-from training.leakage import FeatureLeak, near_perfect, refuse_leaks
-from training.model import build_estimator, estimator_name, seeded_params
-from training.preprocess import MIN_OTHER_ROWS, OTHER_SHARE, fit_preprocessing
-from training.publish import Published, publish
-from training.report import tuning_section, with_section
-from training.stream import load_dataset
-from training.tasks import Splits, TaskKind, better, parity_probe, task_kind
+from training.data.leakage import FeatureLeak, near_perfect, refuse_leaks
+from training.data.stream import load_dataset
+from training.data.validate import Dataset
+from training.estimators.convert import ensure_compilable
+from training.estimators.families import build_estimator, estimator_name, seeded_params
+from training.estimators.footprint import Footprint, measure, refuse_if_too_big
+from training.estimators.preprocess import MIN_OTHER_ROWS, OTHER_SHARE, fit_preprocessing
+from training.evaluation.report import tuning_section, with_section
+from training.exceptions import DataValidationError
+from training.publish import Published, code_revision, library_versions, publish
+from training.selection.tune import fit_params, tune
+from training.tasks import Splits, gate_on_baseline, parity_probe, split_indices, task_kind, tuning_metric
 from training.tasks.base import PARITY_HOLDOUT_ROWS, PARITY_PROBE_ROWS, at_most, compile_with_parity
-from training.tune import fit_params, tune
 
 log = logging.getLogger("training")
 
 MIN_ROWS = 20
-
-
-def code_revision() -> str:
-    """The git commit of the training code, or 'unknown' outside a checkout."""
-    try:
-        result = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True
-        )
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return result.stdout.strip() or "unknown"
-
-
-def library_versions() -> dict[str, str]:
-    import joblib
-    import onnx
-    import onnxruntime
-    import pandas
-    import skl2onnx
-    import sklearn
-
-    return {
-        "python": platform.python_version(),
-        "scikit-learn": sklearn.__version__,
-        "numpy": np.__version__,
-        "pandas": pandas.__version__,
-        "joblib": joblib.__version__,
-        "onnx": onnx.__version__,
-        "onnxruntime": onnxruntime.__version__,
-        "skl2onnx": skl2onnx.__version__,
-    }
 
 
 def sample_section(dataset: Dataset, holdout: int) -> str:
@@ -107,38 +74,6 @@ def tuning_rows(train: np.ndarray, max_rows: int, seed: int) -> np.ndarray:
     if len(train) <= max_rows:
         return train
     return np.sort(np.random.default_rng(seed).choice(train, size=max_rows, replace=False))
-
-
-def class_codes(labels: np.ndarray) -> np.ndarray:
-    """Each label's class as an integer, classes numbered in the order of their text (as splitting on
-    ``labels.astype(str)`` numbers them, so the splits are the same) without a text copy of every label
-    (84 bytes a row: 240 MB of peak memory at a million rows)."""
-    classes, inverse = np.unique(labels, return_inverse=True)
-    order = np.argsort([str(c) for c in classes], kind="stable")
-    rank = np.empty(len(classes), dtype=np.int64)
-    rank[order] = np.arange(len(classes))
-    return rank[inverse.reshape(-1)]
-
-
-def split_indices(dataset: Dataset, config: TrainingConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Train / validation / test row indices; stratified on the label where the task says so."""
-    from sklearn.model_selection import train_test_split
-
-    indices = np.arange(dataset.rows)
-    stratify = task_kind(config.model.task).stratify(dataset.labels)
-    labels = None if stratify is None else class_codes(stratify)
-    seed = config.split.seed
-    rest, test = train_test_split(
-        indices, test_size=config.split.test_fraction, random_state=seed, stratify=labels
-    )
-    fraction = config.split.validation_fraction / (1 - config.split.test_fraction)
-    train, validation = train_test_split(
-        rest,
-        test_size=fraction,
-        random_state=seed,
-        stratify=None if stratify is None else labels[rest],  # type: ignore[index]
-    )
-    return train, validation, test
 
 
 def peak_rss_mb() -> float | None:
@@ -250,7 +185,8 @@ def run_training(
     # Categories and missing values: fitted on the fitting rows, encoded as the service will encode them.
     preprocessing = fit_preprocessing(dataset, fit_rows, estimator)
     x = preprocessing.encode(dataset.features)
-    if dataset.categories:  # teach the model an "other" value from real rows (training/preprocess.py)
+    # Teach the model an "other" value from real rows (training/estimators/preprocess.py).
+    if dataset.categories:
         x = preprocessing.with_other(x, fit_rows, config.split.seed)
         log.info(
             "categories: %.0f%% of the fitting rows (at least %d) per category feature are shown as 'other',"
@@ -264,7 +200,7 @@ def run_training(
     )
     tuning = None
     if tuning_on:
-        metric = config.tuning_metric
+        metric = tuning_metric(config)
         rows = tuning_rows(fit_rows, config.tuning.max_rows, config.tuning_seed)
         text = (
             f"tuning: {config.tuning.budget} configurations x {config.tuning.folds} folds on {len(rows)} rows"
@@ -404,31 +340,3 @@ def run_training(
             alias=alias,
         )
     return published
-
-
-def gate_on_baseline(
-    kind: TaskKind,
-    config: TrainingConfig,
-    metrics: dict[str, Any] | None,
-    baseline: dict[str, Any] | None,
-    baseline_name: str,
-    allow: bool,
-) -> None:
-    """Refuse to publish a model that the task's baseline beats on the gate metric, or on the task's
-    proper score (log loss, RMSE): one good number must not hide useless probabilities or predictions."""
-    if not metrics or not baseline or not config.evaluation.beat_baseline or allow:
-        return
-    gates = [config.gate_metric]
-    if kind.proper_score and kind.proper_score not in gates:
-        gates.append(kind.proper_score)
-    for gate in gates:
-        ours, theirs = metrics.get(gate), baseline.get(gate)
-        if ours is None or theirs is None:
-            continue
-        if not better(gate, kind.lower_is_better, ours, theirs, 0.0):
-            direction = "lower" if gate in kind.lower_is_better else "higher"
-            raise TrainingError(
-                f"the model's holdout {gate} {ours:.4f} is worse than the baseline ({baseline_name})'s"
-                f" {theirs:.4f} ({direction} is better): not published (--allow-worse-than-baseline to"
-                " override)"
-            )

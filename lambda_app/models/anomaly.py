@@ -1,7 +1,7 @@
 """Anomaly detectors: ``score >= threshold`` is an anomaly (1), anything else normal (0).
 
 Graph outputs: ``score`` (rows,), higher is more anomalous. For an IsolationForest it is the
-original paper's score in (0, 1] (the compact graph of training/compile.py); for the other
+original paper's score in (0, 1] (the compact graph of training/estimators/convert.py); for the other
 detectors it is the negated decision function, whose scale the manifest's ``score`` states.
 """
 

@@ -65,7 +65,7 @@ def test_scores_are_what_predict_answers_and_every_input_column_is_kept(
 def test_every_task_answers_as_predict_does(
     task: str, task_registries: dict[str, Path], tmp_path: Path, handler_module: Callable[..., ModuleType]
 ) -> None:
-    from training.synthetic import generate
+    from training.data.synthetic import generate
 
     frame = generate(200, seed=11, task=task)
     source = tmp_path / "rows.parquet"

@@ -56,8 +56,8 @@ def test_a_v1_registry_serves_the_same_answers_through_the_handler(
 
 
 def test_a_new_model_is_promoted_over_a_v1_model_and_rolled_back(v1_registry: Path) -> None:
-    from training.config import load_config
     from training.lifecycle import promote, rollback
+    from training.tasks.checks import load_config
     from training.train import run_training
 
     storage = LocalStorage(v1_registry)

@@ -171,7 +171,7 @@ def test_fuzz_a_model_with_every_feature_type(
     """A mixed-type model (numbers, integers, a true/false feature, a category, a feature that takes
     null): the schema's types, known values and nulls are honoured, any string is a category value."""
     from training.config import TrainingConfig
-    from training.synthetic import generate
+    from training.data.synthetic import generate
     from training.train import run_training
 
     root = tmp_path_factory.mktemp("mixed-fuzz")

@@ -17,8 +17,8 @@ import pytest
 from lambda_app.registry import LocalStorage, read_manifest, resolve_version
 from tests.conftest import predict_event, response_json
 from training.config import TrainingConfig
-from training.evaluate import anomaly_scores
-from training.synthetic import generate
+from training.data.synthetic import generate
+from training.evaluation.evaluate import anomaly_scores
 from training.train import run_training
 
 FAST = TrainingConfig.model_validate({"tuning": {"enabled": False}})

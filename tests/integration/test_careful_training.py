@@ -16,8 +16,8 @@ from sklearn.datasets import load_breast_cancer, load_diabetes
 
 from lambda_app.registry import Manifest
 from training.config import TrainingConfig
+from training.data.synthetic import generate
 from training.exceptions import DataValidationError, TrainingError
-from training.synthetic import generate
 from training.train import run_training
 
 

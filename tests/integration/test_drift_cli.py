@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from training.__main__ import main
-from training.synthetic import generate
+from training.data.synthetic import generate
 
 
 def test_a_stable_window_passes_and_a_shifted_window_exits_1(

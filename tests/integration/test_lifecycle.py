@@ -11,9 +11,9 @@ import pytest
 from lambda_app.registry import LocalStorage, read_alias
 from tests.conftest import SAMPLE_DATA
 from training.__main__ import main
-from training.evaluate import between_scores, threshold_max_f1, threshold_quantile
+from training.data.synthetic import generate
+from training.evaluation.evaluate import between_scores, threshold_max_f1, threshold_quantile
 from training.exceptions import TrainingError
-from training.synthetic import generate
 
 WEAK_CONFIG = """
 [data]
@@ -149,8 +149,8 @@ def test_promotion_knows_which_direction_is_better_for_a_regressor(tmp_path: Pat
     """RMSE is better lower: a worse regressor is refused, a better one promoted, on the same holdout."""
     from lambda_app.registry import open_storage
     from training.config import TrainingConfig
+    from training.data.synthetic import generate
     from training.lifecycle import PromotionRefusedError, promote
-    from training.synthetic import generate
     from training.train import run_training
 
     data = tmp_path / "latency.csv"
@@ -190,8 +190,8 @@ def test_rollbacks_walk_back_through_the_history_and_records_say_what_happened(t
     """Two rollbacks go two versions back (not back and forth); re-promoting says so; force is recorded."""
     from lambda_app.registry import open_storage
     from training.config import TrainingConfig
+    from training.data.synthetic import generate
     from training.lifecycle import promote, rollback
-    from training.synthetic import generate
     from training.train import run_training
 
     data = tmp_path / "flows.csv"

@@ -17,8 +17,9 @@ import pytest
 
 from lambda_app.registry import LocalStorage, Manifest, read_manifest, resolve_version
 from tests.conftest import load_event, predict_event, response_json
-from training.config import TrainingConfig, load_config
-from training.synthetic import generate
+from training.config import TrainingConfig
+from training.data.synthetic import generate
+from training.tasks.checks import load_config
 from training.train import run_training
 
 ROWS = 5000  # the README's example: generate --rows 5000 --mixed (seed 7), the default config
@@ -232,7 +233,7 @@ def test_category_and_missing_value_drift_online_and_offline(
     assert report["drifted_features"] == ["protocol", "bytes"]  # bytes: missing share up 20 points
     assert "(unseen)" not in (out / "drift.html").read_text()  # the chart is an image: labels inside it
 
-    from training.stream import load_dataset
+    from training.data.stream import load_dataset
 
     served = load_dataset(str(tmp_path / "window.csv"), manifest.feature_names, None, specs=manifest.features)
     snapshot = DriftMonitor.for_manifest(manifest).observe(served.features)

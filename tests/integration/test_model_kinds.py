@@ -18,7 +18,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from lambda_app.registry import LocalStorage, read_manifest, resolve_version
 from tests.conftest import SAMPLE_DATA, load_event, predict_event, response_json
 from training.config import TrainingConfig
-from training.evaluate import anomaly_scores
+from training.evaluation.evaluate import anomaly_scores
 from training.tasks.anomaly import FLOAT32_ONLY_TOLERANCE
 from training.train import run_training
 

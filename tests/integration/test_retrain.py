@@ -14,9 +14,9 @@ from moto import mock_aws
 from lambda_app.registry import LocalStorage, read_alias, read_manifest
 from tests.conftest import SAMPLE_DATA
 from training.__main__ import GATE_REFUSED_EXIT, main
-from training.data import latest_data_uri
+from training.data.read import latest_data_uri
+from training.data.synthetic import generate
 from training.exceptions import TrainingError
-from training.synthetic import generate
 
 
 def test_newest_local_file_wins_by_modification_time(tmp_path: Path) -> None:

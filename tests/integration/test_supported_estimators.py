@@ -13,8 +13,8 @@ from lambda_app.models import build_predictor
 from lambda_app.registry import read_verified
 from tests.conftest import ROOT
 from training.config import TrainingConfig
-from training.model import SUPPORTED_ESTIMATORS
-from training.synthetic import LABELS, generate
+from training.data.synthetic import LABELS, generate
+from training.estimators.families import SUPPORTED_ESTIMATORS
 
 # What some estimators need to be sensible on 1,200 rows (and quiet: warnings fail the tests).
 PARAMS: dict[str, dict[str, Any]] = {

@@ -13,8 +13,8 @@ import pytest
 
 from lambda_app.registry import LocalStorage, read_manifest
 from training.config import TrainingConfig
+from training.data.synthetic import generate
 from training.lifecycle import compare
-from training.synthetic import generate
 from training.train import run_training
 
 CONFIG = {

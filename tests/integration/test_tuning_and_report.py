@@ -10,9 +10,9 @@ import pytest
 
 from lambda_app.models import AnomalyPrediction, build_predictor
 from lambda_app.registry import LocalStorage, read_manifest, read_verified, resolve_version
-from training.config import load_config
+from training.data.synthetic import generate
 from training.exceptions import TrainingError
-from training.synthetic import generate
+from training.tasks.checks import load_config
 from training.train import run_training
 
 
@@ -97,7 +97,7 @@ def test_a_model_the_baseline_beats_is_not_published(flows: Path, tmp_path: Path
 
 def test_feature_charts_are_labelled_with_the_features_own_values(trained_registry: Path) -> None:
     """A port reads 20, 22, 25, 53, 80, 443 under its bars, not bin numbers 1...6."""
-    from training.report import bin_labels
+    from training.evaluation.report import bin_labels
 
     storage = LocalStorage(trained_registry)
     manifest = read_manifest(storage, resolve_version(storage, "production"))

@@ -12,8 +12,8 @@ from sklearn.ensemble import IsolationForest
 
 from lambda_app.models import AnomalyPrediction, build_predictor
 from lambda_app.registry import LocalStorage, read_manifest, read_verified, resolve_version
-from training.compile import CompileError, average_path_length, compile_isolation_forest
-from training.synthetic import generate
+from training.data.synthetic import generate
+from training.estimators.convert import CompileError, average_path_length, compile_isolation_forest
 from training.tasks import parity_probe
 from training.tasks.anomaly import check_parity
 
@@ -78,12 +78,13 @@ def test_average_path_length_matches_the_paper() -> None:
 def test_training_refuses_to_publish_when_parity_fails(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from training import compile, train
-    from training.config import load_config
+    from training import train
+    from training.estimators import convert
+    from training.tasks.checks import load_config
 
     other = IsolationForest(n_estimators=5, random_state=9).fit(random_rows(500, seed=2))
     monkeypatch.setattr(
-        compile, "compile_model", lambda *args: (compile_isolation_forest(other), {"name": "tampered"})
+        convert, "compile_model", lambda *args: (compile_isolation_forest(other), {"name": "tampered"})
     )
     data = tmp_path / "flows.csv"
     generate(600, seed=3).to_csv(data, index=False)

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from training.data.stream import load_dataset
+from training.data.synthetic import generate
 from training.exceptions import DataValidationError, TrainingError
-from training.stream import load_dataset
-from training.synthetic import generate
 
 FEATURES = ["one", "two", "three"]
 

@@ -9,7 +9,7 @@ import pytest
 
 from lambda_app.drift import DriftMonitor, bin_counts, feature_bins, psi
 from lambda_app.registry import LocalStorage, Manifest, read_manifest, resolve_version
-from training.synthetic import generate
+from training.data.synthetic import generate
 
 
 @pytest.fixture(scope="module")

@@ -10,10 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from training.config import DataConfig, TrainingConfig, load_config
-from training.data import validate
+from training.config import DataConfig, TrainingConfig
+from training.data.features import choose_features
+from training.data.validate import validate
 from training.exceptions import DataValidationError
-from training.features import choose_features
+from training.tasks.checks import load_config
 
 ROWS = 60
 
@@ -180,7 +181,7 @@ def test_the_command_trains_on_auto_features_and_refuses_a_missing_explicit_labe
 ) -> None:
     from lambda_app.registry import LocalStorage, read_manifest, resolve_version
     from training.__main__ import main
-    from training.synthetic import generate
+    from training.data.synthetic import generate
 
     frame = generate(1500, seed=4)
     frame.insert(0, "flow_id", range(len(frame)))

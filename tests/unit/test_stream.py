@@ -1,4 +1,4 @@
-"""Reading a file in chunks into a bounded sample (training/stream.py): the same dataset as one frame
+"""Reading a file in chunks into a bounded sample (training/data/stream.py): the same dataset as one frame
 when the file fits the sample, a seeded uniform sample when it does not, every row validated."""
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from training.data import validate
+from training.data.stream import Reservoir, load_dataset
+from training.data.synthetic import generate
+from training.data.validate import validate
 from training.exceptions import DataValidationError
-from training.stream import Reservoir, load_dataset
-from training.synthetic import generate
 
 ROWS = 1050
 
@@ -126,7 +126,7 @@ def test_class_codes_number_classes_as_their_text_sorts(labels: np.ndarray) -> N
     which copied every label as text: 240 MB of peak memory at a million rows)."""
     from sklearn.model_selection import train_test_split
 
-    from training.train import class_codes
+    from training.data.labels import class_codes
 
     codes = class_codes(labels)
     text = labels.astype(str)
@@ -141,7 +141,7 @@ def test_class_codes_number_classes_as_their_text_sorts(labels: np.ndarray) -> N
 def test_a_feature_missing_only_outside_the_sample_still_gets_a_fill(tmp_path: Path) -> None:
     from sklearn.ensemble import IsolationForest
 
-    from training.preprocess import fit_preprocessing
+    from training.estimators.preprocess import fit_preprocessing
 
     frame = pd.DataFrame({"a": np.arange(400) % 9 + 0.5, "b": np.arange(400) % 5, "label": [0, 1] * 200})
     frame.loc[399, "a"] = np.nan  # the last row only

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from training.synthetic import COMMON_PORTS, generate
+from training.data.synthetic import COMMON_PORTS, generate
 
 
 def test_same_seed_same_data_and_different_seed_different_data() -> None:

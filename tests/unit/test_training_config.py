@@ -6,9 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from training.config import DEFAULT_CONFIG_PATH, load_config
+from training.config import DEFAULT_CONFIG_PATH
+from training.estimators.families import build_estimator, estimator_name
 from training.exceptions import ConfigError
-from training.model import build_estimator, estimator_name
+from training.tasks import gate_metric, tuning_metric
+from training.tasks.checks import load_config
 
 
 def test_default_config_is_isolation_forest_on_the_seed_columns() -> None:
@@ -88,7 +90,7 @@ def test_a_classification_config_states_only_what_differs(tmp_path: Path) -> Non
         'estimator = "sklearn.ensemble.RandomForestClassifier"\n'
     )
     config = load_config(path)
-    assert (config.name, config.gate_metric, config.tuning_metric) == ("classifier", "f1_macro", "f1_macro")
+    assert (config.name, gate_metric(config), tuning_metric(config)) == ("classifier", "f1_macro", "f1_macro")
     assert estimator_name(build_estimator(config.model)) == "sklearn.ensemble.RandomForestClassifier"
 
 

@@ -14,8 +14,9 @@ import pandas as pd
 
 from lambda_app.models import AnomalyPrediction, Prediction
 from lambda_app.registry import ANOMALY_SCORE, Manifest, Reference, Task
-from training.compile import PARITY_TOLERANCE, CompileError, is_compact
-from training.evaluate import (
+from training.estimators.convert import PARITY_TOLERANCE, CompileError, is_compact
+from training.estimators.families import estimator_name, final_estimator
+from training.evaluation.evaluate import (
     RobustZBaseline,
     anomaly_scores,
     classification_metrics,
@@ -23,7 +24,6 @@ from training.evaluate import (
     threshold_max_f1,
     threshold_quantile,
 )
-from training.model import estimator_name, final_estimator
 from training.tasks.base import (
     SUMMARY_ROWS,
     Outcome,
@@ -46,7 +46,7 @@ class AnomalyTask:
     proper_score: ClassVar[str | None] = None  # no probabilities or numbers to score properly
 
     def labels(self, column: pd.Series, name: str) -> np.ndarray:
-        from training.data import anomaly_labels
+        from training.data.validate import anomaly_labels
 
         return anomaly_labels(column, name)
 
@@ -66,7 +66,8 @@ class AnomalyTask:
     ) -> float:
         from sklearn.metrics import average_precision_score, roc_auc_score
 
-        assert labels is not None  # unlabelled tuning scores rank stability instead (training/tune.py)
+        # Unlabelled tuning scores rank stability instead (training/selection/tune.py).
+        assert labels is not None
         scorer = average_precision_score if metric == "pr_auc" else roc_auc_score
         return float(scorer(labels, anomaly_scores(estimator, features)))
 

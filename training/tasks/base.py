@@ -227,7 +227,7 @@ def unlabelled_outcome(
     name: str, splits: Splits, reference: Reference, classes: list[ClassLabel] | None = None
 ) -> Outcome:
     """The outcome of a model whose sample has no labels (an import): a reference, no metrics."""
-    from training.report import feature_histograms, page
+    from training.evaluation.report import feature_histograms, page
 
     x = splits.served
     report = page(
@@ -258,7 +258,7 @@ def compile_with_parity(
     models pick other neighbours when distances round); the float32 refusal is recorded. Any graph
     that still disagrees raises CompileError: it is never published.
     """
-    from training.compile import CompileError, compile_model, converter_reason
+    from training.estimators.convert import CompileError, compile_model, converter_reason
 
     width = next(iter(checks.values())).shape[1]
     graph, converter = compile_model(estimator, kind.name, width)

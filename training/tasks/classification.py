@@ -15,7 +15,7 @@ import pandas as pd
 
 from lambda_app.models import ClassPrediction, Prediction
 from lambda_app.registry import ClassLabel, Manifest, Reference, Task
-from training.compile import PARITY_TOLERANCE, CompileError
+from training.estimators.convert import PARITY_TOLERANCE, CompileError
 from training.exceptions import DataValidationError
 from training.tasks.base import (
     SUMMARY_ROWS,
@@ -35,7 +35,7 @@ MIN_ROWS_PER_CLASS_TO_STRATIFY = 3
 
 def class_labels(column: pd.Series, name: str) -> np.ndarray:
     """Integers stay integers (int64), anything else is a string class (object array)."""
-    from training.data import MISSING_LABEL, row_number
+    from training.data.validate import MISSING_LABEL, row_number
 
     if pd.api.types.is_bool_dtype(column):
         return np.asarray(column.to_numpy(dtype=np.int64))
@@ -147,7 +147,7 @@ class ClassificationTask:
     def outcome(self, estimator: Any, splits: Splits, config: Any) -> Outcome:
         from sklearn.dummy import DummyClassifier
 
-        from training.report import class_report
+        from training.evaluation.report import class_report
 
         x, labels = splits.features, splits.labels
         train, test = splits.train, splits.test

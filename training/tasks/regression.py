@@ -10,7 +10,7 @@ import pandas as pd
 
 from lambda_app.models import Prediction, RegressionPrediction
 from lambda_app.registry import Manifest, Reference, Task
-from training.compile import PARITY_TOLERANCE, CompileError
+from training.estimators.convert import PARITY_TOLERANCE, CompileError
 from training.exceptions import DataValidationError
 from training.tasks.base import (
     SUMMARY_ROWS,
@@ -61,7 +61,7 @@ class RegressionTask:
     proper_score: ClassVar[str | None] = "rmse"
 
     def labels(self, column: pd.Series, name: str) -> np.ndarray:
-        from training.data import label_numbers
+        from training.data.validate import label_numbers
 
         return label_numbers(column, name)
 
@@ -83,7 +83,7 @@ class RegressionTask:
     def outcome(self, estimator: Any, splits: Splits, config: Any) -> Outcome:
         from sklearn.dummy import DummyRegressor
 
-        from training.report import regression_report, with_section
+        from training.evaluation.report import regression_report, with_section
 
         x, labels = splits.features, splits.labels
         train, test = splits.train, splits.test

@@ -20,8 +20,8 @@ import numpy as np
 from lambda_app.models import AnomalyPrediction, build_predictor
 from lambda_app.registry import RegistryStorage, read_manifest, read_verified, resolve_version
 from lambda_app.registry.reference import FeatureBins, bin_counts, feature_bins, psi
-from training.report import feature_histograms, page, table
-from training.stream import load_dataset
+from training.data.stream import load_dataset
+from training.evaluation.report import feature_histograms, page, table
 
 log = logging.getLogger("training")
 

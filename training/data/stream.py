@@ -2,7 +2,7 @@
 
 Memory must not grow with the file (a month of flows is 100M rows): the file is read in chunks of
 CHUNK_ROWS (CSV through pandas, Parquet by row groups), each chunk is validated exactly as a whole
-frame would be (training/data.py: every row, errors naming the file's row), turned into the served
+frame would be (training/data/validate.py: every row, errors naming the file's row), turned into the served
 table, and offered to a reservoir sample (Vitter's algorithm R, vectorised per chunk, seeded) of at
 most ``sample_rows`` rows. A file with no more rows than that is kept whole, in file order, so small
 data trains exactly as before. What the first chunk shows decides the features (``auto``) and their
@@ -23,13 +23,12 @@ import numpy as np
 import pandas as pd
 
 from lambda_app.registry import FeatureSpec
-from training.data import (
+from training.data.read import local_copy, sha256_file
+from training.data.validate import (
     Dataset,
     FeatureColumn,
     LabelParser,
     _described,
-    _local_copy,
-    _sha256_file,
     anomaly_labels,
     refuse_constant,
     validate,
@@ -192,8 +191,8 @@ def load_dataset(
     of at most ``sample_rows`` rows (default 1,000,000; see the module)."""
     started = time.perf_counter()
     sample_rows = sample_rows or DEFAULT_SAMPLE_ROWS
-    with _local_copy(uri, s3_client) as path:
-        sha256 = _sha256_file(path)
+    with local_copy(uri, s3_client) as path:
+        sha256 = sha256_file(path)
         reservoir = Reservoir(sample_rows, seed)
         first: Dataset | None = None
         merged: dict[str, _Categories] = {}

@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 
 from lambda_app.models import INPUT_NAME, OUTPUT_NAMES
+from training.estimators.families import estimator_name
 from training.exceptions import TrainingError
-from training.model import estimator_name
 
 OUTPUT_NAME = OUTPUT_NAMES["anomaly"][0]
 OPSET = 18
@@ -122,7 +122,7 @@ def convert_with_skl2onnx(
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType
 
-    import training.converters  # noqa: F401 - registers this project's converters with skl2onnx
+    import training.estimators.converters  # noqa: F401 - registers this project's converters with skl2onnx
 
     tensor_type = DoubleTensorType if precision == "double" else FloatTensorType
     log_target = type(estimator).__name__ == "TransformedTargetRegressor"

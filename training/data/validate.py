@@ -1,4 +1,5 @@
-"""Read training data (CSV or Parquet, local path or s3://) and validate it.
+"""Validate training data read from a file (training/data/read.py) and turn it into the arrays a
+model is fitted on.
 
 Validation fails on the first problem with one line naming the column and the row
 (1-based data rows: the CSV header is not counted).
@@ -6,22 +7,16 @@ Validation fails on the first problem with one line naming the column and the ro
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import logging
-import os
-import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 
-from lambda_app.registry import FeatureSpec, parse_s3_uri
-from training.exceptions import DataValidationError, TrainingError
-from training.features import (
+from lambda_app.registry import FeatureSpec
+from training.data.features import (
     BOOLEAN_WORDS,
     TYPE_SAMPLE_ROWS,
     choose_features,
@@ -31,6 +26,7 @@ from training.features import (
     looks_like_target,
     missing_mask,
 )
+from training.exceptions import DataValidationError
 
 log = logging.getLogger("training")
 
@@ -51,7 +47,7 @@ class Dataset:
     sha256: str
     categories: dict[str, list[str]] = field(default_factory=dict)
     # A file larger than [data] sample_rows is read in chunks into a seeded uniform sample of that many
-    # rows (training/stream.py): these say how many rows the file had, and the sample's seed.
+    # rows (training/data/stream.py): these say how many rows the file had, and the sample's seed.
     file_rows: int | None = None
     sample_seed: int | None = None
     file_missing: dict[str, int] = field(default_factory=dict)  # missing values per feature, whole file
@@ -63,41 +59,6 @@ class Dataset:
     @property
     def sampled(self) -> bool:
         return self.file_rows is not None and self.file_rows > self.rows
-
-
-@contextlib.contextmanager
-def _local_copy(uri: str, s3_client: Any = None) -> Iterator[Path]:
-    """A local path to the data: the file itself, or a temporary download from S3."""
-    if not uri.startswith("s3://"):
-        path = Path(uri)
-        if not path.is_file():
-            raise TrainingError(f"data file {uri} does not exist")
-        yield path
-        return
-    bucket, key = parse_s3_uri(uri)
-    if s3_client is None:
-        import boto3
-
-        s3_client = boto3.client("s3")
-    suffix = "".join(Path(key).suffixes[-2:])
-    fd, name = tempfile.mkstemp(suffix=suffix)
-    os.close(fd)
-    try:
-        try:
-            s3_client.download_file(bucket, key, name)
-        except Exception as exc:  # botocore raises ClientError / endpoint errors
-            raise TrainingError(f"cannot download {uri}: {exc}") from exc
-        yield Path(name)
-    finally:
-        os.unlink(name)
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 LabelParser = Callable[[pd.Series, str], np.ndarray]
@@ -344,7 +305,7 @@ def validate(
 ) -> Dataset:
     """Check schema and values; return the arrays the model is fitted on.
 
-    ``features="auto"`` chooses them (training/features.py) and says which and why. ``labels_of``
+    ``features="auto"`` chooses them (training/data/features.py) and says which and why. ``labels_of``
     validates and types the label column for the task (0/1, classes, numbers). A missing label
     column is an error when ``label_required``; otherwise the run is unlabelled, said loudly.
     ``missing``, ``max_categories`` and ``types`` are [data]'s (training/config.py). ``specs``: a
@@ -480,59 +441,3 @@ def _auto_features(
         )
     log.info('features = "auto": %s', ", ".join(choice.names))
     return choice.names
-
-
-def read_columns(uri: str, *, s3_client: Any = None) -> list[str]:
-    """The column names of a CSV or Parquet file, without reading its rows."""
-    with _local_copy(uri, s3_client) as path:
-        name = uri.lower()
-        try:
-            if name.endswith((".parquet", ".pq")):
-                import pyarrow.parquet as pq
-
-                return [str(c) for c in pq.read_schema(path).names]
-            if name.endswith((".csv", ".csv.gz")):
-                return [str(c) for c in pd.read_csv(path, nrows=0).columns]
-        except (ValueError, OSError, pd.errors.ParserError) as exc:
-            raise DataValidationError(f"cannot parse {uri}: {str(exc).splitlines()[0]}") from exc
-    raise TrainingError(f"unsupported data format for {uri}: use .csv, .csv.gz or .parquet")
-
-
-DATA_SUFFIXES = (".csv", ".csv.gz", ".parquet")
-
-
-def latest_data_uri(uri: str, *, s3_client: Any = None) -> str:
-    """The newest data file under a prefix (``s3://bucket/prefix/`` or a local directory); a file as is.
-
-    Scheduled retraining points at where new data lands (e.g. ``s3://bucket/data/``) and trains
-    on the most recently written CSV or Parquet file there (latest modification time, then key).
-    """
-    if uri.startswith("s3://"):
-        if not uri.endswith("/"):
-            return uri
-        bucket, prefix = parse_s3_uri(uri)
-        prefix = f"{prefix}/" if prefix else ""
-        if s3_client is None:
-            import boto3
-
-            s3_client = boto3.client("s3")
-        newest: tuple[Any, str] | None = None
-        try:
-            for page in s3_client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-                for item in page.get("Contents", []):
-                    if item["Key"].endswith(DATA_SUFFIXES) and (
-                        newest is None or (item["LastModified"], item["Key"]) > newest
-                    ):
-                        newest = (item["LastModified"], item["Key"])
-        except Exception as exc:  # botocore raises ClientError / endpoint errors
-            raise TrainingError(f"cannot list {uri}: {exc}") from exc
-        if newest is None:
-            raise TrainingError(f"no .csv or .parquet file under {uri}")
-        return f"s3://{bucket}/{newest[1]}"
-    path = Path(uri)
-    if not path.is_dir():
-        return uri
-    files = [p for p in path.rglob("*") if p.is_file() and p.name.endswith(DATA_SUFFIXES)]
-    if not files:
-        raise TrainingError(f"no .csv or .parquet file under {uri}")
-    return str(max(files, key=lambda p: (p.stat().st_mtime, str(p))))

@@ -23,10 +23,10 @@ import pandas as pd
 from lambda_app.preprocess import UNSEEN, model_input
 from lambda_app.registry import FeatureSpec
 from lambda_app.registry.manifest import Encoding
-from training.compile import CompileError
-from training.data import Dataset
+from training.data.validate import Dataset
+from training.estimators.convert import CompileError
+from training.estimators.families import final_estimator
 from training.exceptions import TrainingError
-from training.model import final_estimator
 
 log = logging.getLogger("training")
 

@@ -127,7 +127,7 @@ def evaluation_html(
     baseline_scores: np.ndarray | None,
 ) -> str:
     """The self-contained evaluation report written next to every version."""
-    from training.report import (
+    from training.evaluation.report import (
         confusion,
         feature_histograms,
         page,

@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 
 from training.config import TuningConfig
-from training.evaluate import anomaly_scores
+from training.data.labels import class_codes
+from training.evaluation.evaluate import anomaly_scores
 from training.tasks import TaskKind
 
 
@@ -84,8 +85,6 @@ def tune(
     Anomaly detectors are fitted without labels even when labels score them.
     """
     from sklearn.model_selection import KFold, ParameterSampler, StratifiedKFold
-
-    from training.train import class_codes
 
     space = {name: list(values) for name, values in config.space.items()}
     grid_size = int(np.prod([len(v) for v in space.values()])) if space else 1

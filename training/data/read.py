@@ -1,0 +1,108 @@
+"""Where training data comes from: a local path or s3:// (downloaded to a temporary file), its hash,
+its columns, and the newest file under a prefix."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from lambda_app.registry import parse_s3_uri
+from training.exceptions import DataValidationError, TrainingError
+
+
+@contextlib.contextmanager
+def local_copy(uri: str, s3_client: Any = None) -> Iterator[Path]:
+    """A local path to the data: the file itself, or a temporary download from S3."""
+    if not uri.startswith("s3://"):
+        path = Path(uri)
+        if not path.is_file():
+            raise TrainingError(f"data file {uri} does not exist")
+        yield path
+        return
+    bucket, key = parse_s3_uri(uri)
+    if s3_client is None:
+        import boto3
+
+        s3_client = boto3.client("s3")
+    suffix = "".join(Path(key).suffixes[-2:])
+    fd, name = tempfile.mkstemp(suffix=suffix)
+    os.close(fd)
+    try:
+        try:
+            s3_client.download_file(bucket, key, name)
+        except Exception as exc:  # botocore raises ClientError / endpoint errors
+            raise TrainingError(f"cannot download {uri}: {exc}") from exc
+        yield Path(name)
+    finally:
+        os.unlink(name)
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_columns(uri: str, *, s3_client: Any = None) -> list[str]:
+    """The column names of a CSV or Parquet file, without reading its rows."""
+    with local_copy(uri, s3_client) as path:
+        name = uri.lower()
+        try:
+            if name.endswith((".parquet", ".pq")):
+                import pyarrow.parquet as pq
+
+                return [str(c) for c in pq.read_schema(path).names]
+            if name.endswith((".csv", ".csv.gz")):
+                return [str(c) for c in pd.read_csv(path, nrows=0).columns]
+        except (ValueError, OSError, pd.errors.ParserError) as exc:
+            raise DataValidationError(f"cannot parse {uri}: {str(exc).splitlines()[0]}") from exc
+    raise TrainingError(f"unsupported data format for {uri}: use .csv, .csv.gz or .parquet")
+
+
+DATA_SUFFIXES = (".csv", ".csv.gz", ".parquet")
+
+
+def latest_data_uri(uri: str, *, s3_client: Any = None) -> str:
+    """The newest data file under a prefix (``s3://bucket/prefix/`` or a local directory); a file as is.
+
+    Scheduled retraining points at where new data lands (e.g. ``s3://bucket/data/``) and trains
+    on the most recently written CSV or Parquet file there (latest modification time, then key).
+    """
+    if uri.startswith("s3://"):
+        if not uri.endswith("/"):
+            return uri
+        bucket, prefix = parse_s3_uri(uri)
+        prefix = f"{prefix}/" if prefix else ""
+        if s3_client is None:
+            import boto3
+
+            s3_client = boto3.client("s3")
+        newest: tuple[Any, str] | None = None
+        try:
+            for page in s3_client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+                for item in page.get("Contents", []):
+                    if item["Key"].endswith(DATA_SUFFIXES) and (
+                        newest is None or (item["LastModified"], item["Key"]) > newest
+                    ):
+                        newest = (item["LastModified"], item["Key"])
+        except Exception as exc:  # botocore raises ClientError / endpoint errors
+            raise TrainingError(f"cannot list {uri}: {exc}") from exc
+        if newest is None:
+            raise TrainingError(f"no .csv or .parquet file under {uri}")
+        return f"s3://{bucket}/{newest[1]}"
+    path = Path(uri)
+    if not path.is_dir():
+        return uri
+    files = [p for p in path.rglob("*") if p.is_file() and p.name.endswith(DATA_SUFFIXES)]
+    if not files:
+        raise TrainingError(f"no .csv or .parquet file under {uri}")
+    return str(max(files, key=lambda p: (p.stat().st_mtime, str(p))))

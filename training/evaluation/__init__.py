@@ -1,0 +1,1 @@
+"""Evaluation: anomaly scores, thresholds and metrics, the HTML reports, and offline drift."""

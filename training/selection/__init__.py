@@ -1,0 +1,1 @@
+"""Model selection: the cross-validated hyperparameter search."""
