@@ -46,6 +46,13 @@ def test_dockerfile_runs_the_training_cli_as_a_non_root_user() -> None:
     assert "chmod 1777 /tmp" in found["RUN"][-1]
 
 
+def test_dockerfile_installs_the_openmp_runtime_lightgbm_links() -> None:
+    # python:3.12-slim has no libgomp: `import lightgbm` fails there without it ("libgomp.so.1: cannot
+    # open shared object file"), and LightGBM is in the pinned training requirements.
+    assert "lightgbm==" in (ROOT / "requirements-train.txt").read_text()
+    assert any("libgomp1" in run and "--no-install-recommends" in run for run in instructions()["RUN"])
+
+
 def test_dockerfile_copies_training_code_and_the_shared_contract_only() -> None:
     sources = [src for args in instructions()["COPY"] for src in shlex.split(args)[:-1]]
     assert sources == [

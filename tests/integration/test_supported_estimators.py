@@ -23,6 +23,17 @@ PARAMS: dict[str, dict[str, Any]] = {
     "sklearn.linear_model.LogisticRegression": {"max_iter": 2000},
     "sklearn.linear_model.Lasso": {"alpha": 0.01},
     "sklearn.linear_model.ElasticNet": {"alpha": 0.01},
+    **{
+        f"{module}.{name}": {"n_estimators": 20}
+        for module, name in [
+            ("xgboost", "XGBClassifier"),
+            ("xgboost", "XGBRegressor"),
+            ("lightgbm", "LGBMClassifier"),
+            ("lightgbm", "LGBMRegressor"),
+        ]
+    },
+    "sklearn.ensemble.HistGradientBoostingClassifier": {"max_iter": 20},
+    "sklearn.ensemble.HistGradientBoostingRegressor": {"max_iter": 20},
 }
 SCALED = {"sklearn.svm.SVR", "sklearn.neural_network.MLPClassifier", "sklearn.neural_network.MLPRegressor"}
 CASES = [(task, estimator) for task, names in SUPPORTED_ESTIMATORS.items() for estimator in names]
@@ -33,7 +44,7 @@ def test_the_readme_lists_exactly_the_supported_estimators() -> None:
     section = text.split("### Supported estimators", 1)[1].split("\n## ", 1)[0]
     listed = set(
         re.findall(
-            r"`((?:sklearn\.[\w.]+)|isolation_forest|local_outlier_factor|one_class_svm|elliptic_envelope)`",
+            r"`((?:sklearn\.[\w.]+)|(?:xgboost|lightgbm)\.\w+|isolation_forest|local_outlier_factor|one_class_svm|elliptic_envelope)`",
             section,
         )
     )

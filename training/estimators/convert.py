@@ -123,11 +123,16 @@ def convert_with_skl2onnx(
     from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType
 
     import training.estimators.converters  # noqa: F401 - registers this project's converters with skl2onnx
+    from training.estimators import boosted_trees
 
-    tensor_type = DoubleTensorType if precision == "double" else FloatTensorType
+    boosted_trees.register()
     log_target = type(estimator).__name__ == "TransformedTargetRegressor"
     if log_target:  # the regressor's graph, then exp(y) - 1 appended (skl2onnx has no converter for it)
         estimator = estimator.regressor_
+    # A float64 tree ensemble does not run in ONNX Runtime as skl2onnx writes it; HistGradientBoosting's
+    # float32 graph is given float64 thresholds instead (boosted_trees.float64_thresholds).
+    thresholds64 = precision == "double" and boosted_trees.final_hist_gradient_boosting(estimator) is not None
+    tensor_type = DoubleTensorType if precision == "double" and not thresholds64 else FloatTensorType
     options: dict[int, dict[str, Any]] = {}
     if task == "classification":
         options[id(estimator)] = {"zipmap": False}  # probabilities as a (rows, classes) tensor
@@ -144,6 +149,11 @@ def convert_with_skl2onnx(
         raise CompileError(
             f"{estimator_name(estimator)} cannot be converted to ONNX for serving: {reason}"
         ) from exc
+    if thresholds64:
+        try:
+            model = boosted_trees.float64_thresholds(model, estimator)
+        except ValueError as exc:
+            raise CompileError(f"{estimator_name(estimator)} has no float64 graph: {exc}") from exc
     exposed = _expose_contract_outputs(model, task, expm1=log_target)
     converter = {
         "name": "skl2onnx",

@@ -27,6 +27,9 @@ SUPPORTED_ESTIMATORS: dict[str, tuple[str, ...]] = {
         "sklearn.ensemble.RandomForestClassifier",
         "sklearn.ensemble.ExtraTreesClassifier",
         "sklearn.ensemble.GradientBoostingClassifier",
+        "sklearn.ensemble.HistGradientBoostingClassifier",
+        "xgboost.XGBClassifier",
+        "lightgbm.LGBMClassifier",
         "sklearn.tree.DecisionTreeClassifier",
         "sklearn.neighbors.KNeighborsClassifier",
         "sklearn.naive_bayes.GaussianNB",
@@ -40,6 +43,9 @@ SUPPORTED_ESTIMATORS: dict[str, tuple[str, ...]] = {
         "sklearn.ensemble.RandomForestRegressor",
         "sklearn.ensemble.ExtraTreesRegressor",
         "sklearn.ensemble.GradientBoostingRegressor",
+        "sklearn.ensemble.HistGradientBoostingRegressor",
+        "xgboost.XGBRegressor",
+        "lightgbm.LGBMRegressor",
         "sklearn.tree.DecisionTreeRegressor",
         "sklearn.neighbors.KNeighborsRegressor",
         "sklearn.svm.SVR",
@@ -49,8 +55,10 @@ SUPPORTED_ESTIMATORS: dict[str, tuple[str, ...]] = {
 """Estimators proven to train, convert, pass parity and serve (tests/integration/test_supported_estimators).
 
 Others may work: training converts a copy first and refuses, before the real fit, any the converter
-cannot handle. Not supported: HistGradientBoosting* (skl2onnx 1.20 fails on scikit-learn 1.9's trees),
-SVC (its probability option is deprecated in scikit-learn 1.9)."""
+cannot handle. Not supported: SVC (its probability option is deprecated in scikit-learn 1.9)."""
+
+QUIET_PARAMS = {"LGBMClassifier": {"verbose": -1}, "LGBMRegressor": {"verbose": -1}}
+"""Defaults set unless the config sets them: LightGBM otherwise prints a warning per fit to stdout."""
 
 DISTANCE_BASED = {"LocalOutlierFactor", "OneClassSVM", "EllipticEnvelope"}
 """Detectors that measure distances, so a scaler goes in front of them unless the config says not."""
@@ -77,7 +85,7 @@ def estimator_class(config: ModelConfig) -> type:
 
 def check_params(cls: type, params: dict[str, Any], where: str) -> None:
     """Refuse any key the estimator does not take, naming it and what it does take."""
-    known = set(cls._get_param_names())  # type: ignore[attr-defined]  # scikit-learn's own list
+    known = param_names(cls)
     for key in params:
         if key not in known:
             raise ConfigError(
@@ -85,11 +93,20 @@ def check_params(cls: type, params: dict[str, Any], where: str) -> None:
             )
 
 
+def param_names(cls: type) -> set[str]:
+    """The parameters an estimator takes. XGBoost and LightGBM take theirs through ``**kwargs``, which
+    scikit-learn's ``_get_param_names`` does not list; their ``get_params`` does, for a default instance."""
+    names = set(cls._get_param_names())  # type: ignore[attr-defined]  # scikit-learn's own list
+    if cls.__module__.split(".")[0] in {"xgboost", "lightgbm"}:
+        names |= set(cls().get_params())
+    return names
+
+
 def seeded_params(config: ModelConfig, seed: int, searched: Iterable[str] = ()) -> dict[str, Any]:
     """The configured parameters with ``random_state = seed`` where the estimator takes one and
     neither the parameters nor the search space set it: one recorded seed makes the run repeatable."""
     params = dict(config.params)
-    known = set(estimator_class(config)._get_param_names())  # type: ignore[attr-defined]
+    known = param_names(estimator_class(config))
     if "random_state" in known and "random_state" not in params and "random_state" not in set(searched):
         params["random_state"] = seed
     return params
@@ -105,6 +122,12 @@ def build_estimator(config: ModelConfig, params: dict[str, Any] | None = None) -
     check_params(cls, params, "model.params")
     if cls.__name__ == "LocalOutlierFactor":
         params.setdefault("novelty", True)  # serving scores new rows: novelty mode
+    for key, value in QUIET_PARAMS.get(cls.__name__, {}).items():
+        params.setdefault(key, value)
+    if cls.__module__.startswith("xgboost") and cls.__name__ == "XGBClassifier":
+        from training.estimators.xgboost_labels import XGBClassifier as Labelled
+
+        cls = Labelled  # the data's classes, not only 0..n-1
     try:
         estimator = cls(**params)
     except (TypeError, ValueError) as exc:
@@ -146,5 +169,13 @@ def final_estimator(estimator: Any) -> Any:
 
 
 def estimator_name(estimator: Any) -> str:
-    final = final_estimator(estimator)
-    return f"{type(final).__module__.split('._')[0]}.{type(final).__name__}"
+    """The import path users write: ``sklearn.ensemble.RandomForestClassifier``, ``xgboost.XGBClassifier``
+    (the shortest public module that exports the class)."""
+    cls = next(
+        c for c in type(final_estimator(estimator)).__mro__ if not c.__module__.startswith("training.")
+    )
+    module = cls.__module__.split("._")[0]
+    top = module.split(".")[0]
+    if top != "sklearn" and getattr(importlib.import_module(top), cls.__name__, None) is cls:
+        module = top
+    return f"{module}.{cls.__name__}"

@@ -25,12 +25,12 @@ from lambda_app.registry import FeatureSpec
 from lambda_app.registry.manifest import Encoding
 from training.data.validate import Dataset
 from training.estimators.convert import CompileError
-from training.estimators.families import final_estimator
+from training.estimators.families import estimator_name
 from training.exceptions import TrainingError
 
 log = logging.getLogger("training")
 
-ORDINAL_MODULES = ("sklearn.ensemble", "sklearn.tree")
+ORDINAL_MODULES = ("sklearn.ensemble", "sklearn.tree", "xgboost", "lightgbm")
 OTHER_SHARE = 0.02
 MIN_OTHER_ROWS = 20
 """Each category feature shows this share of the fitting rows (at least this many) as "other"."""
@@ -105,7 +105,7 @@ class Preprocessing:
 
 def encoding_for(estimator: Any) -> Encoding:
     """Ordinal for tree models (IsolationForest, forests, boosting, trees), one-hot for the rest."""
-    return "ordinal" if type(final_estimator(estimator)).__module__.startswith(ORDINAL_MODULES) else "onehot"
+    return "ordinal" if estimator_name(estimator).startswith(ORDINAL_MODULES) else "onehot"
 
 
 def fit_preprocessing(dataset: Dataset, rows: np.ndarray, estimator: Any) -> Preprocessing:
