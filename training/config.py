@@ -81,14 +81,24 @@ class SplitConfig(_Section):
 
 class ModelConfig(_Section):
     task: Task = "anomaly"
-    # A short name of an anomaly detector (training/estimators/families.py: ANOMALY_DETECTORS), or any
-    # scikit-learn estimator's import path, e.g. "sklearn.ensemble.RandomForestClassifier".
+    # A short name of an anomaly detector (training/estimators/families.py: ANOMALY_DETECTORS), any
+    # scikit-learn estimator's import path, e.g. "sklearn.ensemble.RandomForestClassifier", or "auto" (the
+    # best of a few families, cross-validated: classification and regression). Default: "isolation_forest"
+    # for anomaly detection, "auto" for the others.
     estimator: str = Field(default="isolation_forest", min_length=1)
     params: dict[str, Any] = Field(default_factory=dict)
     scale: bool | None = None  # a StandardScaler in front; default: only for distance-based detectors
     # Regression only: "log" fits the model on log(1 + label) and answers exp(prediction) - 1 (in the
     # served graph too): for a skewed, non-negative target such as a price, and never below -1.
     target_transform: Literal["none", "log"] = "none"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_estimator(cls, raw: Any) -> Any:
+        """No estimator named: the task's default ("auto" for classification and regression)."""
+        if isinstance(raw, dict) and "estimator" not in raw and raw.get("task", "anomaly") != "anomaly":
+            return {**raw, "estimator": "auto"}
+        return raw
 
     @model_validator(mode="after")
     def _estimator_fits(self, info: ValidationInfo) -> ModelConfig:
@@ -110,6 +120,9 @@ class ThresholdConfig(_Section):
 class TuningConfig(_Section):
     enabled: bool = True
     budget: int = Field(default=8, ge=1, le=200)
+    # estimator = "auto": no family is started once this many seconds have gone into choosing (the first
+    # always runs; the winner's tuning comes after and is not counted).
+    budget_s: float = Field(default=600, gt=0)
     folds: int = Field(default=3, ge=2, le=10)
     metric: str | None = None  # default: the task's (pr_auc, f1_macro, rmse); checked against the task
     seed: int | None = None  # default: [split] seed, the run's one seed

@@ -16,13 +16,14 @@ from training.data.leakage import FeatureLeak, near_perfect, refuse_leaks
 from training.data.stream import load_dataset
 from training.data.validate import Dataset
 from training.estimators.convert import ensure_compilable
-from training.estimators.families import build_estimator, estimator_name, seeded_params
+from training.estimators.families import AUTO, AUTO_FAMILIES, build_estimator, estimator_name, seeded_params
 from training.estimators.footprint import Footprint, measure, refuse_if_too_big
 from training.estimators.preprocess import MIN_OTHER_ROWS, OTHER_SHARE, fit_preprocessing
-from training.evaluation.report import tuning_section, with_section
+from training.evaluation.report import selection_section, tuning_section, with_section
 from training.exceptions import DataValidationError
 from training.publish import Published, code_revision, library_versions, publish
-from training.selection.tune import fit_params, tune
+from training.selection.auto import choose_estimator
+from training.selection.tune import candidate_count, fit_params, tune, tuning_rows
 from training.tasks import Splits, gate_on_baseline, parity_probe, split_indices, task_kind, tuning_metric
 from training.tasks.base import PARITY_HOLDOUT_ROWS, PARITY_PROBE_ROWS, at_most, compile_with_parity
 
@@ -67,13 +68,6 @@ def data_use_section(rows: dict[str, Any], test: int, seed: int, leaks: list[Fea
             f"<table><tr><th>feature</th><th>score</th></tr>{items}</table>"
         )
     return html
-
-
-def tuning_rows(train: np.ndarray, max_rows: int, seed: int) -> np.ndarray:
-    """The training rows tuning cross-validates on: all of them, or a seeded sample of ``max_rows``."""
-    if len(train) <= max_rows:
-        return train
-    return np.sort(np.random.default_rng(seed).choice(train, size=max_rows, replace=False))
 
 
 def peak_rss_mb() -> float | None:
@@ -149,8 +143,10 @@ def run_training(
 ) -> Published:
     """Train on ``data_uri`` and publish a new version under ``model_uri``; move ``alias``."""
     kind = task_kind(config.model.task)
-    tuning_on = bool(config.tuning.enabled and config.tuning.space)
-    stage = _Stage(total=6 if tuning_on else 5)
+    requested = config  # as the user wrote it ("auto" stays "auto": a retrain chooses again)
+    auto = config.model.estimator == AUTO
+    tuning_on = bool(config.tuning.enabled and (config.tuning.space or auto))
+    stage = _Stage(total=5 + tuning_on + auto)
     supervised = config.model.task != "anomaly"
     with stage(f"reading and validating {data_uri}"):
         dataset = load_training_data(data_uri, config, s3_client)
@@ -179,6 +175,19 @@ def run_training(
                 seed=config.split.seed,
             )
     fit_labels = labels if supervised else None
+    selection = None
+    if auto:
+        assert labels is not None  # classification and regression refuse a file without labels
+        families = len(AUTO_FAMILIES[config.model.task])
+        proper = kind.proper_score or kind.tuning_metrics[0]
+        with stage(
+            f"choosing the estimator: {families} families x {config.tuning.folds} folds"
+            f" on {min(len(fit_rows), config.tuning.max_rows)} rows ({proper})"
+        ):
+            selection = choose_estimator(config, kind, dataset, fit_rows, labels)
+            config = selection.config
+            tuning_on = bool(config.tuning.enabled and config.tuning.space)
+            log.info("chosen: %s", config.model.estimator)
 
     params = seeded_params(config.model, config.split.seed, config.tuning.space if tuning_on else ())
     estimator = build_estimator(config.model, params)  # the config checked estimator, parameters, space
@@ -203,7 +212,8 @@ def run_training(
         metric = tuning_metric(config)
         rows = tuning_rows(fit_rows, config.tuning.max_rows, config.tuning_seed)
         text = (
-            f"tuning: {config.tuning.budget} configurations x {config.tuning.folds} folds on {len(rows)} rows"
+            f"tuning: {candidate_count(config.tuning)} configurations x {config.tuning.folds} folds"
+            f" on {len(rows)} rows"
         )
         with stage(f"{text} ({metric})"):
             result = tune(
@@ -242,6 +252,8 @@ def run_training(
     )
     with stage(f"evaluating on {len(test)} held-out rows, beside a baseline", rows=len(x)):
         outcome = kind.outcome(estimator, splits, config)
+        if selection:
+            outcome.report_html = with_section(outcome.report_html, selection_section(selection.as_dict()))
         if tuning:
             outcome.report_html = with_section(outcome.report_html, tuning_section(tuning))
         if dataset.sampled:
@@ -283,6 +295,7 @@ def run_training(
             },
             "metrics": outcome.metrics,
             "baseline": {"name": outcome.baseline_name, "metrics": outcome.baseline_metrics},
+            "selection": selection.as_dict() if selection else None,
             "tuning": tuning,
             "params": params,
             **outcome.evaluation,
@@ -335,7 +348,7 @@ def run_training(
                 params={"estimator": config.model.estimator, **params},
                 library_versions=library_versions(),
                 code_revision=code_revision(),
-                config=config.model_dump(mode="json"),
+                config=requested.model_dump(mode="json"),
             ),
             alias=alias,
         )

@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from training.estimators.families import HIST_GRADIENT_BOOSTING
+
 BOOSTED_MODULES = ("xgboost", "lightgbm")
 
 
@@ -122,9 +124,6 @@ def register() -> None:
         _register_hist_gradient_boosting()
         _register_xgboost_and_lightgbm()
         _registered.append(True)
-
-
-HIST_GRADIENT_BOOSTING = {"HistGradientBoostingClassifier", "HistGradientBoostingRegressor"}
 
 
 def final_hist_gradient_boosting(estimator: Any) -> Any:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 from training.config import ModelConfig
@@ -60,12 +61,101 @@ cannot handle. Not supported: SVC (its probability option is deprecated in sciki
 QUIET_PARAMS = {"LGBMClassifier": {"verbose": -1}, "LGBMRegressor": {"verbose": -1}}
 """Defaults set unless the config sets them: LightGBM otherwise prints a warning per fit to stdout."""
 
+AUTO = "auto"
+"""``[model] estimator = "auto"``: the best of the task's families below, chosen by cross-validation."""
+
+
+@dataclass(frozen=True)
+class Family:
+    """One candidate of ``estimator = "auto"``: an estimator, its starting parameters, whether a scaler
+    goes in front, and the space the winner is tuned over."""
+
+    estimator: str
+    params: dict[str, Any] = field(default_factory=dict)
+    space: dict[str, list[Any]] = field(default_factory=dict)
+    scale: bool | None = None
+
+
+AUTO_FAMILIES: dict[str, tuple[Family, ...]] = {
+    "classification": (
+        Family(
+            "sklearn.ensemble.HistGradientBoostingClassifier",
+            space={
+                "learning_rate": [0.03, 0.1, 0.3],
+                "max_leaf_nodes": [15, 31, 63],
+                "l2_regularization": [0.0, 1.0],
+            },
+        ),
+        Family(
+            "sklearn.ensemble.RandomForestClassifier",
+            params={"n_estimators": 200},
+            space={"max_features": ["sqrt", 0.5], "min_samples_leaf": [1, 3, 10]},
+        ),
+        Family(
+            "sklearn.linear_model.LogisticRegression",
+            params={"max_iter": 5000},
+            space={"C": [0.01, 0.1, 1.0, 10.0]},
+            scale=True,
+        ),
+    ),
+    "regression": (
+        Family(
+            "sklearn.ensemble.HistGradientBoostingRegressor",
+            space={
+                "learning_rate": [0.03, 0.1, 0.3],
+                "max_leaf_nodes": [15, 31, 63],
+                "l2_regularization": [0.0, 1.0],
+            },
+        ),
+        Family(
+            "sklearn.ensemble.RandomForestRegressor",
+            params={"n_estimators": 200},
+            space={"max_features": [1.0, 0.5, "sqrt"], "min_samples_leaf": [1, 3, 10]},
+        ),
+        Family("sklearn.linear_model.Ridge", space={"alpha": [0.1, 1.0, 10.0, 100.0]}, scale=True),
+    ),
+}
+"""What ``estimator = "auto"`` cross-validates, in this order (a tie goes to the earlier): gradient-boosted
+trees (the strongest default on tables), a random forest (robust with little tuning), a regularised linear
+model (the best on small or linear data, and the fastest to serve). Each starts from scikit-learn's defaults
+(a 200-tree forest) and the winner is tuned over its space. XGBoost and LightGBM are not in the list:
+HistGradientBoosting is the same kind of model without another library; name them to use them."""
+
+HIST_GRADIENT_BOOSTING = {"HistGradientBoostingClassifier", "HistGradientBoostingRegressor"}
+
 DISTANCE_BASED = {"LocalOutlierFactor", "OneClassSVM", "EllipticEnvelope"}
 """Detectors that measure distances, so a scaler goes in front of them unless the config says not."""
 
 
+def family_model(config: ModelConfig, family: Family) -> ModelConfig:
+    """``config`` (task, target transform) with ``family``'s estimator, parameters and scaling."""
+    return config.model_copy(
+        update={"estimator": family.estimator, "params": dict(family.params), "scale": family.scale}
+    )
+
+
+def check_auto(config: ModelConfig) -> None:
+    """``estimator = "auto"`` chooses the estimator and its parameters: refuse what would be ignored."""
+    if config.task not in AUTO_FAMILIES:
+        raise ConfigError(
+            f'model.estimator "auto" chooses among {" and ".join(AUTO_FAMILIES)} estimators;'
+            f" for {config.task} name one: {', '.join(ANOMALY_DETECTORS)}"
+        )
+    if config.params:
+        raise ConfigError(
+            'model.params: estimator = "auto" chooses the estimator and tunes its parameters; name an'
+            f" estimator to set them ({', '.join(f.estimator for f in AUTO_FAMILIES[config.task])}...)"
+        )
+    if config.scale is not None:
+        raise ConfigError(
+            'model.scale: estimator = "auto" scales in front of the linear model only; leave it out'
+        )
+
+
 def estimator_class(config: ModelConfig) -> type:
     """The estimator's class, from a short name or an import path; ConfigError names what is wrong."""
+    if config.estimator == AUTO:
+        raise ConfigError('model.estimator "auto" is resolved to an estimator before one is built')
     path = ANOMALY_DETECTORS.get(config.estimator, config.estimator)
     module_name, _, class_name = path.rpartition(".")
     if not module_name:
@@ -124,6 +214,15 @@ def build_estimator(config: ModelConfig, params: dict[str, Any] | None = None) -
         params.setdefault("novelty", True)  # serving scores new rows: novelty mode
     for key, value in QUIET_PARAMS.get(cls.__name__, {}).items():
         params.setdefault(key, value)
+    if cls.__name__ in HIST_GRADIENT_BOOSTING and params.get("categorical_features", "from_dtype") not in (
+        None,
+        "from_dtype",
+    ):
+        raise ConfigError(
+            f"model.params.categorical_features: {cls.__name__}'s own categorical splits do not convert"
+            " to ONNX exactly (skl2onnx answers them wrongly); leave it out: the job encodes categories in"
+            " front of the model itself ([data] types marks a column as a category)"
+        )
     if cls.__module__.startswith("xgboost") and cls.__name__ == "XGBClassifier":
         from training.estimators.xgboost_labels import XGBClassifier as Labelled
 

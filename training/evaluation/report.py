@@ -267,6 +267,27 @@ def tuning_section(tuning: dict[str, Any]) -> str:
     )
 
 
+def selection_section(selection: dict[str, Any]) -> str:
+    """``estimator = "auto"``: each family's cross-validated score and time, in the order tried."""
+    direction = "lower is better" if selection["lower_is_better"] else "higher is better"
+    rows = [
+        [
+            s["estimator"],
+            "-" if s["score"] is None else s["score"],
+            "-" if s["std"] is None else s["std"],
+            f"{s['seconds']:.1f}",
+            s["status"],
+        ]
+        for s in selection["leaderboard"]
+    ]
+    return (
+        f"<h2>Estimator chosen: {html.escape(selection['chosen'])}</h2><p>Each family cross-validated from"
+        f" its default parameters ({selection['folds']} folds on {selection['rows']:,} rows), scored by"
+        f" {html.escape(selection['metric'])} ({direction}); the winner was then tuned and fitted.</p>"
+        + table(["estimator", selection["metric"], "std", "seconds", "status"], rows)
+    )
+
+
 def with_section(report: str, section: str) -> str:
     """``report`` (a page from ``page``) with ``section`` appended at the end of its body."""
     return report.replace("</body>", section + "</body>", 1)

@@ -48,6 +48,19 @@ class TuningResult:
         }
 
 
+def tuning_rows(train: np.ndarray, max_rows: int, seed: int) -> np.ndarray:
+    """The training rows tuning cross-validates on: all of them, or a seeded sample of ``max_rows``."""
+    if len(train) <= max_rows:
+        return train
+    return np.sort(np.random.default_rng(seed).choice(train, size=max_rows, replace=False))
+
+
+def candidate_count(config: TuningConfig) -> int:
+    """How many configurations the search tries: the budget, or the whole grid when it is smaller."""
+    grid_size = int(np.prod([len(v) for v in config.space.values()])) if config.space else 1
+    return min(config.budget, grid_size)
+
+
 def fit_params(params: dict[str, Any], rows: int) -> dict[str, Any]:
     """``params`` made valid for ``rows`` training rows (max_samples cannot exceed them)."""
     adjusted = dict(params)
@@ -87,8 +100,7 @@ def tune(
     from sklearn.model_selection import KFold, ParameterSampler, StratifiedKFold
 
     space = {name: list(values) for name, values in config.space.items()}
-    grid_size = int(np.prod([len(v) for v in space.values()])) if space else 1
-    candidates = list(ParameterSampler(space, n_iter=min(config.budget, grid_size), random_state=config.seed))
+    candidates = list(ParameterSampler(space, n_iter=candidate_count(config), random_state=config.seed))
     stratify = kind.stratify(labels)
     if stratify is not None:
         _, counts = np.unique(class_codes(stratify), return_counts=True)

@@ -16,7 +16,7 @@ from training.config import (
     config_from,
     read_config,
 )
-from training.estimators.families import build_estimator, check_params, estimator_class
+from training.estimators.families import AUTO, build_estimator, check_auto, check_params, estimator_class
 from training.tasks import task_kind
 
 
@@ -24,7 +24,10 @@ class _EstimatorsAndTasks:
     """config.ConfigChecks, from the estimator families and the task kinds."""
 
     def check_model(self, model: ModelConfig) -> None:
-        build_estimator(model)
+        if model.estimator == AUTO:
+            check_auto(model)
+        else:
+            build_estimator(model)
 
     def check_config(self, config: TrainingConfig) -> None:
         kind = task_kind(config.model.task)
@@ -38,6 +41,11 @@ class _EstimatorsAndTasks:
                     f"{where} {metric!r} does not fit a {config.model.task} model:"
                     f" use one of {', '.join(allowed)}"
                 )
+        if config.tuning.space and config.model.estimator == AUTO:
+            raise ValueError(
+                'tuning.space: estimator = "auto" tunes the chosen estimator over its own space; name an'
+                " estimator to search yours"
+            )
         if config.tuning.space:
             check_params(estimator_class(config.model), config.tuning.space, "tuning.space")
 
