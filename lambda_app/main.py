@@ -20,7 +20,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lambda_app.api.base_path import BasePathMiddleware
-from lambda_app.api.routes import docs, health, model, predict
+from lambda_app.api.routes import docs, health, model, open_inference, predict
 from lambda_app.config import Settings
 from lambda_app.errors import ErrorDetail, ModelUnavailableError, ServiceError
 from lambda_app.model_store import ModelStore
@@ -58,6 +58,12 @@ def error_response(
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
     rid = request_id(request)[:200]
+    if is_protocol_path(request):
+        # The Open Inference Protocol's error body; its requests are refused with a 400, not a 422.
+        status = 400 if status == 422 else status
+        return AsciiJSONResponse(
+            {"error": message}, status_code=status, headers={"x-request-id": rid, **(headers or {})}
+        )
     body = {
         "error": code,
         "message": message,
@@ -65,6 +71,15 @@ def error_response(
         "request_id": rid,
     }
     return AsciiJSONResponse(body, status_code=status, headers={"x-request-id": rid, **(headers or {})})
+
+
+def is_protocol_path(request: Request) -> bool:
+    """True for the Open Inference Protocol's routes (``/v2`` and below, after any stage or base path)."""
+    path = str(request.scope.get("path", ""))
+    root = str(request.scope.get("root_path", ""))
+    if root and path.startswith(root + "/"):
+        path = path[len(root) :]
+    return path == "/v2" or path.startswith("/v2/")
 
 
 class AsciiJSONResponse(JSONResponse):
@@ -147,6 +162,7 @@ def create_app(settings: Settings | None = None, store: ModelStore | None = None
     app.include_router(health.router)
     app.include_router(model.router)
     app.include_router(docs.router)
+    app.include_router(open_inference.router)
     app.add_middleware(BasePathMiddleware, base_path=settings.api_base_path)
     app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

@@ -61,18 +61,8 @@ async def predict(request: Request) -> Response:
     # cost of a 1-row request after Mangum itself.
     settings: Settings = request.app.state.settings
     store: ModelStore = request.app.state.model_store
-    declared = request.headers.get("content-length", "")
-    if (
-        declared.isascii()
-        and declared.isdigit()
-        and len(declared) < 19
-        and int(declared) > settings.max_body_bytes
-    ):
-        raise _too_large(int(declared), settings)
     per_row = _per_row(request)
-    body = await request.body()
-    if len(body) > settings.max_body_bytes:
-        raise _too_large(len(body), settings)
+    body = await read_body(request, settings)
     # The body is judged before the model is needed: bad input is a 4xx even while no model is loaded.
     payload = parse_body(body)
     model = store.loaded()
@@ -99,6 +89,22 @@ def _per_row(request: Request) -> bool:
             + (" (given more than once)" if len(modes) > 1 else "")
         )
     return modes[0] == "per_row"
+
+
+async def read_body(request: Request, settings: Settings) -> bytes:
+    """The request body within MAX_BODY_BYTES (a declared length over it is refused before reading)."""
+    declared = request.headers.get("content-length", "")
+    if (
+        declared.isascii()
+        and declared.isdigit()
+        and len(declared) < 19
+        and int(declared) > settings.max_body_bytes
+    ):
+        raise _too_large(int(declared), settings)
+    body = await request.body()
+    if len(body) > settings.max_body_bytes:
+        raise _too_large(len(body), settings)
+    return body
 
 
 def _too_large(size: int, settings: Settings) -> PayloadTooLargeError:
