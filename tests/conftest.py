@@ -150,9 +150,7 @@ def mixed_registries(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path
         update={
             "tuning": config.tuning.model_copy(update={"enabled": False}),
             "data": config.data.model_copy(update={"features": "auto"}),
-            "model": config.model.model_copy(
-                update={"params": {**config.model.params, "n_estimators": 20}}
-            ),
+            "model": config.model.model_copy(update={"params": {**config.model.params, "n_estimators": 20}}),
         }
     )
     run_training(str(root / "classification.csv"), str(root / "classification"), config, alias="production")
