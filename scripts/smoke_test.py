@@ -3,9 +3,9 @@
 Each API Gateway event file is replayed as a real HTTPS request (method, path with its query string,
 body). Events named after a bad input (malformed, wrong type, NaN, ...) must get a 4xx, the others a
 200; every /predict success must carry predictions, scores and a version, every Open Inference
-Protocol infer its outputs and the model's version, every protocol metadata answer a name. ``--sigv4`` signs the
-requests for an API whose routes use IAM authorization (the credentials come from the usual
-AWS chain, e.g. the deploy workflow's OIDC role). Exit 0 when every check passes, 1 otherwise.
+Protocol infer its outputs and the model's version, every protocol metadata answer a name.
+``--sigv4`` signs the requests for an API whose routes use IAM authorization (the credentials come
+from the usual AWS chain, e.g. the deploy workflow's OIDC role). Exit 0 when every check passes, 1 otherwise.
 """
 
 from __future__ import annotations

@@ -89,7 +89,8 @@ def test_event_through_the_handler(
             assert [f["name"] for f in body["features"]] == ["one", "two", "three"]
         if "per_row" in name:
             assert body["predictions"][0] in (0, 1)
-            assert body["predictions"][1] is None and body["scores"][1] is None
+            assert body["predictions"][1] is None
+            assert body["scores"][1] is None
             assert body["errors"] == [
                 {"row": 1, "field": "two", "code": "wrong_type", "message": "must be a number, got string"}
             ]

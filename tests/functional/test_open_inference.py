@@ -104,7 +104,8 @@ def test_metadata_describes_inputs_and_outputs_from_the_manifest(served: Served)
     ]
     outputs = {o["name"]: o for o in meta["outputs"]}
     if model["task"] == "anomaly":
-        assert outputs["predictions"]["datatype"] == "INT64" and outputs["scores"]["datatype"] == "FP64"
+        assert outputs["predictions"]["datatype"] == "INT64"
+        assert outputs["scores"]["datatype"] == "FP64"
     elif model["task"] == "classification":
         assert json.loads(meta["parameters"]["classes"]) == model["classes"]
         assert outputs["probabilities"]["shape"] == [-1, len(model["classes"])]
@@ -254,7 +255,8 @@ def test_wrong_model_or_version_is_404_and_names_the_loaded_one(anomaly: Served)
         assert status == 404
         assert version in answer["error"]
     status, answer = anomaly.infer({"inputs": tensors(ROWS, FEATURES)}, "/v2/models/other/infer")
-    assert status == 404 and "anomaly-detector" in answer["error"]
+    assert status == 404
+    assert "anomaly-detector" in answer["error"]
     assert anomaly.get("/v2/nothing")[0] == 404
 
 
@@ -262,7 +264,9 @@ def test_server_routes(anomaly: Served) -> None:
     assert anomaly.get("/v2/health/live") == (200, {"live": True})
     assert anomaly.get("/v2/health/ready") == (200, {"ready": True})
     status, meta = anomaly.get("/v2")
-    assert status == 200 and meta["extensions"] == [] and meta["name"]
+    assert status == 200
+    assert meta["extensions"] == []
+    assert meta["name"]
 
 
 def test_limits_apply_as_to_predict(
@@ -312,7 +316,8 @@ def test_unseen_categories_refused_through_infer(
     ports = tensors(MIXED[:2], served.model["features"])  # a category sent as whole numbers: read as text
     ports[3] = {"name": "protocol", "shape": [2], "datatype": "INT64", "data": [6, 17]}
     status, answer = served.infer({"inputs": ports})
-    assert status == 400 and "row 0, field 'protocol'" in answer["error"]
+    assert status == 400
+    assert "row 0, field 'protocol'" in answer["error"]
 
 
 def test_infer_is_measured_like_predict(anomaly: Served, capsys: pytest.CaptureFixture[str]) -> None:
@@ -320,7 +325,8 @@ def test_infer_is_measured_like_predict(anomaly: Served, capsys: pytest.CaptureF
     assert anomaly.infer({"inputs": tensors(ROWS, FEATURES)})[0] == 200
     emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
     predictions = [doc["Predictions"] for doc in emf if "Predictions" in doc]
-    assert predictions and predictions[-1] in (3.0, [3.0])
+    assert predictions
+    assert predictions[-1] in (3.0, [3.0])
     assert any("ScoringLatency" in doc for doc in emf)
 
 

@@ -66,7 +66,9 @@ def test_per_row_scores_the_valid_rows_and_names_the_others(
     status_all, alone = call(handler, lambda_context, GOOD)
     assert status_all == 200
     for field in ANSWER_FIELDS.get(task, ["predictions"]):
-        assert body[field][1] is None and body[field][3] is None and body[field][5] is None
+        assert body[field][1] is None
+        assert body[field][3] is None
+        assert body[field][5] is None
         # the valid rows get exactly what they get without the invalid ones
         assert [body[field][i] for i in (0, 2, 4)] == alone[field]
     assert body["errors"] == [
@@ -187,7 +189,8 @@ def test_unseen_categories_refused_per_row(
     records = [{**MIXED_GOOD[0], "two": "x"}, MIXED_GOOD[0], {**MIXED_GOOD[0], "protocol": "sctp"}]
     status, body = call(handler, lambda_context, records, "errors=per_row")
     assert status == 200
-    assert body["predictions"][0] is None and body["predictions"][2] is None
+    assert body["predictions"][0] is None
+    assert body["predictions"][2] is None
     assert body["predictions"][1] in (0, 1)
     assert [(e["row"], e["field"], e["code"]) for e in body["errors"]] == [
         (0, "two", "wrong_type"),
