@@ -38,6 +38,10 @@ DECLARED = {"number": "FP64", "integer": "INT64", "boolean": "BOOL", "category":
 """The datatype the metadata states for each feature type (the first choice of ACCEPTED)."""
 
 MAX_REQUESTED_OUTPUTS = 16
+BINARY_REFUSED = (
+    "binary tensor data is not supported by this server:"
+    " send JSON tensor data (tritonclient: binary_data=False)"
+)
 
 
 @dataclass(frozen=True)
@@ -129,10 +133,7 @@ def _refuse_binary(parameters: Any, where: str) -> None:
     if isinstance(parameters, dict) and (
         parameters.get("binary_data_size") is not None or parameters.get("binary_data") is True
     ):
-        raise InvalidInputError(
-            f"{where} asks for binary tensor data, which this server does not support: send JSON"
-            " tensor data (tritonclient: binary_data=False)"
-        )
+        raise InvalidInputError(f"{where} asks for binary tensor data; {BINARY_REFUSED}")
 
 
 def _requested_outputs(outputs: Any, output_names: Sequence[str]) -> list[str] | None:

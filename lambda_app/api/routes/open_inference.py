@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from lambda_app.api.routes.predict import INLINE_ROWS, read_body
 from lambda_app.config import Settings
-from lambda_app.errors import ServiceError
+from lambda_app.errors import InvalidInputError, ServiceError
 from lambda_app.model_store import LoadedModel, ModelStore
 from lambda_app.observability import SERVICE_NAME, traced
 from lambda_app.open_inference import tensors
@@ -31,6 +31,7 @@ from lambda_app.open_inference.schemas import (
     ReadyResponse,
     ServerMetadata,
 )
+from lambda_app.open_inference.tensors import BINARY_REFUSED
 from lambda_app.scoring import score_table
 from lambda_app.validation import parse_body
 
@@ -180,6 +181,8 @@ async def infer_version(request: Request, name: str, version: str) -> Response:
 
 async def _infer(request: Request, name: str, version: str | None) -> Response:
     settings: Settings = request.app.state.settings
+    if "inference-header-content-length" in request.headers:  # the binary tensor extension
+        raise InvalidInputError(BINARY_REFUSED)
     body = await read_body(request, settings)
     payload = parse_body(body)
     model = await _named(request, name, version)
