@@ -9,6 +9,7 @@ import contextlib
 import json
 import os
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -195,3 +196,21 @@ def test_no_client_library_in_the_serving_image() -> None:
     serving = (ROOT / "requirements.txt").read_text().lower()
     for library in ("tritonclient", "kserve", "mlserver", "geventhttpclient"):
         assert library not in serving
+
+
+def test_the_readme_tritonclient_example_runs_as_written(servers: dict[str, str]) -> None:
+    readme = (ROOT / "README.md").read_text()
+    (example,) = [block for block in readme.split("```python\n")[1:] if "tritonclient.http" in block]
+    code = example.split("```", 1)[0]
+    assert 'url="localhost:8000"' in code  # make serve's address; here the test server's
+    result = subprocess.run(
+        [sys.executable, "-c", code.replace("localhost:8000", servers["anomaly"])],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    printed = result.stdout.strip()
+    assert printed.startswith("[0 1] [0.41")
+    assert printed.split("] [", 1)[1].split()[1].startswith("0.82")
