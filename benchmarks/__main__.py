@@ -211,6 +211,89 @@ def warm_latency(registry: Path, manifest: dict[str, Any], quick: bool) -> list[
     ]
 
 
+def infer_event(rows: list[dict[str, Any]], name: str) -> dict[str, Any]:
+    """The protocol's infer for ``rows``: one FP64 tensor per feature, as tritonclient sends them."""
+    event = v2_event(
+        json.dumps(
+            {
+                "inputs": [
+                    {"name": f, "shape": [len(rows)], "datatype": "FP64", "data": [r[f] for r in rows]}
+                    for f in ("one", "two", "three")
+                ]
+            },
+            separators=(",", ":"),
+        )
+    )
+    path = f"/v2/models/{name}/infer"
+    event["rawPath"] = event["requestContext"]["http"]["path"] = path
+    event["routeKey"] = event["requestContext"]["routeKey"] = "POST /v2/models/{name}/infer"
+    return event
+
+
+def protocol_latency(registry: Path, manifest: dict[str, Any], quick: bool) -> list[dict[str, Any]]:
+    """/predict and the protocol's infer through the same handler, the same rows, interleaved: the
+    protocol's extra cost as a ratio (p50 infer / p50 /predict)."""
+    os.environ.update(_serving_env(registry, manifest))
+    from lambda_app import handler as ours
+    from lambda_app.invoke import LocalLambdaContext
+
+    context = LocalLambdaContext()
+    results = []
+    for label, rows, iterations in (
+        ("1 row", records(1), 300 if quick else 3000),
+        ("1,000 rows", records(1000), 50 if quick else 300),
+    ):
+        events = {"predict": v2_event(body_for(rows)), "infer": infer_event(rows, manifest["name"])}
+
+        def run(event: dict[str, Any]) -> Callable[[], Any]:
+            def call() -> Any:
+                response = ours.handler(event, context)
+                assert response["statusCode"] == 200, response["body"][:300]
+                return response
+
+            return call
+
+        with contextlib.redirect_stdout(Silenced()):
+            predicted = json.loads(run(events["predict"])()["body"])
+            inferred = json.loads(run(events["infer"])()["body"])
+            assert inferred["outputs"][1]["data"] == predicted["scores"], (
+                "infer must answer what /predict does"
+            )
+            samples = timed_interleaved({name: run(event) for name, event in events.items()}, iterations)
+        row: dict[str, Any] = {"case": label, "rows": len(rows)}
+        for name, values in samples.items():
+            row[f"{name}_p50_ms"] = percentile(values, 50)
+            row[f"{name}_p99_ms"] = percentile(values, 99)
+        row["infer_vs_predict"] = row["infer_p50_ms"] / row["predict_p50_ms"]
+        log(
+            f"  {label}: /predict {row['predict_p50_ms']:.3f} ms, infer {row['infer_p50_ms']:.3f} ms"
+            f" ({row['infer_vs_predict']:.2f}x)"
+        )
+        results.append(row)
+    return results
+
+
+def print_protocol(rows: list[dict[str, Any]]) -> None:
+    print("\nOpen Inference Protocol vs /predict (same handler, same rows, anomaly model)")
+    print(
+        md_row(
+            "case", "/predict p50 ms", "infer p50 ms", "/predict p99 ms", "infer p99 ms", "infer / predict"
+        )
+    )
+    print(md_row("---", "---:", "---:", "---:", "---:", "---:"))
+    for r in rows:
+        print(
+            md_row(
+                r["case"],
+                f"{r['predict_p50_ms']:.3f}",
+                f"{r['infer_p50_ms']:.3f}",
+                f"{r['predict_p99_ms']:.3f}",
+                f"{r['infer_p99_ms']:.3f}",
+                f"{r['infer_vs_predict']:.2f}x",
+            )
+        )
+
+
 def prepare_classifier() -> tuple[Path, Any]:
     """The classifier case: RandomForestClassifier (100 trees) on the example flows' four kinds."""
     from lambda_app.registry import LocalStorage, read_manifest, resolve_version
@@ -605,6 +688,8 @@ def print_table(report: dict[str, Any]) -> None:
         print(f"{'PASS' if ok else 'FAIL'}  {name}: {value:.4g} (target {target})")
     passed = sum(ok for *_, ok in report["verdicts"])
     print(f"VERDICT: {passed}/{len(report['verdicts'])} targets met")
+    if report.get("protocol"):
+        print_protocol(report["protocol"])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -612,10 +697,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer iterations, no 1M-row training")
     parser.add_argument("--skip-install-size", action="store_true", help="do not download the naive wheels")
     parser.add_argument("--out", default=str(WORK / "results.json"))
+    parser.add_argument(
+        "--protocol-only",
+        action="store_true",
+        help="only the Open Inference Protocol's infer beside /predict (1 and 1,000 rows)",
+    )
     args = parser.parse_args(argv)
     WORK.mkdir(parents=True, exist_ok=True)
     log("preparing the model ...")
     registry, manifest = prepare_registry()
+    if args.protocol_only:
+        log("protocol ...")
+        protocol = protocol_latency(registry, manifest, args.quick)
+        Path(args.out).write_text(json.dumps({"protocol": protocol}, indent=2))
+        print_protocol(protocol)
+        print(f"\n(JSON: {args.out})")
+        return 0
     report: dict[str, Any] = {"python": sys.version.split()[0], "cpus": os.cpu_count()}
     log("cold start ...")
     report["cold_start"] = cold_start(registry, manifest, args.quick)
@@ -624,6 +721,8 @@ def main(argv: list[str] | None = None) -> int:
     report["warm"] = warm_latency(registry, manifest, args.quick)
     log("classifier ...")
     report["classifier"] = classifier_latency(args.quick)
+    log("protocol ...")
+    report["protocol"] = protocol_latency(registry, manifest, args.quick)
     if not args.skip_install_size:
         log("install size ...")
         report["install_size"] = install_size()

@@ -8,14 +8,15 @@ from typing import Any
 
 @dataclass(frozen=True)
 class ErrorDetail:
-    """One problem in a request: which row and field, and what is wrong."""
+    """One problem in a request: which row and field, what is wrong, and its code (row_rules.py)."""
 
     message: str
     row: int | None = None
     field: str | None = None
+    code: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"row": self.row, "field": self.field, "message": self.message}
+        return {"row": self.row, "field": self.field, "code": self.code, "message": self.message}
 
 
 class ServiceError(Exception):

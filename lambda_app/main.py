@@ -16,15 +16,22 @@ from aws_lambda_powertools.metrics import MetricUnit
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lambda_app.api.base_path import BasePathMiddleware
-from lambda_app.api.routes import docs, health, model, predict
+from lambda_app.api.routes import docs, health, model, open_inference, predict
 from lambda_app.config import Settings
 from lambda_app.errors import ErrorDetail, ModelUnavailableError, ServiceError
 from lambda_app.model_store import ModelStore
 from lambda_app.observability import logger, metrics, record_server_error
-from lambda_app.schemas import RESPONSES_BY_TASK, example_records, request_body_schema
+from lambda_app.schemas import (
+    PER_ROW_RESPONSES_BY_TASK,
+    RESPONSES_BY_TASK,
+    RowError,
+    example_records,
+    request_body_schema,
+)
 from lambda_app.scoring import max_answerable_rows
 
 DESCRIPTION = """Scores records with a scikit-learn model (anomaly detection, classification or
@@ -51,6 +58,12 @@ def error_response(
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
     rid = request_id(request)[:200]
+    if is_protocol_path(request):
+        # The Open Inference Protocol's error body; its requests are refused with a 400, not a 422.
+        status = 400 if status == 422 else status
+        return AsciiJSONResponse(
+            {"error": message}, status_code=status, headers={"x-request-id": rid, **(headers or {})}
+        )
     body = {
         "error": code,
         "message": message,
@@ -58,6 +71,15 @@ def error_response(
         "request_id": rid,
     }
     return AsciiJSONResponse(body, status_code=status, headers={"x-request-id": rid, **(headers or {})})
+
+
+def is_protocol_path(request: Request) -> bool:
+    """True for the Open Inference Protocol's routes (``/v2`` and below, after any stage or base path)."""
+    path = str(request.scope.get("path", ""))
+    root = str(request.scope.get("root_path", ""))
+    if root and path.startswith(root + "/"):
+        path = path[len(root) :]
+    return path == "/v2" or path.startswith("/v2/")
 
 
 class AsciiJSONResponse(JSONResponse):
@@ -140,6 +162,7 @@ def create_app(settings: Settings | None = None, store: ModelStore | None = None
     app.include_router(health.router)
     app.include_router(model.router)
     app.include_router(docs.router)
+    app.include_router(open_inference.router)
     app.add_middleware(BasePathMiddleware, base_path=settings.api_base_path)
     app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
@@ -160,13 +183,22 @@ def create_app(settings: Settings | None = None, store: ModelStore | None = None
             operation["requestBody"] = request_body_schema(
                 manifest.features, max_answerable_rows(loaded, settings), example_records(manifest)
             )
-            task_response = RESPONSES_BY_TASK[manifest.task]
-            operation["responses"]["200"]["content"]["application/json"]["schema"] = {
-                "$ref": f"#/components/schemas/{task_response.__name__}"
-            }
-            schema["components"]["schemas"][task_response.__name__] = task_response.model_json_schema(
-                ref_template="#/components/schemas/{model}"
+            answers = [RESPONSES_BY_TASK[manifest.task], PER_ROW_RESPONSES_BY_TASK[manifest.task]]
+            ok = operation["responses"]["200"]
+            ok["description"] = (
+                f"errors=all (the default): {answers[0].__name__}, every record scored, `errors` null."
+                f" errors=per_row: {answers[1].__name__}, null answers for the records not scored and"
+                " their problems in `errors`."
             )
+            ok["content"]["application/json"]["schema"] = {
+                "anyOf": [{"$ref": f"#/components/schemas/{answer.__name__}"} for answer in answers]
+            }
+            documented: list[type[BaseModel]] = [*answers, RowError]
+            for answer in documented:
+                definition = answer.model_json_schema(ref_template="#/components/schemas/{model}")
+                for name, nested in definition.pop("$defs", {}).items():
+                    schema["components"]["schemas"][name] = nested
+                schema["components"]["schemas"][answer.__name__] = definition
             schema["info"]["x-model-version"] = manifest.version
             schema["info"]["x-model-task"] = manifest.task
         return schema

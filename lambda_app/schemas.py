@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from lambda_app.registry import FeatureSpec, Manifest
-from lambda_app.validation import MAX_ABS_VALUE
+from lambda_app.row_rules import CODES, MAX_ABS_VALUE
 
 SEED_EXAMPLE: dict[str, Any] = {"one": 20, "two": 12.66645094909174, "three": 15.8990837351338}
 
@@ -22,6 +22,21 @@ UNSEEN_DESCRIPTION = (
     "models with category features only: the rows holding a category value the model never saw, scored"
     " as the model's learned 'other' value (never as a known one), and in which fields; null when every"
     " value was known. With UNSEEN_CATEGORIES=refuse such rows are a 422 instead"
+)
+
+
+class RowError(BaseModel):
+    """One problem of a record that was not scored (``errors=per_row``)."""
+
+    row: int = Field(description="0-based index of the record")
+    field: str | None = Field(description="the field at fault; null when it is the record itself")
+    code: str = Field(description=f"machine-readable: one of {', '.join(CODES)}", examples=["not_finite"])
+    message: str = Field(examples=["must be a finite number"])
+
+
+PER_ROW_ERRORS = (
+    "errors=per_row only: one entry per problem of each record that was not scored (its answer fields"
+    " are null); null when every record was scored"
 )
 
 
@@ -40,7 +55,9 @@ class PredictResponse(BaseModel):
         default=None, description="classification models only: per row, each class's probability"
     )
     version: str = Field(description="the model version that answered")
-    errors: None = Field(default=None, description="always null on success")
+    errors: list[RowError] | None = Field(
+        default=None, description="null, except with errors=per_row: " + PER_ROW_ERRORS
+    )
     unseen: list[UnseenItem] | None = Field(default=None, description=UNSEEN_DESCRIPTION)
 
 
@@ -78,6 +95,43 @@ class RegressionResponse(BaseModel):
     unseen: list[UnseenItem] | None = Field(default=None, description=UNSEEN_DESCRIPTION)
 
 
+class AnomalyPerRowResponse(BaseModel):
+    """An anomaly detector's answer with errors=per_row: null for each record that was not scored."""
+
+    predictions: list[Literal[0, 1] | None] = Field(description="1 = anomaly, 0 = normal, null: not scored")
+    scores: list[float | None] = Field(description="anomaly score; null: not scored")
+    version: str = Field(description="the model version that answered")
+    errors: list[RowError] | None = Field(description=PER_ROW_ERRORS)
+    unseen: list[UnseenItem] | None = Field(default=None, description=UNSEEN_DESCRIPTION)
+
+
+class ClassificationPerRowResponse(BaseModel):
+    """A classifier's answer with errors=per_row: null for each record that was not scored."""
+
+    predictions: list[int | str | None] = Field(description="the predicted class; null: not scored")
+    probabilities: list[dict[str, float] | None] = Field(
+        description="per row, each class's probability; null: not scored"
+    )
+    version: str = Field(description="the model version that answered")
+    errors: list[RowError] | None = Field(description=PER_ROW_ERRORS)
+    unseen: list[UnseenItem] | None = Field(default=None, description=UNSEEN_DESCRIPTION)
+
+
+class RegressionPerRowResponse(BaseModel):
+    """A regressor's answer with errors=per_row: null for each record that was not scored."""
+
+    predictions: list[float | None] = Field(description="the predicted value; null: not scored")
+    version: str = Field(description="the model version that answered")
+    errors: list[RowError] | None = Field(description=PER_ROW_ERRORS)
+    unseen: list[UnseenItem] | None = Field(default=None, description=UNSEEN_DESCRIPTION)
+
+
+PER_ROW_RESPONSES_BY_TASK: dict[str, type[BaseModel]] = {
+    "anomaly": AnomalyPerRowResponse,
+    "classification": ClassificationPerRowResponse,
+    "regression": RegressionPerRowResponse,
+}
+
 RESPONSES_BY_TASK: dict[str, type[BaseModel]] = {
     "anomaly": AnomalyResponse,
     "classification": ClassificationResponse,
@@ -88,6 +142,9 @@ RESPONSES_BY_TASK: dict[str, type[BaseModel]] = {
 class ErrorItem(BaseModel):
     row: int | None = Field(description="0-based index of the record, when there is one")
     field: str | None = Field(description="the field at fault, when there is one")
+    code: str | None = Field(
+        default=None, description=f"for a record's problem: one of {', '.join(CODES)}; null otherwise"
+    )
     message: str
 
 

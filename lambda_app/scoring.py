@@ -1,19 +1,23 @@
 """One scoring path for every task: validate -> predict -> monitor -> respond.
 
-``/predict`` calls ``score_records`` once and knows nothing of tasks; batch scoring will call the
-same function. The task lives in the loaded model's predictor (lambda_app/models/).
+``/predict`` calls ``score_records`` once and knows nothing of tasks; the Open Inference Protocol's
+infer route decodes its tensors and calls ``score_table``, the same path after validation. The task
+lives in the loaded model's predictor (lambda_app/models/).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import orjson
 from aws_lambda_powertools.metrics import MetricUnit
 
+from lambda_app import row_rules
 from lambda_app.config import Settings
 from lambda_app.drift import DriftSnapshot
 from lambda_app.errors import ErrorDetail, InvalidInputError, ModelOutputError, ResponseTooLargeError
@@ -22,7 +26,12 @@ from lambda_app.models import Prediction
 from lambda_app.observability import SERVICE_NAME, metrics, traced
 from lambda_app.preprocess import category_columns, unseen_by_row
 from lambda_app.registry import FeatureSpec
-from lambda_app.validation import MAX_REPORTED_ERRORS, records_to_matrix
+from lambda_app.validation import (
+    MAX_REPORTED_ERRORS,
+    invalid_rows,
+    records_to_matrix,
+    records_to_partial_matrix,
+)
 
 RESPONSE_ENVELOPE_BYTES = 512
 """Room for the response's other fields and Lambda's envelope (status, headers)."""
@@ -47,9 +56,46 @@ def check_response_fits(rows: int, model: LoadedModel, settings: Settings) -> No
     )
 
 
+@dataclass(frozen=True)
+class Scored:
+    """A validated table's answer: the task's prediction and the rows that held unseen categories."""
+
+    prediction: Prediction
+    unseen: list[tuple[int, list[str]]]
+
+
+def score_table(
+    features: np.ndarray, model: LoadedModel, settings: Settings, started: float, rejected: int = 0
+) -> Scored:
+    """The one scoring path after validation, whatever the request's format (``/predict``, the Open
+    Inference Protocol): unseen categories, the response limit, predict, the finite check, drift and
+    metrics. ``rejected``: rows of the request set aside by the row rules (per-row answers), counted.
+
+    Raises:
+        InvalidInputError: UNSEEN_CATEGORIES=refuse and a row holds a value the model never saw.
+        ResponseTooLargeError: the answer could not fit the response limit.
+        ModelOutputError: the model produced a non-finite value (nothing is answered).
+    """
+    specs = model.manifest.features
+    unseen = unseen_by_row(features, specs)
+    if unseen and settings.unseen_categories == "refuse":
+        raise unseen_refused(unseen, specs)
+    check_response_fits(len(features) + rejected, model, settings)
+    prediction = model.predictor.predict(features)
+    if not prediction.finite():
+        metrics.add_metric(name="NonFiniteScores", unit=MetricUnit.Count, value=1)
+        raise ModelOutputError("the model produced a non-finite value; this request was not scored")
+    drift = model.drift.observe(features)
+    record_prediction(model, prediction, drift, started, rejected)
+    return Scored(prediction, unseen)
+
+
 @traced
-def score_records(payload: Any, model: LoadedModel, settings: Settings) -> bytes:
+def score_records(payload: Any, model: LoadedModel, settings: Settings, per_row: bool = False) -> bytes:
     """Score one record or an array of records; returns the serialised response body.
+
+    ``per_row`` (``/predict?errors=per_row``): invalid records are answered null and reported in
+    ``errors``, the others scored; a 422 only when no record could be scored.
 
     Raises:
         InvalidInputError, TooManyRecordsError: the records are not valid for this model.
@@ -58,56 +104,90 @@ def score_records(payload: Any, model: LoadedModel, settings: Settings) -> bytes
     """
     started = time.perf_counter()
     specs = model.manifest.features
+    if per_row:
+        return _score_per_row(payload, model, settings, started)
     features = records_to_matrix(payload, specs, settings.max_rows)
-    unseen = unseen_by_row(features, specs)
-    if unseen and settings.unseen_categories == "refuse":
-        raise unseen_refused(unseen, specs)
-    check_response_fits(len(features), model, settings)
-    prediction = model.predictor.predict(features)
-    if not prediction.finite():
-        metrics.add_metric(name="NonFiniteScores", unit=MetricUnit.Count, value=1)
-        raise ModelOutputError("the model produced a non-finite value; this request was not scored")
-    drift = model.drift.observe(features)
-    record_prediction(model, prediction, drift, started)
-    body: dict[str, Any] = {**prediction.fields(), "version": model.manifest.version, "errors": None}
+    scored = score_table(features, model, settings, started)
+    body: dict[str, Any] = {**scored.prediction.fields(), "version": model.manifest.version, "errors": None}
     if category_columns(specs):  # only a model with categories can meet an unseen value
-        body["unseen"] = [{"row": row, "fields": fields} for row, fields in unseen] or None
+        body["unseen"] = [{"row": row, "fields": fields} for row, fields in scored.unseen] or None
     return orjson.dumps(body)
 
 
-def unseen_refused(unseen: list[tuple[int, list[str]]], specs: Sequence[FeatureSpec]) -> InvalidInputError:
-    """UNSEEN_CATEGORIES=refuse: a 422 naming each row and field holding a value the model never saw."""
-    details = [
-        ErrorDetail(
-            f"a category value the model never saw (it knows {len(spec.categories or ())}:"
-            f" {', '.join((spec.categories or [])[:5])}{', ...' if len(spec.categories or ()) > 5 else ''})",
-            row=row,
-            field=name,
+def _score_per_row(payload: Any, model: LoadedModel, settings: Settings, started: float) -> bytes:
+    """Per-row answers: valid rows scored, the others null in every answer field and named in ``errors``."""
+    specs = model.manifest.features
+    features, accepted, details = records_to_partial_matrix(payload, specs, settings.max_rows)
+    if settings.unseen_categories == "refuse" and len(features):
+        unseen = unseen_by_row(features, specs)
+        if unseen:  # refused rows join the others: rows of the valid table -> rows of the request
+            positions = np.flatnonzero(accepted)
+            refused = unseen_refused(unseen, specs, limit=None)
+            details.extend(replace(d, row=int(positions[d.row or 0])) for d in refused.details)
+            keep = np.ones(len(features), dtype=bool)
+            keep[[row for row, _ in unseen]] = False
+            accepted[positions[~keep]] = False
+            features = features[keep]
+    rejected = int((~accepted).sum())
+    if not len(features):
+        metrics.add_metric(name="RejectedRows", unit=MetricUnit.Count, value=rejected)
+        details.sort(key=lambda d: d.row or 0)
+        raise invalid_rows(details)
+    scored = score_table(features, model, settings, started, rejected)
+    scored_rows: list[int] = np.flatnonzero(accepted).tolist()
+    body: dict[str, Any] = {}
+    for name, values in scored.prediction.fields().items():
+        column: list[Any] = [None] * len(accepted)
+        for position, value in zip(scored_rows, values, strict=True):
+            column[position] = value
+        body[name] = column
+    body["version"] = model.manifest.version
+    details.sort(key=lambda d: d.row or 0)
+    body["errors"] = [d.as_dict() for d in details] or None
+    if category_columns(specs):
+        moved = [{"row": scored_rows[row], "fields": fields} for row, fields in scored.unseen]
+        body["unseen"] = moved or None
+    content = orjson.dumps(body)
+    if len(content) + RESPONSE_ENVELOPE_BYTES > settings.max_response_bytes:
+        raise ResponseTooLargeError(
+            f"the answer with {len(details)} row errors takes {len(content)} bytes, over the response limit"
+            f" of {settings.max_response_bytes} bytes: send fewer records per request"
         )
-        for row, fields in unseen
-        for name in fields
-        for spec in specs
-        if spec.name == name
-    ]
+    return content
+
+
+def unseen_refused(
+    unseen: list[tuple[int, list[str]]], specs: Sequence[FeatureSpec], limit: int | None = MAX_REPORTED_ERRORS
+) -> InvalidInputError:
+    """UNSEEN_CATEGORIES=refuse: a 422 naming each row and field holding a value the model never saw."""
+    by_name = {spec.name: spec for spec in specs}
+    details = []
+    for row, fields in unseen:
+        for name in fields:
+            problem = row_rules.unseen_category(by_name[name])
+            details.append(ErrorDetail(problem.message, row=row, field=name, code=problem.code))
     first = details[0]
     more = f" (and {len(details) - 1} more)" if len(details) > 1 else ""
     return InvalidInputError(
-        f"row {first.row}, field '{first.field}': {first.message}{more}", details[:MAX_REPORTED_ERRORS]
+        f"row {first.row}, field '{first.field}': {first.message}{more}",
+        details if limit is None else details[:limit],
     )
 
 
 def record_prediction(
-    model: LoadedModel, prediction: Prediction, drift: DriftSnapshot, started: float
+    model: LoadedModel, prediction: Prediction, drift: DriftSnapshot, started: float, rejected: int = 0
 ) -> None:
     """EMF metrics for this request: volume, the task's own figures, out-of-range share, unseen-category
-    share (models with categories), latency; drift, missing-value shares and model age whenever the
-    container's drift window is recomputed (every 50 rows), to keep 1-row
-    requests cheap.
+    share (models with categories), rows refused by the row rules in a per-row request (RejectedRows),
+    latency; drift, missing-value shares and model age whenever the container's drift window is
+    recomputed (every 50 rows), to keep 1-row requests cheap.
 
     Two dimension sets: {service} for the alarms, {service, model_version} to compare versions.
     """
     metrics.add_dimensions(service=SERVICE_NAME, model_version=model.manifest.version)
     metrics.add_metric(name="Predictions", unit=MetricUnit.Count, value=prediction.rows)
+    if rejected:
+        metrics.add_metric(name="RejectedRows", unit=MetricUnit.Count, value=rejected)
     for figure in prediction.metrics():
         metrics.add_metric(name=figure.name, unit=MetricUnit(figure.unit), value=figure.value)
     metrics.add_metric(name="OutOfRangeShare", unit=MetricUnit.Percent, value=100 * drift.out_of_range_share)

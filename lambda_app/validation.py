@@ -23,13 +23,19 @@ from typing import Any
 import numpy as np
 import orjson
 
+from lambda_app import row_rules
 from lambda_app.errors import ErrorDetail, InvalidInputError, MalformedBodyError, TooManyRecordsError
 from lambda_app.preprocess import UNSEEN, category_index, needs_encoding
 from lambda_app.registry import FeatureSpec
+from lambda_app.row_rules import MAX_ABS_VALUE, json_kind
 
-MAX_ABS_VALUE = 1e12
-"""Sanity bound on any feature: keeps the arithmetic finite. Not the training range:
-out-of-range values are exactly what the service exists to flag."""
+__all__ = [
+    "MAX_ABS_VALUE",
+    "columns_to_matrix",
+    "parse_body",
+    "records_to_matrix",
+    "records_to_partial_matrix",
+]
 
 MAX_REPORTED_ERRORS = 20
 
@@ -121,33 +127,6 @@ def _has_surrogate(value: Any) -> bool:
     return False
 
 
-def _check_value(value: Any, spec: FeatureSpec) -> str | None:
-    """The problem with one value, or None when it is acceptable."""
-    if value is None:
-        if spec.fill is not None:
-            return None  # missing: served as the training fill (lambda_app/preprocess.py)
-        return f"must be {_wanted(spec)}, got null (this model takes null only for features it fills)"
-    if spec.dtype == "boolean":
-        return None if isinstance(value, bool) else f"must be true or false, got {_json_kind(value)}"
-    if spec.dtype == "category":
-        if isinstance(value, str):
-            return None  # an unseen value is served as unseen, never refused
-        return f"must be a string, got {_json_kind(value)}"
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return f"must be a number, got {_json_kind(value)}"
-    if isinstance(value, float) and not math.isfinite(value):
-        return "must be a finite number"
-    if abs(value) > MAX_ABS_VALUE:
-        return f"must be between -{MAX_ABS_VALUE:g} and {MAX_ABS_VALUE:g}"
-    if spec.dtype == "integer" and isinstance(value, float) and not value.is_integer():
-        return "must be an integer"
-    return None
-
-
-def _wanted(spec: FeatureSpec) -> str:
-    return {"boolean": "true or false", "category": "a string"}.get(spec.dtype, "a number")
-
-
 def _served_value(value: Any, spec: FeatureSpec) -> float:
     """One accepted value in the served table (see lambda_app/preprocess.py)."""
     if value is None:
@@ -167,26 +146,77 @@ def records_to_matrix(payload: Any, features: Sequence[FeatureSpec], max_rows: i
         InvalidInputError: wrong shape, missing/unknown fields, wrong types, non-finite values.
         TooManyRecordsError: more than ``max_rows`` records (422, like any schema violation).
     """
-    if isinstance(payload, dict):
-        rows: list[Any] = [payload]
-    elif isinstance(payload, list):
-        rows = payload
-    else:
-        raise InvalidInputError(
-            f"body must be a JSON object (one record) or an array of records, got {_json_kind(payload)}"
-        )
-    if not rows:
-        raise InvalidInputError("body is an empty array: send at least one record")
-    if len(rows) > max_rows:
-        raise TooManyRecordsError(f"{len(rows)} records exceed the limit of {max_rows} records per request")
+    rows = _rows(payload, max_rows)
     matrix = _fast_matrix(rows, features)
     if matrix is not None:
         return matrix
-    _raise_row_errors(rows, features)
+    details: list[ErrorDetail] = []
+    for index, row in enumerate(rows):
+        if len(details) >= MAX_REPORTED_ERRORS:
+            break
+        details.extend(row_problems(index, row, features))
+    if details:
+        raise invalid_rows(details)
     # The fast path doubted a batch the row-by-row check accepts: build it the slow way.
-    return np.array(  # pragma: no cover
+    return _slow_matrix(rows, features)  # pragma: no cover
+
+
+def records_to_partial_matrix(
+    payload: Any, features: Sequence[FeatureSpec], max_rows: int
+) -> tuple[np.ndarray, np.ndarray, list[ErrorDetail]]:
+    """Per-row answers (``/predict?errors=per_row``): the table of the valid records, the mask of
+    valid records over the request's, and every problem of the others (row and field named).
+
+    The body's shape (an object or a non-empty array within the record limit) is still judged whole.
+    """
+    rows = _rows(payload, max_rows)
+    matrix = _fast_matrix(rows, features)
+    if matrix is not None:
+        return matrix, np.ones(len(rows), dtype=bool), []
+    accepted = np.ones(len(rows), dtype=bool)
+    details: list[ErrorDetail] = []
+    for index, row in enumerate(rows):
+        problems = row_problems(index, row, features)
+        if problems:
+            accepted[index] = False
+            details.extend(problems)
+    valid = [row for row, ok in zip(rows, accepted.tolist(), strict=True) if ok]
+    if not valid:
+        return np.empty((0, len(features)), dtype=np.float64), accepted, details
+    matrix = _fast_matrix(valid, features)
+    return (matrix if matrix is not None else _slow_matrix(valid, features)), accepted, details
+
+
+def invalid_rows(details: list[ErrorDetail]) -> InvalidInputError:
+    """The 422 for rows that break the row rules: the first problem in the message, up to
+    MAX_REPORTED_ERRORS in ``errors``."""
+    first = details[0]
+    where = f"row {first.row}" + (f", field '{first.field}'" if first.field else "")
+    more = f" (and {len(details) - 1} more)" if len(details) > 1 else ""
+    return InvalidInputError(f"{where}: {first.message}{more}", details[:MAX_REPORTED_ERRORS])
+
+
+def _rows(payload: Any, max_rows: int) -> list[Any]:
+    """The records of a body, judged whole: an object or a non-empty array within the limit."""
+    if isinstance(payload, dict):
+        return [payload]
+    if not isinstance(payload, list):
+        raise InvalidInputError(
+            f"body must be a JSON object (one record) or an array of records, got {json_kind(payload)}"
+        )
+    if not payload:
+        raise InvalidInputError("body is an empty array: send at least one record")
+    if len(payload) > max_rows:
+        raise TooManyRecordsError(
+            f"{len(payload)} records exceed the limit of {max_rows} records per request"
+        )
+    return payload
+
+
+def _slow_matrix(rows: list[Any], features: Sequence[FeatureSpec]) -> np.ndarray:
+    return np.array(
         [[_served_value(row[spec.name], spec) for spec in features] for row in rows], dtype=np.float64
-    )
+    ).reshape(len(rows), len(features))
 
 
 NUMBER_TYPES = frozenset({int, float})
@@ -236,8 +266,38 @@ CATEGORY_TYPES = frozenset({str})
 
 def _served_columns(values: list[Any], features: Sequence[FeatureSpec]) -> np.ndarray | None:
     """The served table of a model with categories or fills, column by column; None when in doubt."""
-    matrix = np.empty((len(values), len(features)), dtype=np.float64)
-    for column, (spec, cells) in enumerate(zip(features, zip(*values, strict=True), strict=True)):
+    return _columns_matrix(list(zip(*values, strict=True)), len(values), features)
+
+
+def columns_to_matrix(columns: Sequence[Sequence[Any]], features: Sequence[FeatureSpec]) -> np.ndarray:
+    """Columns of JSON values (one per feature, in the manifest's order, of equal length) -> the served
+    table, by /predict's rules: a fast column-wise pass, else the row-by-row check naming each problem
+    (``field`` is the feature's name). Used by the Open Inference Protocol's per-feature tensors.
+
+    Raises:
+        InvalidInputError: a value breaks the row rules (at most MAX_REPORTED_ERRORS reported).
+    """
+    rows = len(columns[0]) if columns else 0
+    matrix = _columns_matrix(columns, rows, features)
+    if matrix is not None:
+        return matrix
+    names = [spec.name for spec in features]
+    records = [dict(zip(names, cells, strict=True)) for cells in zip(*columns, strict=True)]
+    details: list[ErrorDetail] = []
+    for index, record in enumerate(records):
+        if len(details) >= MAX_REPORTED_ERRORS:
+            break
+        details.extend(row_problems(index, record, features))
+    if details:
+        raise invalid_rows(details)
+    return _slow_matrix(records, features)  # pragma: no cover - the fast pass accepts what this does
+
+
+def _columns_matrix(
+    columns: Sequence[Sequence[Any]], rows: int, features: Sequence[FeatureSpec]
+) -> np.ndarray | None:
+    matrix = np.empty((rows, len(features)), dtype=np.float64)
+    for column, (spec, cells) in enumerate(zip(features, columns, strict=True)):
         kinds = set(map(type, cells))
         nullable = spec.fill is not None
         if spec.dtype == "category":
@@ -266,54 +326,28 @@ def _served_columns(values: list[Any], features: Sequence[FeatureSpec]) -> np.nd
     return matrix
 
 
-def _raise_row_errors(rows: list[Any], features: Sequence[FeatureSpec]) -> None:
-    """Check row by row and raise InvalidInputError naming each problem's row and field."""
+def row_problems(index: int, row: Any, features: Sequence[FeatureSpec]) -> list[ErrorDetail]:
+    """Every problem of one record, by the row rules (lambda_app/row_rules.py), row and field named."""
+    if not isinstance(row, dict):
+        problem = row_rules.not_a_record(json_kind(row))
+        return [ErrorDetail(problem.message, row=index, code=problem.code)]
     names = [spec.name for spec in features]
-    expected = set(names)
     details: list[ErrorDetail] = []
-    for index, row in enumerate(rows):
-        if len(details) >= MAX_REPORTED_ERRORS:
-            break
-        if not isinstance(row, dict):
-            details.append(ErrorDetail(f"must be an object, got {_json_kind(row)}", row=index))
-            continue
+    # Unknown fields first: a typo ("tow") is the cause, the missing field ("two") its consequence.
+    if len(row) != len(names) or row.keys() != set(names):
         missing = [name for name in names if name not in row]
-        # Unknown fields first: a typo ("tow") is the cause, the missing field ("two") its consequence.
-        if len(row) != len(names) or row.keys() != expected:
-            for key in row:
-                if key not in expected:
-                    guess = difflib.get_close_matches(str(key), missing, n=1)
-                    hint = f" (did you mean '{guess[0]}'?)" if guess else ""
-                    details.append(
-                        ErrorDetail(
-                            f"unknown field{hint}; expected only {', '.join(names)}",
-                            row=index,
-                            field=key[:100],
-                        )
-                    )
-        for spec in features:
-            if spec.name not in row:
-                details.append(ErrorDetail("field required", row=index, field=spec.name))
+        for key in row:
+            if key not in names:
+                guess = difflib.get_close_matches(str(key), missing, n=1)
+                problem = row_rules.unknown_field(names, guess[0] if guess else None)
+                details.append(ErrorDetail(problem.message, row=index, field=key[:100], code=problem.code))
+    for spec in features:
+        if spec.name not in row:
+            problem = row_rules.MISSING_FIELD_PROBLEM
+        else:
+            found = row_rules.check_json_value(row[spec.name], spec)
+            if found is None:
                 continue
-            problem = _check_value(row[spec.name], spec)
-            if problem:
-                details.append(ErrorDetail(problem, row=index, field=spec.name))
-    if details:
-        first = details[0]
-        where = f"row {first.row}" + (f", field '{first.field}'" if first.field else "")
-        more = f" (and {len(details) - 1} more)" if len(details) > 1 else ""
-        raise InvalidInputError(f"{where}: {first.message}{more}", details[:MAX_REPORTED_ERRORS])
-
-
-def _json_kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    return "object"
+            problem = found
+        details.append(ErrorDetail(problem.message, row=index, field=spec.name, code=problem.code))
+    return details

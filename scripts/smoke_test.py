@@ -1,10 +1,11 @@
 """Smoke-test a deployed API with the sample events: ``python scripts/smoke_test.py --url URL EVENT...``.
 
-Each API Gateway event file is replayed as a real HTTPS request (method, path, body). Events
-named after a bad input (malformed, wrong type, NaN, ...) must get a 4xx, the others a 200,
-and every /predict success must carry predictions, scores and a version. ``--sigv4`` signs the
-requests for an API whose routes use IAM authorization (the credentials come from the usual
-AWS chain, e.g. the deploy workflow's OIDC role). Exit 0 when every check passes, 1 otherwise.
+Each API Gateway event file is replayed as a real HTTPS request (method, path with its query string,
+body). Events named after a bad input (malformed, wrong type, NaN, ...) must get a 4xx, the others a
+200; every /predict success must carry predictions, scores and a version, every Open Inference
+Protocol infer its outputs and the model's version, every protocol metadata answer a name.
+``--sigv4`` signs the requests for an API whose routes use IAM authorization (the credentials come
+from the usual AWS chain, e.g. the deploy workflow's OIDC role). Exit 0 when every check passes, 1 otherwise.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import base64
 import json
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -32,10 +34,13 @@ BAD_INPUT_MARKERS = (
 
 
 def request_from_event(event: dict[str, Any]) -> tuple[str, str, bytes]:
-    """(method, path, body) of an API Gateway v2 or v1 event."""
+    """(method, path and query string, body) of an API Gateway v2 or v1 event."""
     context = event.get("requestContext", {})
     method = context.get("http", {}).get("method") or event.get("httpMethod") or "GET"
     path = event.get("rawPath") or event.get("path") or "/"
+    query = event.get("rawQueryString") or urllib.parse.urlencode(event.get("queryStringParameters") or {})
+    if query:
+        path = f"{path}?{query}"
     body = event.get("body") or ""
     raw = base64.b64decode(body) if event.get("isBase64Encoded") else body.encode()
     return method, path, raw
@@ -94,6 +99,14 @@ def check(name: str, status: int, payload: bytes) -> str | None:
             return f"malformed prediction response: {payload[:200]!r}"
         if not body.get("version"):
             return "no model version in the response"
+    if "_oip_infer" in name:
+        body = json.loads(payload)
+        if not body.get("outputs") or not all(output.get("data") for output in body["outputs"]):
+            return f"malformed inference response: {payload[:200]!r}"
+        if not body.get("model_version"):
+            return "no model version in the inference response"
+    if "_oip_" in name and "metadata" in name and not json.loads(payload).get("name"):
+        return f"malformed metadata response: {payload[:200]!r}"
     return None
 
 

@@ -121,3 +121,38 @@ def task_registries(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]
         run_training(str(data), str(root / task), config)
         registries[task] = root / task
     return registries
+
+
+@pytest.fixture(scope="session")
+def mixed_registries(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Small models over a mixed table (numbers, a category, a boolean, a number with missing values),
+    trained once per session: an anomaly detector, and a classifier whose classes are integers
+    (its predictions must stay integers on every route)."""
+    from training.data.synthetic import generate
+    from training.tasks.checks import load_config
+    from training.train import run_training
+
+    root = tmp_path_factory.mktemp("mixed-registries")
+    registries: dict[str, Path] = {}
+    frame = generate(1500, seed=3, mixed=True)
+    frame.to_csv(root / "anomaly.csv", index=False)
+    config = load_config()
+    config = config.model_copy(update={"tuning": config.tuning.model_copy(update={"enabled": False})})
+    run_training(str(root / "anomaly.csv"), str(root / "anomaly"), config, alias="production")
+    registries["anomaly"] = root / "anomaly"
+
+    frame = generate(1500, seed=4, task="classification", anomaly_rate=0.25, mixed=True)
+    kinds = sorted(frame["kind"].unique())
+    frame["kind"] = frame["kind"].map({kind: index for index, kind in enumerate(kinds)})
+    frame.to_csv(root / "classification.csv", index=False)
+    config = load_config(ROOT / "training" / "configs" / "classification.toml")
+    config = config.model_copy(
+        update={
+            "tuning": config.tuning.model_copy(update={"enabled": False}),
+            "data": config.data.model_copy(update={"features": "auto"}),
+            "model": config.model.model_copy(update={"params": {**config.model.params, "n_estimators": 20}}),
+        }
+    )
+    run_training(str(root / "classification.csv"), str(root / "classification"), config, alias="production")
+    registries["classification"] = root / "classification"
+    return registries

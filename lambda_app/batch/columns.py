@@ -1,7 +1,8 @@
 """Table columns -> the model's float matrix, with the reason for every row that cannot be scored.
 
-The rules are /predict's (lambda_app/validation.py): finite numbers within the same bound, whole
-numbers for integer features. A CSV cell is a number when it is written as one (``12``, ``-3.5``,
+The rules, codes and messages are /predict's (lambda_app/row_rules.py): finite numbers within the same
+bound, whole numbers for integer features; each rejected row carries its first problem's code.
+A CSV cell is a number when it is written as one (``12``, ``-3.5``,
 ``.5``, ``1e-3``); anything else (empty, ``NA``, ``nan``, ``1,5``) is a reason to set the row aside.
 A boolean feature takes a bool column or ``true``/``false`` cells in any case, fed to the model as 1/0.
 A category feature takes text (any value; an unseen one is scored as unseen), or whole numbers read
@@ -23,10 +24,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from lambda_app import row_rules
 from lambda_app.batch.formats import is_text
 from lambda_app.preprocess import MISSING_WORDS, UNSEEN
 from lambda_app.registry import FeatureSpec
-from lambda_app.validation import MAX_ABS_VALUE
+from lambda_app.row_rules import MAX_ABS_VALUE, Problem
 
 NUMBER_PATTERN = r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$"
 NON_FINITE_WORDS = frozenset(
@@ -46,6 +48,7 @@ class CheckedRows:
     matrix: np.ndarray  # (accepted rows, n_features), float64, in the manifest's feature order
     accepted: np.ndarray  # bool mask over the chunk's rows
     reasons: list[str]  # one per rejected row, in row order
+    codes: list[str]  # one per rejected row: its first problem's code (lambda_app/row_rules.py)
 
     @property
     def rejected(self) -> int:
@@ -115,40 +118,43 @@ def check_rows(
     """
     rows = batch.num_rows
     matrix = np.empty((rows, len(features)), dtype=np.float64)
-    problems: list[tuple[np.ndarray, list[str]]] = []  # (bad mask, reason per bad row) per feature
+    problems: list[tuple[np.ndarray, list[Problem]]] = []  # (bad mask, problem per bad row) per feature
     if bad_text:
         unreadable = np.zeros(rows, dtype=bool)
         unreadable[list(bad_text)] = True
-        problems.append((unreadable, [bad_text[row] for row in sorted(bad_text)]))
+        problems.append(
+            (unreadable, [Problem(row_rules.UNREADABLE, bad_text[row]) for row in sorted(bad_text)])
+        )
     for index, spec in enumerate(features):
-        values, bad, reasons = _column(batch.column(spec.name), spec, refuse_unseen)
+        values, bad, found = _column(batch.column(spec.name), spec, refuse_unseen)
         matrix[:, index] = values
-        if reasons:
-            problems.append((bad, [f"field '{spec.name}': {reason}" for reason in reasons]))
+        if found:
+            problems.append((bad, [Problem(p.code, f"field '{spec.name}': {p.message}") for p in found]))
     if not problems:
-        return CheckedRows(matrix=matrix, accepted=np.ones(rows, dtype=bool), reasons=[])
+        return CheckedRows(matrix=matrix, accepted=np.ones(rows, dtype=bool), reasons=[], codes=[])
     rejected = np.zeros(rows, dtype=bool)
     for bad, _ in problems:
         rejected |= bad
-    per_row: dict[int, list[str]] = {}
-    for bad, reasons in problems:
-        for row, reason in zip(np.flatnonzero(bad).tolist(), reasons, strict=True):
-            per_row.setdefault(row, []).append(reason)
+    per_row: dict[int, list[Problem]] = {}
+    for bad, found in problems:
+        for row, problem in zip(np.flatnonzero(bad).tolist(), found, strict=True):
+            per_row.setdefault(row, []).append(problem)
     return CheckedRows(
         matrix=matrix[~rejected],
         accepted=~rejected,
-        reasons=["; ".join(per_row[row]) for row in sorted(per_row)],
+        reasons=["; ".join(p.message for p in per_row[row]) for row in sorted(per_row)],
+        codes=[per_row[row][0].code for row in sorted(per_row)],
     )
 
 
-def _boolean_column(column: pa.Array) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def _boolean_column(column: pa.Array, spec: FeatureSpec) -> tuple[np.ndarray, np.ndarray, list[Problem]]:
     """A boolean feature as 1.0/0.0: a bool column, or text true/false in any case (CSV)."""
     if pa.types.is_boolean(column.type):
         missing = column.is_null().to_numpy(zero_copy_only=False)
         values = np.array(column.fill_null(False).to_numpy(zero_copy_only=False), dtype=np.float64)
-        return values, missing, ["missing value"] * int(missing.sum())
+        return values, missing, [row_rules.MISSING_CELL] * int(missing.sum())
     if pa.types.is_null(column.type):
-        return np.zeros(len(column)), np.ones(len(column), dtype=bool), ["missing value"] * len(column)
+        return np.zeros(len(column)), np.ones(len(column), dtype=bool), [row_rules.MISSING_CELL] * len(column)
     lowered = pc.utf8_lower(column.fill_null(""))
     known = pc.is_in(lowered, value_set=pa.array(["true", "false"])).to_numpy(zero_copy_only=False)
     values = np.array(pc.equal(lowered, "true").to_numpy(zero_copy_only=False), dtype=np.float64)
@@ -157,16 +163,16 @@ def _boolean_column(column: pa.Array) -> tuple[np.ndarray, np.ndarray, list[str]
     for row in np.flatnonzero(bad).tolist():
         cell = column[row].as_py()
         if cell is None or not cell.strip():
-            reasons.append("missing value")
+            reasons.append(row_rules.MISSING_CELL)
         else:
-            reasons.append(f"must be true or false, got {_shown(cell)}")
+            reasons.append(row_rules.wrong_type(spec, _shown(cell)))
     values[bad] = 0.0
     return values, bad, reasons
 
 
 def _category_column(
     column: pa.Array, spec: FeatureSpec, refuse_unseen: bool = False
-) -> tuple[np.ndarray, np.ndarray, list[str]]:
+) -> tuple[np.ndarray, np.ndarray, list[Problem]]:
     """A category feature as its values' indices (-1 unseen), NaN where a cell is empty or null.
     ``refuse_unseen`` (UNSEEN_CATEGORIES=refuse): an unseen value is a reason to set the row aside."""
     assert spec.categories is not None
@@ -184,10 +190,9 @@ def _category_column(
     reasons = []
     for row in np.flatnonzero(bad | unseen).tolist():
         if bad[row]:
-            reasons.append("missing value")
+            reasons.append(row_rules.MISSING_CELL)
         else:
-            shown = _shown(text[row].as_py())
-            reasons.append(f"{shown} is a category value the model never saw (UNSEEN_CATEGORIES=refuse)")
+            reasons.append(row_rules.unseen_category(spec, _shown(text[row].as_py())))
     bad = bad | unseen
     values[bad] = 0.0
     return values, bad, reasons
@@ -195,14 +200,14 @@ def _category_column(
 
 def _column(
     column: pa.Array, spec: FeatureSpec, refuse_unseen: bool = False
-) -> tuple[np.ndarray, np.ndarray, list[str]]:
+) -> tuple[np.ndarray, np.ndarray, list[Problem]]:
     """One feature column in the served table, the mask of its bad rows, and the reason for each."""
     if spec.dtype == "category":
         return _category_column(column, spec, refuse_unseen)
     if spec.fill is not None:
         column = _nulls_for_missing_words(column)
     values, bad, reasons = (
-        _boolean_column(column) if spec.dtype == "boolean" else _number_column(column, spec)
+        _boolean_column(column, spec) if spec.dtype == "boolean" else _number_column(column, spec)
     )
     if spec.fill is not None and bad.any():  # a missing value is served as the fill: not a reason
         missing = column.is_null().to_numpy(zero_copy_only=False)
@@ -227,7 +232,7 @@ def _nulls_for_missing_words(column: pa.Array) -> pa.Array:
     )
 
 
-def _number_column(column: pa.Array, spec: FeatureSpec) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def _number_column(column: pa.Array, spec: FeatureSpec) -> tuple[np.ndarray, np.ndarray, list[Problem]]:
     kind = column.type
     if is_text(kind):
         text = column.fill_null("")
@@ -256,13 +261,13 @@ def _number_column(column: pa.Array, spec: FeatureSpec) -> tuple[np.ndarray, np.
     reasons = []
     for row in np.flatnonzero(bad).tolist():
         if not_numbers[row]:
-            reasons.append(_not_a_number(None if text is None else text[row].as_py()))
+            reasons.append(_not_a_number(None if text is None else text[row].as_py(), spec))
         elif non_finite[row]:
-            reasons.append("must be a finite number")
+            reasons.append(row_rules.NOT_FINITE_PROBLEM)
         elif out_of_range[row]:
-            reasons.append(f"must be between -{MAX_ABS_VALUE:g} and {MAX_ABS_VALUE:g}")
+            reasons.append(row_rules.OUT_OF_RANGE_PROBLEM)
         else:
-            reasons.append("must be an integer")
+            reasons.append(row_rules.NOT_INTEGER_PROBLEM)
     values[bad] = 0.0
     return values, bad, reasons
 
@@ -280,12 +285,12 @@ def _integers_out_of_range(column: pa.Array) -> np.ndarray | None:
     return np.asarray(over.fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
 
 
-def _not_a_number(cell: str | None) -> str:
+def _not_a_number(cell: str | None, spec: FeatureSpec) -> Problem:
     if cell is None or not cell.strip():
-        return "missing value"
+        return row_rules.MISSING_CELL
     if cell.strip().lower() in NON_FINITE_WORDS:
-        return "must be a finite number"
-    return f"must be a number, got {_shown(cell)}"
+        return row_rules.NOT_FINITE_PROBLEM
+    return row_rules.wrong_type(spec, _shown(cell))
 
 
 def _shown(cell: str) -> str:

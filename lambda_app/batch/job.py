@@ -28,6 +28,9 @@ UNSEEN_COLUMN = "unseen"
 """Per scored row, its category fields whose value the model never saw (comma-separated; empty: none)."""
 ROW_COLUMN = "row_number"
 REASON_COLUMN = "reason"
+CODE_COLUMN = "reason_code"
+"""The rejected row's first problem as a code (lambda_app/row_rules.py, as /predict's ``errors[].code``).
+Not ``code``: a column a user's table may well have, which would then clash with it."""
 DEFAULT_CHUNK_ROWS = 100_000
 
 
@@ -101,11 +104,16 @@ def _score_table(
     started = time.perf_counter()
     answer = answer_schema(model)
     features = model.manifest.features
-    check_schema(table.schema, features, reserved=[*answer.names, ROW_COLUMN, REASON_COLUMN])
+    check_schema(table.schema, features, reserved=[*answer.names, ROW_COLUMN, REASON_COLUMN, CODE_COLUMN])
     version = model.manifest.version
     writer = TableWriter(output, fmt, pa.schema([*table.schema, *answer]))
     reject_schema = pa.schema(
-        [pa.field(ROW_COLUMN, pa.int64()), pa.field(REASON_COLUMN, pa.string()), *table.schema]
+        [
+            pa.field(ROW_COLUMN, pa.int64()),
+            pa.field(REASON_COLUMN, pa.string()),
+            pa.field(CODE_COLUMN, pa.string()),
+            *table.schema,
+        ]
     )
     reject_writer: TableWriter | None = None
     result = FileResult()
@@ -136,6 +144,7 @@ def _score_table(
                         [
                             pa.array(row_numbers, pa.int64()),
                             pa.array(checked.reasons, pa.string()),
+                            pa.array(checked.codes, pa.string()),
                             *refused.columns,
                         ],
                         schema=reject_schema,

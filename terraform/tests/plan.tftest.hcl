@@ -30,6 +30,14 @@ run "defaults_are_secure_and_bounded" {
     error_message = "routes must require IAM auth by default"
   }
   assert {
+    condition = alltrue([for key in [
+      "GET /v2", "GET /v2/health/live", "GET /v2/health/ready", "GET /v2/models/{name}",
+      "GET /v2/models/{name}/ready", "POST /v2/models/{name}/infer", "GET /v2/models/{name}/versions/{version}",
+      "GET /v2/models/{name}/versions/{version}/ready", "POST /v2/models/{name}/versions/{version}/infer",
+    ] : contains(keys(aws_apigatewayv2_route.this), key)])
+    error_message = "the Open Inference Protocol's routes are served beside /predict"
+  }
+  assert {
     condition     = aws_lambda_function.this.reserved_concurrent_executions == 50
     error_message = "reserved concurrency must be set"
   }

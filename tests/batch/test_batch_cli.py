@@ -114,7 +114,9 @@ def test_each_format_in_gives_the_same_format_out_and_rejects_beside_it(
         "field 'one': must be a finite number",
         "field 'three': must be between -1e+12 and 1e+12",
     ]
-    assert list(rejects.columns) == ["row_number", "reason", *frame.columns]
+    # The same codes as /predict's errors[].code (lambda_app/row_rules.py).
+    assert rejects["reason_code"].tolist() == ["missing_value", "not_finite", "out_of_range"]
+    assert list(rejects.columns) == ["row_number", "reason", "reason_code", *frame.columns]
 
 
 def test_text_cells_that_are_not_finite_numbers_are_rejected_with_their_reason(

@@ -36,6 +36,20 @@ EXPECTED: dict[str, tuple[int, str | None]] = {
     "apigw_v2_predict_named_stage.json": (200, None),
     "apigw_v2_predict_custom_domain.json": (200, None),
     "apigw_v2_docs_named_stage.json": (200, None),
+    # Per-row answers on /predict: the bad record is null and named in errors, the good one scored.
+    "apigw_v2_predict_per_row.json": (200, None),
+    # The Open Inference Protocol, through the same handler (its errors are {"error": ...}).
+    "apigw_v2_oip_server_metadata.json": (200, None),
+    "apigw_v2_oip_live.json": (200, None),
+    "apigw_v2_oip_ready.json": (200, None),
+    "apigw_v2_oip_model_metadata.json": (200, None),
+    "apigw_v2_oip_model_ready.json": (200, None),
+    "apigw_v2_oip_infer.json": (200, None),
+    "apigw_v2_oip_infer_table.json": (200, None),
+    "apigw_v1_oip_infer.json": (200, None),
+    "apigw_v2_oip_infer_wrong_type.json": (400, "input 'two' is BYTES"),
+    "apigw_v2_oip_model_not_found.json": (404, "model 'no-such-model' is not served here"),
+    "apigw_v2_oip_version_not_found.json": (404, "version '0' of model 'anomaly-detector' is not loaded"),
 }
 
 
@@ -63,6 +77,9 @@ def test_event_through_the_handler(
         assert "/prod/docs/assets/swagger-ui-bundle.js" in response["body"]
         return
     body = response_json(response)
+    if "_oip_" in name:
+        check_protocol_answer(name, event, body, fragment)
+        return
     if fragment is None:
         if name.endswith(("_root.json",)):
             assert body["docs"] == "/docs"
@@ -70,7 +87,14 @@ def test_event_through_the_handler(
             assert body["status"] == "ok"
         if name.endswith("_model.json"):
             assert [f["name"] for f in body["features"]] == ["one", "two", "three"]
-        if "predict" in name:
+        if "per_row" in name:
+            assert body["predictions"][0] in (0, 1)
+            assert body["predictions"][1] is None
+            assert body["scores"][1] is None
+            assert body["errors"] == [
+                {"row": 1, "field": "two", "code": "wrong_type", "message": "must be a number, got string"}
+            ]
+        elif "predict" in name:
             records = json.loads(_body_text(event))
             count = len(records) if isinstance(records, list) else 1
             assert len(body["predictions"]) == count
@@ -79,6 +103,35 @@ def test_event_through_the_handler(
     else:
         assert fragment in body["message"]
         assert body["request_id"] == event["requestContext"]["requestId"]
+
+
+def check_protocol_answer(name: str, event: dict[str, Any], body: Any, fragment: str | None) -> None:
+    """An Open Inference Protocol event's answer: its shape, or its error naming the problem."""
+    if fragment is not None:
+        assert set(body) == {"error"}
+        assert fragment in body["error"]
+        return
+    if name.endswith("_live.json"):
+        assert body == {"live": True}
+    elif name.endswith("_ready.json"):
+        assert body["ready"] is True
+    elif name.endswith("_server_metadata.json"):
+        assert body["extensions"] == []
+    elif name.endswith("_model_metadata.json"):
+        assert body["name"] == "anomaly-detector"
+        assert [i["name"] for i in body["inputs"]] == ["one", "two", "three"]
+        assert [(o["name"], o["datatype"]) for o in body["outputs"]] == [
+            ("predictions", "INT64"),
+            ("scores", "FP64"),
+        ]
+    else:  # infer
+        request = json.loads(_body_text(event))
+        assert body["id"] == request["id"]
+        assert body["model_name"] == "anomaly-detector"
+        rows = request["inputs"][0]["shape"][0]
+        wanted = [o["name"] for o in request.get("outputs", [])] or ["predictions", "scores"]
+        assert [o["name"] for o in body["outputs"]] == wanted
+        assert all(o["shape"] == [rows] and len(o["data"]) == rows for o in body["outputs"])
 
 
 def _body_text(event: dict[str, Any]) -> str:

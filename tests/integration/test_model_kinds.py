@@ -197,7 +197,8 @@ def test_openapi_documents_the_answer_of_the_loaded_models_task(published: tuple
         expected = {"anomaly": "AnomalyResponse", "classification": "ClassificationResponse"}.get(
             task, "RegressionResponse"
         )
-        assert ok["schema"]["$ref"].endswith(expected)
+        assert ok["schema"]["anyOf"][0]["$ref"].endswith(expected)
+        assert ok["schema"]["anyOf"][1]["$ref"].endswith(expected.replace("Response", "PerRowResponse"))
         example = schema["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"][
             "examples"
         ]

@@ -22,7 +22,23 @@ pytestmark = pytest.mark.terraform
 
 NAME = "anomaly-detector"
 TRAINING_IMAGE_URI = "123456789012.dkr.ecr.us-east-1.amazonaws.com/anomaly-detector-training:test-1"
-ROUTES = {"GET /", "GET /health", "GET /model", "POST /predict", "GET /docs", "GET /openapi.json"}
+ROUTES = {
+    "GET /",
+    "GET /health",
+    "GET /model",
+    "POST /predict",
+    "GET /docs",
+    "GET /openapi.json",
+    "GET /v2",
+    "GET /v2/health/live",
+    "GET /v2/health/ready",
+    "GET /v2/models/{name}",
+    "GET /v2/models/{name}/ready",
+    "POST /v2/models/{name}/infer",
+    "GET /v2/models/{name}/versions/{version}",
+    "GET /v2/models/{name}/versions/{version}/ready",
+    "POST /v2/models/{name}/versions/{version}/infer",
+}
 
 
 def test_fmt_and_validate(terraform: Terraform) -> None:
