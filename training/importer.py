@@ -37,6 +37,12 @@ from training.data.validate import Dataset
 from training.estimators.convert import compile_model, converter_reason
 from training.estimators.families import estimator_name
 from training.estimators.footprint import measure, refuse_if_too_big
+from training.estimators.imported_pipeline import (
+    PipelineTranslation,
+    UnservablePipelineError,
+    starts_with_column_transformer,
+    translate,
+)
 from training.exceptions import TrainingError
 from training.publish import Published, code_revision, library_versions, publish
 from training.tasks import Splits, gate_on_baseline, parity_probe, task_kind
@@ -159,17 +165,12 @@ def import_model(
     columns = read_columns(data_uri, s3_client=s3_client)
     if label is not None and label not in columns:
         raise ImportRefusedError(f"the sample {data_uri} has no label column {label!r}")
-    names = feature_names(estimator, columns, label, data_uri)
-    # The model was fitted elsewhere on numbers: the sample must be numbers (or true/false), complete.
-    dataset = load_dataset(
-        data_uri, names, label, s3_client=s3_client, labels_of=kind.labels, missing="refuse", constant_ok=True
+    inputs = (
+        _pipeline_inputs(estimator, columns, label, data_uri, kind.labels, s3_client)
+        if starts_with_column_transformer(estimator)
+        else _numeric_inputs(estimator, columns, label, data_uri, kind.labels, s3_client)
     )
-    if dataset.categories:
-        raise ImportRefusedError(
-            f"the sample's column(s) {', '.join(map(repr, dataset.categories))} hold text: an imported model"
-            " is served numbers and true/false only (its own encoding is not known to the service);"
-            " train it here (python -m training) to have categories encoded for it"
-        )
+    names, dataset, served = inputs.names, inputs.dataset, inputs.estimator
     labels = kind.usable(dataset.labels, data_uri) if dataset.labels is not None else None
     # A record of what was imported, not a recipe to build from: constructed, not validated as one
     # (its estimator may be a Pipeline, which no config can build).
@@ -184,13 +185,23 @@ def import_model(
         ),
         threshold=ThresholdConfig(strategy="estimator"),
     )
-    compile_model(estimator, kind.name, len(names))  # an unconvertible model is refused first
-    x = dataset.features
+    compile_model(served, kind.name, inputs.width)  # an unconvertible model is refused first
+    table = inputs.table
+    x = inputs.encode(table)
     everything = np.arange(dataset.rows)
     # Fitted elsewhere: every sample row is both the reference and the evaluation set.
-    splits = Splits(x, labels, everything, everything, everything, names)
+    splits = Splits(
+        x,
+        labels,
+        everything,
+        everything,
+        everything,
+        names,
+        table=None if x is table else table,
+        categories={s.name: list(s.categories) for s in inputs.specs if s.categories},
+    )
     try:
-        outcome = kind.outcome(estimator, splits, config)
+        outcome = kind.outcome(served, splits, config)
     except ValueError as exc:  # scikit-learn refusing the rows: wrong width, wrong values
         raise ImportRefusedError(
             f"the model cannot score the sample's {len(names)} feature columns: {converter_reason(exc)}"
@@ -203,8 +214,17 @@ def import_model(
         outcome.baseline_name,
         allow_worse_than_baseline,
     )
-    probe = parity_probe(x, PARITY_PROBE_ROWS, seed=0)
-    serving, converter, parity = compile_with_parity(kind, estimator, outcome, {"sample": x, "random": probe})
+    checks = {"sample": x, "random": parity_probe(x, PARITY_PROBE_ROWS, seed=0)}
+    translation = inputs.translation
+    if translation is not None:
+        # The gate sees the sample as the service encodes it with missing and unseen values, too.
+        checks["sample_with_missing_and_unseen"] = x_probe = translation.encode(
+            translation.with_missing_and_unseen(table, seed=0)
+        )
+        log.info("parity rows with missing and unseen values: %d", len(x_probe))
+    serving, converter, parity = compile_with_parity(kind, served, outcome, checks)
+    if translation is not None:
+        parity["preprocessing"] = translation.check(table, seed=0)
     footprint = measure(serving, x.shape[1], LAMBDA_MEMORY_MB)
     refuse_if_too_big(footprint)
     converter = {**converter, **footprint.as_converter_entries()}
@@ -222,6 +242,8 @@ def import_model(
         "footprint": footprint.as_dict(),
         **outcome.evaluation,
     }
+    if translation is not None:
+        evaluation["preprocessing"] = translation.description()
     return publish(
         open_storage(model_uri, s3_client=s3_client),
         name=config.name,
@@ -230,7 +252,7 @@ def import_model(
         serving_model=serving,
         converter=converter,
         estimator_name=estimator_name(estimator),
-        features=[FeatureSpec(name=n, dtype=d) for n, d in zip(names, dataset.feature_dtypes, strict=True)],
+        features=inputs.specs,
         label=label if labels is not None else None,
         outcome=outcome,
         evaluation=evaluation,
@@ -238,6 +260,90 @@ def import_model(
         alias=alias,
         model_file=(loaded.name, loaded.data),
     )
+
+
+@dataclass(frozen=True)
+class ServedInputs:
+    """The sample as the service serves it, and the estimator that takes its encoding."""
+
+    names: list[str]
+    dataset: Dataset
+    table: np.ndarray  # the served table (lambda_app/preprocess.py)
+    specs: list[FeatureSpec]
+    estimator: Any  # what is converted and parity-checked
+    translation: PipelineTranslation | None = None
+
+    @property
+    def width(self) -> int:
+        return sum(spec.width for spec in self.specs)
+
+    def encode(self, table: np.ndarray) -> np.ndarray:
+        return table if self.translation is None else self.translation.encode(table)
+
+
+def _numeric_inputs(
+    estimator: Any, columns: list[str], label: str | None, data_uri: str, labels_of: Any, s3_client: Any
+) -> ServedInputs:
+    """A model fitted on numbers: the sample must be numbers (or true/false), complete."""
+    names = feature_names(estimator, columns, label, data_uri)
+    dataset = load_dataset(
+        data_uri, names, label, s3_client=s3_client, labels_of=labels_of, missing="refuse", constant_ok=True
+    )
+    if dataset.categories:
+        raise ImportRefusedError(
+            f"the sample's column(s) {', '.join(map(repr, dataset.categories))} hold text: an imported model"
+            " is served numbers and true/false only, unless it is a Pipeline whose ColumnTransformer"
+            " encodes them (OneHotEncoder, OrdinalEncoder); or train it here (python -m training)"
+        )
+    specs = [FeatureSpec(name=n, dtype=d) for n, d in zip(names, dataset.feature_dtypes, strict=True)]
+    return ServedInputs(names, dataset, dataset.features, specs, estimator)
+
+
+def _pipeline_inputs(
+    estimator: Any, columns: list[str], label: str | None, data_uri: str, labels_of: Any, s3_client: Any
+) -> ServedInputs:
+    """A Pipeline starting with a ColumnTransformer: its preprocessing translated into the features'
+    fills, categories and encodings (training/estimators/imported_pipeline.py)."""
+    try:
+        translation = translate(estimator)
+    except UnservablePipelineError as exc:
+        raise ImportRefusedError(f"the pipeline cannot be served exactly: {exc}") from exc
+    names = translation.names
+    lacking = [n for n in names if n not in columns]
+    if lacking:
+        raise ImportRefusedError(
+            f"the sample {data_uri} lacks feature(s) the model was fitted on: {', '.join(lacking)}"
+        )
+    if label is not None and label in names:
+        raise ImportRefusedError(f"the label {label!r} is one of the pipeline's features")
+    dataset = load_dataset(
+        data_uri,
+        names,
+        label,
+        s3_client=s3_client,
+        labels_of=labels_of,
+        missing="impute",  # allowed to be read; refused below where the pipeline fills none
+        types=dict.fromkeys(translation.category_names, "category"),
+        max_categories=MAX_SAMPLE_CATEGORIES,
+        constant_ok=True,
+    )
+    try:
+        translation = translation.with_specs(dataset)
+    except UnservablePipelineError as exc:
+        raise ImportRefusedError(f"the pipeline cannot be served exactly: {exc}") from exc
+    log.info("the pipeline's preprocessing, as served: %s", translation.description())
+    return ServedInputs(
+        names,
+        dataset,
+        translation.served_table(dataset),
+        translation.specs,
+        translation.estimator,
+        translation,
+    )
+
+
+MAX_SAMPLE_CATEGORIES = 1_000_000
+"""The encoder's categories are the model's; the sample's distinct values only need reading."""
 
 
 def _provenance(estimator: Any, dataset: Dataset, model_path: str, config: TrainingConfig) -> Provenance:
