@@ -43,6 +43,7 @@ from training.estimators.imported_pipeline import (
     starts_with_column_transformer,
     translate,
 )
+from training.estimators.scaled_trees import scaled_trees
 from training.exceptions import TrainingError
 from training.publish import Published, code_revision, library_versions, publish
 from training.tasks import Splits, gate_on_baseline, parity_probe, task_kind
@@ -296,7 +297,8 @@ def _numeric_inputs(
             " encodes them (OneHotEncoder, OrdinalEncoder); or train it here (python -m training)"
         )
     specs = [FeatureSpec(name=n, dtype=d) for n, d in zip(names, dataset.feature_dtypes, strict=True)]
-    return ServedInputs(names, dataset, dataset.features, specs, estimator)
+    # Same answers; a scaler in front of trees compiles exactly only this way.
+    return ServedInputs(names, dataset, dataset.features, specs, scaled_trees(estimator))
 
 
 def _pipeline_inputs(

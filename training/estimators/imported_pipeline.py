@@ -207,16 +207,9 @@ class PipelineTranslation:
         return {"rows": len(table) + len(probe), "exactly_equal": True, "with_missing_and_unseen": len(probe)}
 
     def scaled(self, encoded: np.ndarray) -> np.ndarray:
-        """What the ColumnTransformer hands the estimator: the encoding, then the kept scaler."""
-        scaler = self.scaler
-        return encoded if scaler is None else np.asarray(scaler.transform(encoded), dtype=np.float64)
-
-    @property
-    def scaler(self) -> Any | None:
-        steps = getattr(self.estimator, "steps", None)
-        if steps and steps[0][0] == SCALER_STEP:
-            return steps[0][1]
-        return None
+        """What the ColumnTransformer hands the estimator: the encoding, then its scalers (float64)."""
+        means, scales = column_scaling(self.columns)
+        return encoded if means is None else (encoded - means) / scales
 
     def with_missing_and_unseen(self, table: np.ndarray, seed: int) -> np.ndarray:
         """Up to PROBE_ROWS rows, a fifth of the cells the pipeline fills made missing, a tenth of the
@@ -469,17 +462,30 @@ def _with_categories(plan: ColumnPlan, categories: list[Any], encoding: Encoding
     )
 
 
+def column_scaling(columns: Sequence[ColumnPlan]) -> tuple[np.ndarray | None, np.ndarray]:
+    """The scalers' means and scales over the encoded columns (0 and 1 where a column is not scaled:
+    x - 0 and x / 1 are exactly x); None when nothing is scaled."""
+    scales = np.concatenate([np.full(c.width, c.scale) for c in columns])
+    if all((c.mean, c.scale) == (0.0, 1.0) for c in columns):
+        return None, scales
+    return np.concatenate([np.full(c.width, c.mean) for c in columns]), scales
+
+
 def _estimator_after(pipeline: Any, columns: list[ColumnPlan]) -> Any:
     """The pipeline's steps after the ColumnTransformer, behind one scaler over the encoded columns
-    when any column was scaled (mean 0 and scale 1 elsewhere: x - 0 and x / 1 are exactly x)."""
+    when any column was scaled: a StandardScaler, or for a tree model the float32-rounding one that
+    compiles exactly (training/estimators/scaled_trees.py)."""
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler
 
     rest = [(name, step) for name, step in pipeline.steps[1:] if step not in (None, "passthrough")]
-    if all((c.mean, c.scale) == (0.0, 1.0) for c in columns):
+    means, scales = column_scaling(columns)
+    if means is None:
         return rest[0][1] if len(rest) == 1 else Pipeline(rest)
-    means = np.concatenate([np.full(c.width, c.mean) for c in columns])
-    scales = np.concatenate([np.full(c.width, c.scale) for c in columns])
+    from training.estimators.scaled_trees import Float32Scaled, reads_float32
+
+    if len(rest) == 1 and reads_float32(rest[0][1]):
+        return Pipeline([(SCALER_STEP, Float32Scaled.of(means, scales)), *rest])
     scaler = StandardScaler()
     scaler.mean_ = means
     scaler.scale_ = scales
