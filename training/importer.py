@@ -43,7 +43,7 @@ from training.estimators.imported_pipeline import (
     starts_with_column_transformer,
     translate,
 )
-from training.estimators.scaled_trees import scaled_trees
+from training.estimators.scaled_trees import needs_float64, scaled_trees
 from training.exceptions import TrainingError
 from training.publish import Published, code_revision, library_versions, publish
 from training.tasks import Splits, gate_on_baseline, parity_probe, task_kind
@@ -223,7 +223,8 @@ def import_model(
             translation.with_missing_and_unseen(table, seed=0)
         )
         log.info("parity rows with missing and unseen values: %d", len(x_probe))
-    serving, converter, parity = compile_with_parity(kind, served, outcome, checks)
+    precision = "double" if needs_float64(served) else "float"
+    serving, converter, parity = compile_with_parity(kind, served, outcome, checks, precision)
     if translation is not None:
         parity["preprocessing"] = translation.check(table, seed=0)
     footprint = measure(serving, x.shape[1], LAMBDA_MEMORY_MB)

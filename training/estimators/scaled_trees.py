@@ -6,9 +6,11 @@ may land one step off, on the other side of a threshold: answers 0.1 to 0.2 apar
 and skl2onnx's float64 graph compares the float64 value without rounding it first (also off). So the
 scaler is replaced, for conversion, by ``Float32Scaled``: (x - mean) / scale in the graph's input
 precision, then rounded to float32, exactly what the trees see in scikit-learn. With a float64 graph
-(compile_with_parity's retry) that is exact. Measured on the wine table (a 10-tree forest behind a
-StandardScaler, the sample plus 20,000 random rows): probabilities off by up to 0.1 in float32 and
-in skl2onnx's float64 graph; 1.2e-7 with this one in float64.
+that is exact, so such a model is compiled in float64 from the start (``needs_float64``).
+
+Measured on the wine table (a 10-tree forest behind a StandardScaler, the table plus 20,000 random
+rows): probabilities off by up to 0.1 in float32 and in skl2onnx's float64 graph, 4e-8 with this one
+in float64.
 """
 
 from __future__ import annotations
@@ -53,6 +55,12 @@ def reads_float32(estimator: Any) -> bool:
     """True for a model that rounds its input to float32 before comparing it with thresholds."""
     cls = type(estimator)  # HistGradientBoosting bins its float64 input instead
     return cls.__module__.startswith(TREE_MODULES) and not cls.__name__.startswith("HistGradientBoosting")
+
+
+def needs_float64(estimator: Any) -> bool:
+    """True when the estimator holds a ``Float32Scaled``: its float32 graph scales in float32, so only
+    a float64 graph answers exactly as scikit-learn on every row (not only on the rows checked)."""
+    return any(isinstance(step, Float32Scaled) for _, step in getattr(estimator, "steps", []))
 
 
 def scaled_trees(pipeline: Any) -> Any:
