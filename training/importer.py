@@ -11,11 +11,18 @@ Loading runs code, so it is never implicit:
   beyond skops' defaults are printed, and loading goes on only when ``--trust`` names every one.
 - ``.joblib`` / ``.pkl`` / ``.pickle`` files load only with ``--allow-pickle`` (a pickle can run
   anything on load: use it for files you made yourself).
+- XGBoost ``.json`` / ``.ubj`` and LightGBM ``.txt`` model files are data and load as they are
+  (training/estimators/native_boosters.py).
+
+A Pipeline whose first step is a ColumnTransformer keeps its preprocessing: its imputers and
+encoders become the features' fills and categories (training/estimators/imported_pipeline.py), the
+rest is converted; any other model is served numbers and true/false only.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +50,7 @@ from training.estimators.imported_pipeline import (
     starts_with_column_transformer,
     translate,
 )
+from training.estimators.native_boosters import NATIVE_SUFFIXES, NativeModelError, described, load_native
 from training.estimators.scaled_trees import needs_float64, scaled_trees
 from training.exceptions import TrainingError
 from training.publish import Published, code_revision, library_versions, publish
@@ -64,15 +72,24 @@ class LoadedFile:
     estimator: Any
     name: str
     data: bytes
+    feature_names: list[str] | None = None  # recorded by the file itself (XGBoost, LightGBM)
 
 
-def load_model_file(path: str, *, trust: list[str], allow_pickle: bool) -> LoadedFile:
+def load_model_file(
+    path: str, *, trust: list[str], allow_pickle: bool, task: str | None = None
+) -> LoadedFile:
     """Load a fitted estimator from ``path`` under the rules in the module docstring."""
     file = Path(path)
     if not file.is_file():
         raise ImportRefusedError(f"model file {path} does not exist")
     data = file.read_bytes()
     suffix = file.suffix.lower()
+    if suffix in NATIVE_SUFFIXES:
+        try:
+            native = load_native(file, task)
+        except NativeModelError as exc:
+            raise ImportRefusedError(str(exc)) from exc
+        return LoadedFile(native.estimator, f"model{suffix}", data, native.feature_names)
     if suffix in SKOPS_SUFFIXES:
         import skops.io
 
@@ -95,7 +112,10 @@ def load_model_file(path: str, *, trust: list[str], allow_pickle: bool) -> Loade
         import joblib
 
         return LoadedFile(joblib.load(file), f"model{suffix}", data)
-    raise ImportRefusedError(f"{path}: unknown model format; use .skops, or .joblib/.pkl with --allow-pickle")
+    raise ImportRefusedError(
+        f"{path}: unknown model format; use .skops, .joblib/.pkl with --allow-pickle, an XGBoost"
+        " .json/.ubj or a LightGBM .txt model file"
+    )
 
 
 def infer_task(estimator: Any) -> str:
@@ -112,11 +132,13 @@ def infer_task(estimator: Any) -> str:
     )
 
 
-def feature_names(estimator: Any, columns: list[str], label: str | None, source: str) -> list[str]:
+def feature_names(
+    estimator: Any, columns: list[str], label: str | None, source: str, recorded: list[str] | None = None
+) -> list[str]:
     """The model's features: its own recorded names, else every sample column but the label."""
-    known = getattr(estimator, "feature_names_in_", None)
+    known = recorded if recorded is not None else getattr(estimator, "feature_names_in_", None)
     if known is not None:
-        names = [str(n) for n in known]
+        names = [_sample_name(str(n), columns) for n in known]
         lacking = [n for n in names if n not in columns]
         if lacking:
             raise ImportRefusedError(
@@ -151,7 +173,7 @@ def import_model(
     from sklearn.exceptions import NotFittedError
     from sklearn.utils.validation import check_is_fitted
 
-    loaded = load_model_file(model_path, trust=trust or [], allow_pickle=allow_pickle)
+    loaded = load_model_file(model_path, trust=trust or [], allow_pickle=allow_pickle, task=task)
     estimator = loaded.estimator
     if not hasattr(estimator, "fit") or not hasattr(estimator, "get_params"):
         raise ImportRefusedError(
@@ -169,7 +191,9 @@ def import_model(
     inputs = (
         _pipeline_inputs(estimator, columns, label, data_uri, kind.labels, s3_client)
         if starts_with_column_transformer(estimator)
-        else _numeric_inputs(estimator, columns, label, data_uri, kind.labels, s3_client)
+        else _numeric_inputs(
+            estimator, columns, label, data_uri, kind.labels, s3_client, loaded.feature_names
+        )
     )
     names, dataset, served = inputs.names, inputs.dataset, inputs.estimator
     labels = kind.usable(dataset.labels, data_uri) if dataset.labels is not None else None
@@ -180,7 +204,7 @@ def import_model(
         data=DataConfig(features=names, label=label),
         model=ModelConfig.model_construct(
             task=kind.name,
-            estimator=f"{type(estimator).__module__}.{type(estimator).__name__}",
+            estimator=described(estimator) or f"{type(estimator).__module__}.{type(estimator).__name__}",
             params={},
             scale=None,
         ),
@@ -253,7 +277,7 @@ def import_model(
         estimator=estimator,
         serving_model=serving,
         converter=converter,
-        estimator_name=estimator_name(estimator),
+        estimator_name=described(estimator) or estimator_name(estimator),
         features=inputs.specs,
         label=label if labels is not None else None,
         outcome=outcome,
@@ -284,10 +308,16 @@ class ServedInputs:
 
 
 def _numeric_inputs(
-    estimator: Any, columns: list[str], label: str | None, data_uri: str, labels_of: Any, s3_client: Any
+    estimator: Any,
+    columns: list[str],
+    label: str | None,
+    data_uri: str,
+    labels_of: Any,
+    s3_client: Any,
+    recorded: list[str] | None = None,
 ) -> ServedInputs:
     """A model fitted on numbers: the sample must be numbers (or true/false), complete."""
-    names = feature_names(estimator, columns, label, data_uri)
+    names = feature_names(estimator, columns, label, data_uri, recorded)
     dataset = load_dataset(
         data_uri, names, label, s3_client=s3_client, labels_of=labels_of, missing="refuse", constant_ok=True
     )
@@ -349,6 +379,15 @@ MAX_SAMPLE_CATEGORIES = 1_000_000
 """The encoder's categories are the model's; the sample's distinct values only need reading."""
 
 
+def _sample_name(name: str, columns: list[str]) -> str:
+    """The sample's column for a recorded feature name: LightGBM records "mean radius" as
+    "mean_radius" (no spaces), so a name the sample lacks is matched with its spaces as underscores."""
+    if name in columns:
+        return name
+    matches = [c for c in columns if re.sub(r"\s", "_", c) == name]
+    return matches[0] if len(matches) == 1 else name
+
+
 def _provenance(estimator: Any, dataset: Dataset, model_path: str, config: TrainingConfig) -> Provenance:
 
     params = {key: _plain(value) for key, value in estimator.get_params(deep=False).items()}
@@ -356,7 +395,7 @@ def _provenance(estimator: Any, dataset: Dataset, model_path: str, config: Train
         data_uri=dataset.uri,
         data_sha256=dataset.sha256,
         rows=dataset.rows,
-        params={"estimator": estimator_name(estimator), **params},
+        params={"estimator": described(estimator) or estimator_name(estimator), **params},
         library_versions=library_versions(),
         code_revision=code_revision(),
         config={"source": "import", "model_file": model_path, **config.model_dump(mode="json")},
