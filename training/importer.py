@@ -50,7 +50,13 @@ from training.estimators.imported_pipeline import (
     starts_with_column_transformer,
     translate,
 )
-from training.estimators.native_boosters import NATIVE_SUFFIXES, NativeModelError, described, load_native
+from training.estimators.native_boosters import (
+    NATIVE_SUFFIXES,
+    NativeModelError,
+    described,
+    load_native,
+    prepared,
+)
 from training.estimators.scaled_trees import needs_float64, scaled_trees
 from training.exceptions import TrainingError
 from training.publish import Published, code_revision, library_versions, publish
@@ -195,7 +201,7 @@ def import_model(
             estimator, columns, label, data_uri, kind.labels, s3_client, loaded.feature_names
         )
     )
-    names, dataset, served = inputs.names, inputs.dataset, inputs.estimator
+    names, dataset, served = inputs.names, inputs.dataset, prepared(inputs.estimator)
     labels = kind.usable(dataset.labels, data_uri) if dataset.labels is not None else None
     # A record of what was imported, not a recipe to build from: constructed, not validated as one
     # (its estimator may be a Pipeline, which no config can build).

@@ -29,17 +29,19 @@ def table(name: str) -> pd.DataFrame:
 
 
 def fitted(library: str, data: str, frame: pd.DataFrame) -> Any:
-    """A small model of ``library`` fitted on ``frame`` with its column names."""
+    """A small model of ``library`` fitted on ``frame`` with its column names (unfitted if empty)."""
     features, target = frame.drop(columns="target"), frame["target"]
     if library == "xgboost":
         import xgboost
 
         cls = xgboost.XGBRegressor if data == "diabetes" else xgboost.XGBClassifier
-        return cls(n_estimators=5, max_depth=3).fit(features, target)
-    import lightgbm
+        model = cls(n_estimators=5, max_depth=3)
+    else:
+        import lightgbm
 
-    cls = lightgbm.LGBMRegressor if data == "diabetes" else lightgbm.LGBMClassifier
-    return cls(n_estimators=5, verbose=-1).fit(features, target)
+        cls = lightgbm.LGBMRegressor if data == "diabetes" else lightgbm.LGBMClassifier
+        model = cls(n_estimators=5, verbose=-1)
+    return model.fit(features, target) if len(frame) else model
 
 
 @pytest.mark.parametrize(
@@ -119,3 +121,55 @@ def test_a_file_that_is_not_a_served_model_is_refused_in_one_line(
     ranking = tmp_path / "ranker.txt"
     ranker.booster_.save_model(str(ranking))
     assert "objective 'lambdarank' is neither classification nor regression" in refused(ranking)
+
+
+@pytest.mark.parametrize("library", ["xgboost", "lightgbm"])
+@pytest.mark.parametrize("with_column_transformer", [True, False], ids=["column-transformer", "alone"])
+def test_a_pickled_boosted_model_alone_or_behind_a_column_transformer_answers_as_itself(
+    tmp_path: Path,
+    handler_module: Callable[..., ModuleType],
+    lambda_context: Any,
+    library: str,
+    with_column_transformer: bool,
+) -> None:
+    import joblib
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OrdinalEncoder
+
+    frame = table("cancer")
+    if with_column_transformer:
+        frame["size"] = np.where(frame["mean radius"] > 14, "large", "small").astype(object)
+        frame.loc[::6, "mean area"] = np.nan
+    features, target = frame.drop(columns="target"), frame["target"]
+    booster = fitted(library, "cancer", frame.iloc[:0])
+    if with_column_transformer:
+        numbers = [c for c in features.columns if c != "size"]
+        transformer = ColumnTransformer(
+            [
+                ("size", OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1), ["size"]),
+                ("numbers", SimpleImputer(strategy="median"), numbers),
+            ]
+        )
+        model = make_pipeline(transformer, booster).fit(features, target)
+    else:
+        model = booster.fit(features, target)
+    path = tmp_path / "model.joblib"
+    joblib.dump(model, path)
+    sample = tmp_path / "sample.csv"
+    frame.to_csv(sample, index=False)
+    registry = tmp_path / "registry"
+    argv = ["import", "--model", str(path), "--data", str(sample), "--model-uri", str(registry)]
+    assert main([*argv, "--label", "target", "--allow-pickle"]) == 0
+    storage = LocalStorage(registry)
+    manifest = read_manifest(storage, resolve_version(storage, "production"))
+    records = [
+        {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in row.items()}
+        for row in features.to_dict(orient="records")
+    ]
+    response = handler_module(MODEL_URI=str(registry)).handler(predict_event(records), lambda_context)
+    assert response["statusCode"] == 200, response["body"][:300]
+    body = response_json(response)
+    probabilities = np.array([[row[str(c)] for c in manifest.classes or []] for row in body["probabilities"]])
+    assert np.max(np.abs(probabilities - model.predict_proba(features))) <= TOLERANCE

@@ -154,6 +154,20 @@ class LightGBMFileRegressor(RegressorMixin, _LightGBMFile):  # type: ignore[misc
         return np.asarray(self.booster_.predict(np.asarray(x, dtype=np.float64)))
 
 
+def prepared(estimator: Any) -> Any:
+    """An imported estimator ready for conversion: for an XGBoost or LightGBM model (alone or at the
+    end of a pipeline) the converters are registered, and an XGBoost booster's feature names are
+    dropped (onnxmltools reads features by position; the import keeps the names itself)."""
+    final = estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
+    library = type(final).__module__.split(".")[0]
+    if library not in ("xgboost", "lightgbm"):
+        return estimator
+    register_converters()
+    if library == "xgboost" and final.get_booster().feature_names:
+        final.get_booster().feature_names = None
+    return estimator
+
+
 def described(estimator: Any) -> str | None:
     """How the manifest names a model read from a LightGBM file (its wrapper here is no library's)."""
     if isinstance(estimator, LightGBMFileClassifier | LightGBMFileRegressor):
@@ -201,6 +215,22 @@ def register_converters() -> None:
             "ImportedXGBRegressor",
             calculate_linear_regressor_output_shapes,
             convert_xgboost,
+        )
+    if importlib.util.find_spec("training.estimators.boosted_trees") is None:
+        import lightgbm
+
+        update_registered_converter(
+            lightgbm.LGBMClassifier,
+            "ImportedLGBMClassifier",
+            calculate_linear_classifier_output_shapes,
+            convert_lightgbm,
+            options={"nocl": [True, False], "zipmap": [True, False, "columns"]},
+        )
+        update_registered_converter(
+            lightgbm.LGBMRegressor,
+            "ImportedLGBMRegressor",
+            calculate_linear_regressor_output_shapes,
+            convert_lightgbm,
         )
     update_registered_converter(
         LightGBMFileClassifier,
