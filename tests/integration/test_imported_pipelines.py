@@ -110,8 +110,8 @@ def records(frame: pd.DataFrame, categories: list[str]) -> list[dict[str, Any]]:
         for key, value in row.items():
             if value is None or (isinstance(value, float) and math.isnan(value)):
                 record[key] = None
-            elif key in categories:
-                record[key] = str(value)
+            elif key in categories:  # a boolean used as a category is "true" or "false"
+                record[key] = str(value).lower() if isinstance(value, bool | np.bool_) else str(value)
             elif isinstance(value, bool | np.bool_):
                 record[key] = bool(value)
             else:
@@ -369,3 +369,45 @@ def test_what_the_service_cannot_reproduce_is_refused_in_one_line_naming_what_to
     assert "the pipeline cannot be served exactly" in err
     assert message in err
     assert not registry.exists()
+
+
+def test_a_boolean_encoded_as_a_category_is_matched_and_a_foreign_sample_is_refused(
+    tmp_path: Path,
+    handler_module: Callable[..., ModuleType],
+    lambda_context: Any,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    frame = passengers(rows=200)
+    transformer = ColumnTransformer(
+        [
+            ("alone", OneHotEncoder(handle_unknown="ignore", sparse_output=False), ["alone"]),
+            ("sex", OneHotEncoder(handle_unknown="ignore", sparse_output=False), ["sex"]),
+        ]
+    )
+    pipeline = make_pipeline(transformer, LogisticRegression()).fit(frame, frame["survived"])
+    model, sample = save(tmp_path, pipeline, frame, "joblib")
+    registry = tmp_path / "registry"
+    argv = [
+        "import",
+        "--model",
+        str(model),
+        "--model-uri",
+        str(registry),
+        "--label",
+        "survived",
+        "--allow-pickle",
+    ]
+    assert main([*argv, "--data", str(sample)]) == 0
+    manifest = production(registry)
+    assert manifest.features[0].categories == ["false", "true"]  # the CSV's True/False matched
+    rows = frame[["alone", "sex"]]
+    body = served(handler_module, registry, records(rows, ["alone", "sex"]), lambda_context)
+    assert body["unseen"] is None
+    assert body["predictions"] == pipeline.predict(rows).tolist()
+
+    foreign = frame.assign(sex=np.where(frame["sex"] == "female", "F", "M"))
+    foreign.to_csv(tmp_path / "foreign.csv", index=False)
+    assert main([*argv, "--data", str(tmp_path / "foreign.csv")]) == 1
+    assert (
+        "none of the sample's values of 'sex' ('F', 'M') is among the categories" in capsys.readouterr().err
+    )

@@ -149,16 +149,20 @@ class PipelineTranslation:
             if column.encoding is None:
                 continue
             known = {text: float(i) for i, text in enumerate(column.texts or ())}
-            numeric = _numeric(column.categories or [])
+            categories = column.categories or []
             remap = np.array(
-                [
-                    known.get(_as_category_text(text, numeric), UNSEEN)
-                    for text in dataset.categories[column.name]
-                ]
+                [known.get(_as_category_text(t, categories), UNSEEN) for t in dataset.categories[column.name]]
                 or [UNSEEN]
             )
             present = ~np.isnan(table[:, index])
             table[present, index] = remap[table[present, index].astype(np.int64)]
+            if present.any() and (table[present, index] == UNSEEN).all():
+                shown = ", ".join(repr(t) for t in dataset.categories[column.name][:5])
+                raise UnservablePipelineError(
+                    f"none of the sample's values of {column.name!r} ({shown}) is among the categories its"
+                    f" encoder learned ({', '.join(map(repr, (column.texts or [])[:5]))}): is it the"
+                    " sample of this model?"
+                )
         return table
 
     def encode(self, table: np.ndarray) -> np.ndarray:
@@ -515,10 +519,12 @@ def _numeric(categories: Sequence[Any]) -> bool:
     )
 
 
-def _as_category_text(text: str, numeric: bool) -> str:
-    """A sample cell's text as the category text it matches ("2.0" is the category 2 of a numeric
-    encoder, as scikit-learn compares numbers)."""
-    if not numeric:
+def _as_category_text(text: str, categories: Sequence[Any]) -> str:
+    """A sample cell's text as the category text it matches: "2.0" is the category 2 of a numeric
+    encoder, as scikit-learn compares numbers; "True" is the category true of a boolean one."""
+    if categories and all(isinstance(c, bool | np.bool_) for c in categories):
+        return text.strip().lower()
+    if not _numeric(categories):
         return text
     try:
         return category_text(float(text))
@@ -530,6 +536,8 @@ def _unseen_value(categories: Sequence[Any]) -> Any:
     """A value of the categories' own type that none of them is."""
     if _numeric(categories):
         return max(float(c) for c in categories) + 1.0
+    if all(isinstance(c, bool | np.bool_) for c in categories):
+        return 2.0  # neither true nor false
     return "\x00unseen"
 
 
