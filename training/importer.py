@@ -58,7 +58,7 @@ from training.estimators.native_boosters import (
     prepared,
 )
 from training.estimators.scaled_trees import needs_float64, scaled_trees
-from training.exceptions import TrainingError
+from training.exceptions import DataValidationError, TrainingError
 from training.publish import Published, code_revision, library_versions, publish
 from training.tasks import Splits, gate_on_baseline, parity_probe, task_kind
 from training.tasks.base import PARITY_PROBE_ROWS, compile_with_parity
@@ -324,9 +324,24 @@ def _numeric_inputs(
 ) -> ServedInputs:
     """A model fitted on numbers: the sample must be numbers (or true/false), complete."""
     names = feature_names(estimator, columns, label, data_uri, recorded)
-    dataset = load_dataset(
-        data_uri, names, label, s3_client=s3_client, labels_of=labels_of, missing="refuse", constant_ok=True
-    )
+    try:
+        dataset = load_dataset(
+            data_uri,
+            names,
+            label,
+            s3_client=s3_client,
+            labels_of=labels_of,
+            missing="refuse",
+            constant_ok=True,
+        )
+    except DataValidationError as exc:
+        where, _, _ = str(exc).partition(";")
+        if "missing value" not in where:
+            raise
+        raise ImportRefusedError(
+            f"{where}: this model fills no missing values; import a Pipeline whose ColumnTransformer has a"
+            " SimpleImputer for the column, or complete the sample"
+        ) from exc
     if dataset.categories:
         raise ImportRefusedError(
             f"the sample's column(s) {', '.join(map(repr, dataset.categories))} hold text: an imported model"

@@ -411,3 +411,37 @@ def test_a_boolean_encoded_as_a_category_is_matched_and_a_foreign_sample_is_refu
     assert (
         "none of the sample's values of 'sex' ('F', 'M') is among the categories" in capsys.readouterr().err
     )
+
+
+def test_a_model_without_a_column_transformer_is_told_how_to_bring_text_and_missing_values(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    frame = passengers(rows=100)[["age", "fare", "survived"]].fillna(1.0)
+    pipeline = make_pipeline(StandardScaler(), LogisticRegression()).fit(
+        frame[["age", "fare"]], frame["survived"]
+    )
+    holes = frame.copy()
+    holes.loc[3, "age"] = np.nan
+    texts = frame.assign(fare=np.where(frame["fare"] > 20, "high", "low"))
+    model, _ = save(tmp_path, pipeline, frame, "joblib")
+    registry = tmp_path / "registry"
+    for name, sample, message in (
+        ("holes", holes, "this model fills no missing values; import a Pipeline whose ColumnTransformer has"),
+        (
+            "texts",
+            texts,
+            "hold text: an imported model is served numbers and true/false only, unless it is a",
+        ),
+    ):
+        sample.to_csv(tmp_path / f"{name}.csv", index=False)
+        argv = [
+            "import",
+            "--model",
+            str(model),
+            "--data",
+            str(tmp_path / f"{name}.csv"),
+            "--model-uri",
+            str(registry),
+        ]
+        assert main([*argv, "--label", "survived", "--allow-pickle"]) == 1
+        assert message in capsys.readouterr().err
