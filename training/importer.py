@@ -41,7 +41,7 @@ from training.config import (
 from training.data.read import read_columns
 from training.data.stream import load_dataset
 from training.data.validate import Dataset
-from training.estimators.convert import compile_model, converter_reason
+from training.estimators.convert import CompileError, compile_model, converter_reason
 from training.estimators.families import estimator_name
 from training.estimators.footprint import measure, refuse_if_too_big
 from training.estimators.imported_pipeline import (
@@ -253,8 +253,7 @@ def import_model(
             translation.with_missing_and_unseen(table, seed=0)
         )
         log.info("parity rows with missing and unseen values: %d", len(x_probe))
-    precision = "double" if needs_float64(served) else "float"
-    serving, converter, parity = compile_with_parity(kind, served, outcome, checks, precision)
+    serving, converter, parity = _compiled(kind, served, outcome, checks)
     if translation is not None:
         parity["preprocessing"] = translation.check(table, seed=0)
     footprint = measure(serving, x.shape[1], LAMBDA_MEMORY_MB)
@@ -292,6 +291,28 @@ def import_model(
         alias=alias,
         model_file=(loaded.name, loaded.data),
     )
+
+
+def _compiled(
+    kind: Any, served: Any, outcome: Any, checks: dict[str, np.ndarray]
+) -> tuple[bytes, dict[str, str], dict[str, Any]]:
+    """compile_with_parity, in float64 from the start for a scaler in front of trees (its only exact
+    graph); where no float64 graph of it runs (skl2onnx's forest regressors), float32 and the gate
+    decide, and a refusal says what to change."""
+    if not needs_float64(served):
+        return compile_with_parity(kind, served, outcome, checks)
+    try:
+        return compile_with_parity(kind, served, outcome, checks, "double")
+    except CompileError:
+        raise
+    except Exception as exc:  # ONNX Runtime refusing the float64 graph itself
+        log.warning("no float64 graph runs (%s); trying float32", converter_reason(exc))
+    try:
+        return compile_with_parity(kind, served, outcome, checks)
+    except CompileError as exc:
+        raise ImportRefusedError(
+            f"{exc}. A tree model needs no StandardScaler in front of it: fit it without one"
+        ) from exc
 
 
 @dataclass(frozen=True)

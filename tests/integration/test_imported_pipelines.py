@@ -445,3 +445,24 @@ def test_a_model_without_a_column_transformer_is_told_how_to_bring_text_and_miss
         ]
         assert main([*argv, "--label", "survived", "--allow-pickle"]) == 1
         assert message in capsys.readouterr().err
+
+
+def test_a_scaler_in_front_of_a_forest_regressor_is_refused_saying_what_to_change(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No float64 graph of skl2onnx's forest regressors runs, and in float32 the scaling lands off."""
+    from sklearn.datasets import load_diabetes
+    from sklearn.ensemble import RandomForestRegressor
+
+    frame = load_diabetes(as_frame=True).frame
+    features = frame.drop(columns="target")
+    pipeline = make_pipeline(StandardScaler(), RandomForestRegressor(n_estimators=5, random_state=0))
+    pipeline.fit(features, frame["target"])
+    model, sample = save(tmp_path, pipeline, frame, "joblib")
+    registry = tmp_path / "registry"
+    argv = ["import", "--model", str(model), "--data", str(sample), "--model-uri", str(registry)]
+    assert main([*argv, "--label", "target", "--allow-pickle"]) == 1
+    assert (
+        "A tree model needs no StandardScaler in front of it: fit it without one" in capsys.readouterr().err
+    )
+    assert not registry.exists()

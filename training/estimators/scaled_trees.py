@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from skl2onnx import update_registered_converter
 from skl2onnx.algebra.onnx_ops import OnnxCast, OnnxDiv, OnnxSub
-from skl2onnx.common.data_types import guess_numpy_type
+from skl2onnx.common.data_types import FloatTensorType, guess_numpy_type
 from sklearn.base import BaseEstimator, TransformerMixin
 
 TREE_MODULES = ("sklearn.ensemble", "sklearn.tree", "xgboost", "lightgbm")
@@ -83,30 +83,22 @@ def scaled_trees(pipeline: Any) -> Any:
 
 def _shapes(operator: Any) -> None:
     features = operator.inputs[0]
-    operator.outputs[0].type = features.type.__class__(
+    operator.outputs[0].type = FloatTensorType(
         [features.get_first_dimension(), features.get_second_dimension()]
     )
 
 
 def _converter(scope: Any, operator: Any, container: Any) -> None:
-    """Sub, Div in the input's precision, then rounded to float32 (and back, in a float64 graph:
-    the trees then compare exactly the float32 value with their float64 thresholds)."""
+    """Sub, Div in the input's precision, then Cast to float32: the trees after it get exactly the
+    float32 values scikit-learn's trees compare (and are converted as float32 trees, whose graphs
+    skl2onnx gets right for every task)."""
     model = operator.raw_operator
     opset = container.target_opset
     features = operator.inputs[0]
     dtype = guess_numpy_type(features.type)
     centered = OnnxSub(features, model.mean_.astype(dtype), op_version=opset)
     scaled = OnnxDiv(centered, model.scale_.astype(dtype), op_version=opset)
-    output = [operator.outputs[0].full_name]
-    if dtype == np.float64:
-        rounded = OnnxCast(
-            OnnxCast(scaled, to=1, op_version=opset),  # 1 = FLOAT
-            to=11,  # DOUBLE
-            op_version=opset,
-            output_names=output,
-        )
-    else:
-        rounded = OnnxCast(scaled, to=1, op_version=opset, output_names=output)
+    rounded = OnnxCast(scaled, to=1, op_version=opset, output_names=[operator.outputs[0].full_name])  # FLOAT
     rounded.add_to(scope, container)
 
 
