@@ -11,11 +11,18 @@ Loading runs code, so it is never implicit:
   beyond skops' defaults are printed, and loading goes on only when ``--trust`` names every one.
 - ``.joblib`` / ``.pkl`` / ``.pickle`` files load only with ``--allow-pickle`` (a pickle can run
   anything on load: use it for files you made yourself).
+- XGBoost ``.json`` / ``.ubj`` and LightGBM ``.txt`` model files are data and load as they are
+  (training/estimators/native_boosters.py).
+
+A Pipeline whose first step is a ColumnTransformer keeps its preprocessing: its imputers and
+encoders become the features' fills and categories (training/estimators/imported_pipeline.py), the
+rest is converted; any other model is served numbers and true/false only.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,10 +41,24 @@ from training.config import (
 from training.data.read import read_columns
 from training.data.stream import load_dataset
 from training.data.validate import Dataset
-from training.estimators.convert import compile_model, converter_reason
+from training.estimators.convert import CompileError, compile_model, converter_reason
 from training.estimators.families import estimator_name
 from training.estimators.footprint import measure, refuse_if_too_big
-from training.exceptions import TrainingError
+from training.estimators.imported_pipeline import (
+    PipelineTranslation,
+    UnservablePipelineError,
+    starts_with_column_transformer,
+    translate,
+)
+from training.estimators.native_boosters import (
+    NATIVE_SUFFIXES,
+    NativeModelError,
+    described,
+    load_native,
+    prepared,
+)
+from training.estimators.scaled_trees import needs_float64, scaled_trees
+from training.exceptions import DataValidationError, TrainingError
 from training.publish import Published, code_revision, library_versions, publish
 from training.tasks import Splits, gate_on_baseline, parity_probe, task_kind
 from training.tasks.base import PARITY_PROBE_ROWS, compile_with_parity
@@ -57,15 +78,24 @@ class LoadedFile:
     estimator: Any
     name: str
     data: bytes
+    feature_names: list[str] | None = None  # recorded by the file itself (XGBoost, LightGBM)
 
 
-def load_model_file(path: str, *, trust: list[str], allow_pickle: bool) -> LoadedFile:
+def load_model_file(
+    path: str, *, trust: list[str], allow_pickle: bool, task: str | None = None
+) -> LoadedFile:
     """Load a fitted estimator from ``path`` under the rules in the module docstring."""
     file = Path(path)
     if not file.is_file():
         raise ImportRefusedError(f"model file {path} does not exist")
     data = file.read_bytes()
     suffix = file.suffix.lower()
+    if suffix in NATIVE_SUFFIXES:
+        try:
+            native = load_native(file, task)
+        except NativeModelError as exc:
+            raise ImportRefusedError(str(exc)) from exc
+        return LoadedFile(native.estimator, f"model{suffix}", data, native.feature_names)
     if suffix in SKOPS_SUFFIXES:
         import skops.io
 
@@ -88,7 +118,10 @@ def load_model_file(path: str, *, trust: list[str], allow_pickle: bool) -> Loade
         import joblib
 
         return LoadedFile(joblib.load(file), f"model{suffix}", data)
-    raise ImportRefusedError(f"{path}: unknown model format; use .skops, or .joblib/.pkl with --allow-pickle")
+    raise ImportRefusedError(
+        f"{path}: unknown model format; use .skops, .joblib/.pkl with --allow-pickle, an XGBoost"
+        " .json/.ubj or a LightGBM .txt model file"
+    )
 
 
 def infer_task(estimator: Any) -> str:
@@ -105,11 +138,13 @@ def infer_task(estimator: Any) -> str:
     )
 
 
-def feature_names(estimator: Any, columns: list[str], label: str | None, source: str) -> list[str]:
+def feature_names(
+    estimator: Any, columns: list[str], label: str | None, source: str, recorded: list[str] | None = None
+) -> list[str]:
     """The model's features: its own recorded names, else every sample column but the label."""
-    known = getattr(estimator, "feature_names_in_", None)
+    known = recorded if recorded is not None else getattr(estimator, "feature_names_in_", None)
     if known is not None:
-        names = [str(n) for n in known]
+        names = [_sample_name(str(n), columns) for n in known]
         lacking = [n for n in names if n not in columns]
         if lacking:
             raise ImportRefusedError(
@@ -144,7 +179,7 @@ def import_model(
     from sklearn.exceptions import NotFittedError
     from sklearn.utils.validation import check_is_fitted
 
-    loaded = load_model_file(model_path, trust=trust or [], allow_pickle=allow_pickle)
+    loaded = load_model_file(model_path, trust=trust or [], allow_pickle=allow_pickle, task=task)
     estimator = loaded.estimator
     if not hasattr(estimator, "fit") or not hasattr(estimator, "get_params"):
         raise ImportRefusedError(
@@ -159,17 +194,14 @@ def import_model(
     columns = read_columns(data_uri, s3_client=s3_client)
     if label is not None and label not in columns:
         raise ImportRefusedError(f"the sample {data_uri} has no label column {label!r}")
-    names = feature_names(estimator, columns, label, data_uri)
-    # The model was fitted elsewhere on numbers: the sample must be numbers (or true/false), complete.
-    dataset = load_dataset(
-        data_uri, names, label, s3_client=s3_client, labels_of=kind.labels, missing="refuse", constant_ok=True
-    )
-    if dataset.categories:
-        raise ImportRefusedError(
-            f"the sample's column(s) {', '.join(map(repr, dataset.categories))} hold text: an imported model"
-            " is served numbers and true/false only (its own encoding is not known to the service);"
-            " train it here (python -m training) to have categories encoded for it"
+    inputs = (
+        _pipeline_inputs(estimator, columns, label, data_uri, kind.labels, s3_client)
+        if starts_with_column_transformer(estimator)
+        else _numeric_inputs(
+            estimator, columns, label, data_uri, kind.labels, s3_client, loaded.feature_names
         )
+    )
+    names, dataset, served = inputs.names, inputs.dataset, prepared(inputs.estimator)
     labels = kind.usable(dataset.labels, data_uri) if dataset.labels is not None else None
     # A record of what was imported, not a recipe to build from: constructed, not validated as one
     # (its estimator may be a Pipeline, which no config can build).
@@ -178,19 +210,29 @@ def import_model(
         data=DataConfig(features=names, label=label),
         model=ModelConfig.model_construct(
             task=kind.name,
-            estimator=f"{type(estimator).__module__}.{type(estimator).__name__}",
+            estimator=described(estimator) or f"{type(estimator).__module__}.{type(estimator).__name__}",
             params={},
             scale=None,
         ),
         threshold=ThresholdConfig(strategy="estimator"),
     )
-    compile_model(estimator, kind.name, len(names))  # an unconvertible model is refused first
-    x = dataset.features
+    compile_model(served, kind.name, inputs.width)  # an unconvertible model is refused first
+    table = inputs.table
+    x = inputs.encode(table)
     everything = np.arange(dataset.rows)
     # Fitted elsewhere: every sample row is both the reference and the evaluation set.
-    splits = Splits(x, labels, everything, everything, everything, names)
+    splits = Splits(
+        x,
+        labels,
+        everything,
+        everything,
+        everything,
+        names,
+        table=None if x is table else table,
+        categories={s.name: list(s.categories) for s in inputs.specs if s.categories},
+    )
     try:
-        outcome = kind.outcome(estimator, splits, config)
+        outcome = kind.outcome(served, splits, config)
     except ValueError as exc:  # scikit-learn refusing the rows: wrong width, wrong values
         raise ImportRefusedError(
             f"the model cannot score the sample's {len(names)} feature columns: {converter_reason(exc)}"
@@ -203,8 +245,17 @@ def import_model(
         outcome.baseline_name,
         allow_worse_than_baseline,
     )
-    probe = parity_probe(x, PARITY_PROBE_ROWS, seed=0)
-    serving, converter, parity = compile_with_parity(kind, estimator, outcome, {"sample": x, "random": probe})
+    checks = {"sample": x, "random": parity_probe(x, PARITY_PROBE_ROWS, seed=0)}
+    translation = inputs.translation
+    if translation is not None:
+        # The gate sees the sample as the service encodes it with missing and unseen values, too.
+        checks["sample_with_missing_and_unseen"] = x_probe = translation.encode(
+            translation.with_missing_and_unseen(table, seed=0)
+        )
+        log.info("parity rows with missing and unseen values: %d", len(x_probe))
+    serving, converter, parity = _compiled(kind, served, outcome, checks)
+    if translation is not None:
+        parity["preprocessing"] = translation.check(table, seed=0)
     footprint = measure(serving, x.shape[1], LAMBDA_MEMORY_MB)
     refuse_if_too_big(footprint)
     converter = {**converter, **footprint.as_converter_entries()}
@@ -222,6 +273,8 @@ def import_model(
         "footprint": footprint.as_dict(),
         **outcome.evaluation,
     }
+    if translation is not None:
+        evaluation["preprocessing"] = translation.description()
     return publish(
         open_storage(model_uri, s3_client=s3_client),
         name=config.name,
@@ -229,8 +282,8 @@ def import_model(
         estimator=estimator,
         serving_model=serving,
         converter=converter,
-        estimator_name=estimator_name(estimator),
-        features=[FeatureSpec(name=n, dtype=d) for n, d in zip(names, dataset.feature_dtypes, strict=True)],
+        estimator_name=described(estimator) or estimator_name(estimator),
+        features=inputs.specs,
         label=label if labels is not None else None,
         outcome=outcome,
         evaluation=evaluation,
@@ -240,6 +293,143 @@ def import_model(
     )
 
 
+def _compiled(
+    kind: Any, served: Any, outcome: Any, checks: dict[str, np.ndarray]
+) -> tuple[bytes, dict[str, str], dict[str, Any]]:
+    """compile_with_parity, in float64 from the start for a scaler in front of trees (its only exact
+    graph); where no float64 graph of it runs (skl2onnx's forest regressors), float32 and the gate
+    decide, and a refusal says what to change."""
+    if not needs_float64(served):
+        return compile_with_parity(kind, served, outcome, checks)
+    try:
+        return compile_with_parity(kind, served, outcome, checks, "double")
+    except CompileError:
+        raise
+    except Exception as exc:  # ONNX Runtime refusing the float64 graph itself
+        log.warning("no float64 graph runs (%s); trying float32", converter_reason(exc))
+    try:
+        return compile_with_parity(kind, served, outcome, checks)
+    except CompileError as exc:
+        raise ImportRefusedError(
+            f"{exc}. A tree model needs no StandardScaler in front of it: fit it without one"
+        ) from exc
+
+
+@dataclass(frozen=True)
+class ServedInputs:
+    """The sample as the service serves it, and the estimator that takes its encoding."""
+
+    names: list[str]
+    dataset: Dataset
+    table: np.ndarray  # the served table (lambda_app/preprocess.py)
+    specs: list[FeatureSpec]
+    estimator: Any  # what is converted and parity-checked
+    translation: PipelineTranslation | None = None
+
+    @property
+    def width(self) -> int:
+        return sum(spec.width for spec in self.specs)
+
+    def encode(self, table: np.ndarray) -> np.ndarray:
+        return table if self.translation is None else self.translation.encode(table)
+
+
+def _numeric_inputs(
+    estimator: Any,
+    columns: list[str],
+    label: str | None,
+    data_uri: str,
+    labels_of: Any,
+    s3_client: Any,
+    recorded: list[str] | None = None,
+) -> ServedInputs:
+    """A model fitted on numbers: the sample must be numbers (or true/false), complete."""
+    names = feature_names(estimator, columns, label, data_uri, recorded)
+    try:
+        dataset = load_dataset(
+            data_uri,
+            names,
+            label,
+            s3_client=s3_client,
+            labels_of=labels_of,
+            missing="refuse",
+            constant_ok=True,
+        )
+    except DataValidationError as exc:
+        where, _, _ = str(exc).partition(";")
+        if "missing value" not in where:
+            raise
+        raise ImportRefusedError(
+            f"{where}: this model fills no missing values; import a Pipeline whose ColumnTransformer has a"
+            " SimpleImputer for the column, or complete the sample"
+        ) from exc
+    if dataset.categories:
+        raise ImportRefusedError(
+            f"the sample's column(s) {', '.join(map(repr, dataset.categories))} hold text: an imported model"
+            " is served numbers and true/false only, unless it is a Pipeline whose ColumnTransformer"
+            " encodes them (OneHotEncoder, OrdinalEncoder); or train it here (python -m training)"
+        )
+    specs = [FeatureSpec(name=n, dtype=d) for n, d in zip(names, dataset.feature_dtypes, strict=True)]
+    # Same answers; a scaler in front of trees compiles exactly only this way.
+    return ServedInputs(names, dataset, dataset.features, specs, scaled_trees(estimator))
+
+
+def _pipeline_inputs(
+    estimator: Any, columns: list[str], label: str | None, data_uri: str, labels_of: Any, s3_client: Any
+) -> ServedInputs:
+    """A Pipeline starting with a ColumnTransformer: its preprocessing translated into the features'
+    fills, categories and encodings (training/estimators/imported_pipeline.py)."""
+    try:
+        translation = translate(estimator)
+    except UnservablePipelineError as exc:
+        raise ImportRefusedError(f"the pipeline cannot be served exactly: {exc}") from exc
+    names = translation.names
+    lacking = [n for n in names if n not in columns]
+    if lacking:
+        raise ImportRefusedError(
+            f"the sample {data_uri} lacks feature(s) the model was fitted on: {', '.join(lacking)}"
+        )
+    if label is not None and label in names:
+        raise ImportRefusedError(f"the label {label!r} is one of the pipeline's features")
+    dataset = load_dataset(
+        data_uri,
+        names,
+        label,
+        s3_client=s3_client,
+        labels_of=labels_of,
+        missing="impute",  # allowed to be read; refused below where the pipeline fills none
+        types=dict.fromkeys(translation.category_names, "category"),
+        max_categories=MAX_SAMPLE_CATEGORIES,
+        constant_ok=True,
+    )
+    try:
+        translation = translation.with_specs(dataset)
+    except UnservablePipelineError as exc:
+        raise ImportRefusedError(f"the pipeline cannot be served exactly: {exc}") from exc
+    log.info("the pipeline's preprocessing, as served: %s", translation.description())
+    return ServedInputs(
+        names,
+        dataset,
+        translation.served_table(dataset),
+        translation.specs,
+        translation.estimator,
+        translation,
+    )
+
+
+MAX_SAMPLE_CATEGORIES = 1_000_000
+"""The encoder's categories are the model's; the sample's distinct values only need reading."""
+
+
+def _sample_name(name: str, columns: list[str]) -> str:
+    """The sample's column for a recorded feature name: LightGBM records "mean radius" as
+    "mean_radius" (no spaces), so a name the sample lacks is matched with its spaces as underscores."""
+    if name in columns:
+        return name
+    matches = [c for c in columns if re.sub(r"\s", "_", c) == name]
+    return matches[0] if len(matches) == 1 else name
+
+
 def _provenance(estimator: Any, dataset: Dataset, model_path: str, config: TrainingConfig) -> Provenance:
 
     params = {key: _plain(value) for key, value in estimator.get_params(deep=False).items()}
@@ -247,7 +437,7 @@ def _provenance(estimator: Any, dataset: Dataset, model_path: str, config: Train
         data_uri=dataset.uri,
         data_sha256=dataset.sha256,
         rows=dataset.rows,
-        params={"estimator": estimator_name(estimator), **params},
+        params={"estimator": described(estimator) or estimator_name(estimator), **params},
         library_versions=library_versions(),
         code_revision=code_revision(),
         config={"source": "import", "model_file": model_path, **config.model_dump(mode="json")},

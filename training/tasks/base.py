@@ -250,23 +250,28 @@ def unlabelled_outcome(
 
 
 def compile_with_parity(
-    kind: TaskKind, estimator: Any, outcome: Outcome, checks: dict[str, np.ndarray]
+    kind: TaskKind,
+    estimator: Any,
+    outcome: Outcome,
+    checks: dict[str, np.ndarray],
+    precision: str = "float",
 ) -> tuple[bytes, dict[str, str], dict[str, Any]]:
     """The serving graph, how it was made, and its parity on each named set of rows.
 
     A skl2onnx graph that fails parity in float32 is converted again in float64 (nearest-neighbour
     models pick other neighbours when distances round); the float32 refusal is recorded. Any graph
-    that still disagrees raises CompileError: it is never published.
+    that still disagrees raises CompileError: it is never published. ``precision`` "double" starts
+    in float64, for a model whose float32 graph is known to be inexact.
     """
     from training.estimators.convert import CompileError, compile_model, converter_reason
 
     width = next(iter(checks.values())).shape[1]
-    graph, converter = compile_model(estimator, kind.name, width)
+    graph, converter = compile_model(estimator, kind.name, width, precision)
     parity: dict[str, Any]
     try:
         parity = {name: kind.parity(estimator, graph, rows, outcome) for name, rows in checks.items()}
     except CompileError as float32_error:
-        if converter["name"] != "skl2onnx":
+        if converter["name"] != "skl2onnx" or precision == "double":
             raise
         log.warning("the float32 graph failed parity (%s); converting in float64", float32_error)
         graph, converter = compile_model(estimator, kind.name, width, "double")
