@@ -193,45 +193,9 @@ def register_converters() -> None:
         calculate_linear_regressor_output_shapes,
     )
 
-    if importlib.util.find_spec("training.estimators.boosted_trees") is not None:  # the project's own
-        importlib.import_module("training.estimators.boosted_trees").register()
-    else:
-        import xgboost
+    from training.estimators import boosted_trees
 
-        convert_xgboost = importlib.import_module(
-            "onnxmltools.convert.xgboost.operator_converters.XGBoost"
-        ).convert_xgboost
-
-        classifier_options = {"nocl": [True, False], "zipmap": [True, False, "columns"]}
-        update_registered_converter(
-            xgboost.XGBClassifier,
-            "ImportedXGBClassifier",
-            calculate_linear_classifier_output_shapes,
-            convert_xgboost,
-            options=classifier_options,
-        )
-        update_registered_converter(
-            xgboost.XGBRegressor,
-            "ImportedXGBRegressor",
-            calculate_linear_regressor_output_shapes,
-            convert_xgboost,
-        )
-    if importlib.util.find_spec("training.estimators.boosted_trees") is None:
-        import lightgbm
-
-        update_registered_converter(
-            lightgbm.LGBMClassifier,
-            "ImportedLGBMClassifier",
-            calculate_linear_classifier_output_shapes,
-            convert_lightgbm,
-            options={"nocl": [True, False], "zipmap": [True, False, "columns"]},
-        )
-        update_registered_converter(
-            lightgbm.LGBMRegressor,
-            "ImportedLGBMRegressor",
-            calculate_linear_regressor_output_shapes,
-            convert_lightgbm,
-        )
+    boosted_trees.register()  # XGBoost's and LightGBM's scikit-learn classes
     update_registered_converter(
         LightGBMFileClassifier,
         "ImportedLightGBMClassifier",
