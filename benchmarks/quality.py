@@ -231,6 +231,7 @@ def serving_rows(work: Path, iterations: int) -> list[list[str]]:
     from sklearn.datasets import load_breast_cancer
 
     from benchmarks.__main__ import v2_event
+    from lambda_app.invoke import LocalLambdaContext
     from training.tasks.checks import validate_config
     from training.train import run_training
 
@@ -264,13 +265,14 @@ def serving_rows(work: Path, iterations: int) -> list[list[str]]:
 
         handler = importlib.reload(lambda_app.handler).handler
         timings = {}
+        context = LocalLambdaContext()
         for n, body in bodies.items():
             event = v2_event(body)
             samples = []
             with contextlib.redirect_stdout(io.StringIO()):
                 for index in range(iterations if n == 1 else max(5, iterations // 10)):
                     start = time.perf_counter()
-                    response = handler(event, None)
+                    response = handler(event, context)
                     if index:
                         samples.append((time.perf_counter() - start) * 1000)
             assert response["statusCode"] == 200, response["body"]
