@@ -76,15 +76,18 @@ class Family:
     scale: bool | None = None
 
 
+BOOSTING_SPACE: dict[str, list[Any]] = {
+    "learning_rate": [0.03, 0.1, 0.3],
+    "max_leaf_nodes": [15, 31, 63],
+    "l2_regularization": [0.0, 1.0],
+}
+"""HistGradientBoosting's space under ``auto``, for classes and numbers alike."""
+
 AUTO_FAMILIES: dict[str, tuple[Family, ...]] = {
     "classification": (
         Family(
             "sklearn.ensemble.HistGradientBoostingClassifier",
-            space={
-                "learning_rate": [0.03, 0.1, 0.3],
-                "max_leaf_nodes": [15, 31, 63],
-                "l2_regularization": [0.0, 1.0],
-            },
+            space=BOOSTING_SPACE,
         ),
         Family(
             "sklearn.ensemble.RandomForestClassifier",
@@ -101,11 +104,7 @@ AUTO_FAMILIES: dict[str, tuple[Family, ...]] = {
     "regression": (
         Family(
             "sklearn.ensemble.HistGradientBoostingRegressor",
-            space={
-                "learning_rate": [0.03, 0.1, 0.3],
-                "max_leaf_nodes": [15, 31, 63],
-                "l2_regularization": [0.0, 1.0],
-            },
+            space=BOOSTING_SPACE,
         ),
         Family(
             "sklearn.ensemble.RandomForestRegressor",

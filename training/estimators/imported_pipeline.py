@@ -40,6 +40,7 @@ from lambda_app.registry import FeatureSpec
 from lambda_app.registry.manifest import Encoding
 from training.data.validate import Dataset
 from training.estimators.convert import CompileError
+from training.estimators.preprocess import refuse_unless_equal
 from training.exceptions import TrainingError
 
 ACCEPTED = "SimpleImputer, OneHotEncoder, OrdinalEncoder, StandardScaler, 'passthrough' or 'drop'"
@@ -197,14 +198,7 @@ class PipelineTranslation:
                 expected.toarray() if hasattr(expected, "toarray") else expected, dtype=np.float64
             )
             encoded = self.encode(rows)
-            served = self.scaled(encoded)
-            if expected.shape != served.shape or not np.array_equal(expected, served):
-                differ = np.argwhere(expected != served) if expected.shape == served.shape else [[0, 0]]
-                row, column = (int(v) for v in differ[0])
-                raise CompileError(
-                    f"the service's preprocessing differs from the pipeline's ColumnTransformer: shape"
-                    f" {served.shape} vs {expected.shape}, first difference at row {row}, column {column}"
-                )
+            refuse_unless_equal(self.scaled(encoded), expected, "the pipeline's ColumnTransformer")
             ours, theirs = self.estimator.predict(encoded), self.pipeline.predict(raw)
             if not np.array_equal(np.asarray(ours), np.asarray(theirs)):
                 raise CompileError("the translated pipeline answers differently from the imported one")

@@ -91,16 +91,22 @@ class Preprocessing:
         checked = 0
         for rows in (table, probe):
             expected = np.asarray(self.transformer.transform(raw_frame(rows, self.specs)), dtype=np.float64)
-            served = self.encode(rows)
-            if expected.shape != served.shape or not np.array_equal(expected, served):
-                differ = np.argwhere(expected != served) if expected.shape == served.shape else [[0, 0]]
-                row, column = (int(v) for v in differ[0])
-                raise CompileError(
-                    f"the service's preprocessing differs from scikit-learn's: shape {served.shape} vs"
-                    f" {expected.shape}, first difference at row {row}, input column {column}"
-                )
+            refuse_unless_equal(self.encode(rows), expected, "scikit-learn's")
             checked += len(rows)
         return {"rows": checked, "exactly_equal": True, "with_missing_and_unseen": len(probe)}
+
+
+def refuse_unless_equal(served: np.ndarray, expected: np.ndarray, whose: str) -> None:
+    """CompileError, naming the first differing cell, unless the service's encoding of some rows is
+    exactly ``expected`` (``whose`` transformer's output for the same rows)."""
+    if expected.shape == served.shape and np.array_equal(expected, served):
+        return
+    differ = np.argwhere(expected != served) if expected.shape == served.shape else [[0, 0]]
+    row, column = (int(v) for v in differ[0])
+    raise CompileError(
+        f"the service's preprocessing differs from {whose}: shape {served.shape} vs {expected.shape},"
+        f" first difference at row {row}, input column {column}"
+    )
 
 
 def encoding_for(estimator: Any) -> Encoding:
