@@ -128,27 +128,28 @@ def test_concurrent_moves_from_processes_keep_every_history_entry(
 
 
 @pytest.fixture
-def atomic_moto_put(monkeypatch: pytest.MonkeyPatch) -> None:
-    """S3 checks If-Match / If-None-Match and writes as one step; moto checks, then writes, in Python.
+def atomic_moto_objects(monkeypatch: pytest.MonkeyPatch) -> None:
+    """S3 answers each request on a key as one step; moto does it in several Python steps.
 
-    Unserialised, two threads can both pass moto's check before either writes (a lost update real S3
-    never allows), and a put can close the buffer of the object another put is still hashing
-    (ValueError: I/O operation on closed file). So the fake's put_object runs one at a time here,
-    as S3's does per key; reads stay concurrent.
+    Unserialised, two threads can both pass moto's If-Match / If-None-Match check before either
+    writes (a lost update real S3 never allows), a put can close the buffer of the object another
+    put is still hashing, and a get can read a buffer a concurrent put has just closed (ValueError:
+    I/O operation on closed file). So the fake answers one key request at a time here. The race
+    under test is unchanged: it lies between a mover's read and its conditional write, two requests.
     """
-    put_object = S3Response.put_object
+    key_response = S3Response.key_response
     lock = threading.Lock()
 
-    @functools.wraps(put_object)
+    @functools.wraps(key_response)
     def atomic(self: S3Response, *args: Any, **kwargs: Any) -> Any:
         with lock:
-            return put_object(self, *args, **kwargs)
+            return key_response(self, *args, **kwargs)
 
-    monkeypatch.setattr(S3Response, "put_object", atomic)
+    monkeypatch.setattr(S3Response, "key_response", atomic)
 
 
 @pytest.fixture
-def s3_storage(atomic_moto_put: None) -> Iterator[S3Storage]:
+def s3_storage(atomic_moto_objects: None) -> Iterator[S3Storage]:
     with mock_aws():
         client = boto3.client("s3", region_name="us-east-1")
         client.create_bucket(Bucket="models")
