@@ -71,6 +71,8 @@ class Settings(BaseSettings):
     unseen_categories: Literal["score", "refuse"] = "score"
     batch_chunk_rows: int = Field(default=100_000, gt=0, le=10_000_000)
     batch_max_object_bytes: int = Field(default=150_000_000, gt=0)
+    # Explanations cost more than predictions (milliseconds per row for a large forest): their own limit.
+    explain_max_rows: int = Field(default=100, gt=0)
 
     @model_validator(mode="after")
     def _abandon_loads_only_after_requests_stop_waiting(self) -> Self:

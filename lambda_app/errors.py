@@ -64,6 +64,12 @@ class ResponseTooLargeError(InvalidInputError):
     code = "response_too_large"
 
 
+class ExplanationUnavailableError(InvalidInputError):
+    """An explanation was asked of a model version that has none (or whose explanations are refused)."""
+
+    code = "explanation_unavailable"
+
+
 class ModelOutputError(ServiceError):
     """The model produced something that cannot be a prediction (a non-finite value)."""
 

@@ -30,6 +30,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from lambda_app.config import Settings
 from lambda_app.drift import DriftMonitor
 from lambda_app.errors import ModelUnavailableError
+from lambda_app.explain.loader import LazyExplainer
 from lambda_app.models import Predictor, build_predictor
 from lambda_app.observability import logger, metrics, traced
 from lambda_app.registry import (
@@ -51,6 +52,7 @@ class LoadedModel:
     predictor: Predictor
     loaded_at: datetime
     drift: DriftMonitor
+    explainer: LazyExplainer | None = None  # None only for a model built outside the store (tests, tools)
 
 
 MAX_ABANDONED_LOADS = 4
@@ -371,4 +373,5 @@ class ModelStore:
             predictor=predictor,
             loaded_at=datetime.now(UTC),
             drift=DriftMonitor.for_manifest(manifest),
+            explainer=LazyExplainer(manifest, lambda file: read_verified(storage, manifest, file)),
         )

@@ -34,6 +34,51 @@ class RowError(BaseModel):
     message: str = Field(examples=["must be a finite number"])
 
 
+class Contribution(BaseModel):
+    feature: str = Field(description="an input feature (a category's one-hot columns count as one)")
+    contribution: float = Field(description="its part of value - base, in the units of explanation_space")
+
+
+class ExplainedOutput(BaseModel):
+    base: float = Field(description="the expected value over the training data (what no feature explains)")
+    value: float = Field(description="the explained number: base + the sum of contributions + rest")
+    contributions: list[Contribution] = Field(description="the largest contributions (by size), at most top")
+    rest: float = Field(description="the sum of the contributions not listed (0 when all are)")
+
+
+class ClassExplanation(ExplainedOutput):
+    class_: int | str = Field(alias="class", description="the class explained")
+
+
+class RowExplanation(BaseModel):
+    """One record's explanation: of the score, the prediction, or a class (the predicted one, or each)."""
+
+    class_: int | str | None = Field(
+        default=None, alias="class", description="classifiers: the predicted class"
+    )
+    base: float | None = Field(default=None, description="the expected value over the training data")
+    value: float | None = Field(default=None, description="base + the sum of contributions + rest")
+    contributions: list[Contribution] | None = Field(default=None, description="the largest, at most top")
+    rest: float | None = Field(default=None, description="the sum of the contributions not listed")
+    classes: list[ClassExplanation] | None = Field(
+        default=None, description="explain_classes=all only: every class's explanation, in the model's order"
+    )
+    imputed: list[str] | None = Field(
+        default=None, description="features whose missing value was filled (their contribution is the fill's)"
+    )
+
+
+EXPLANATIONS_DESCRIPTION = (
+    "explain=true only: per record, why the model answered as it did (null: not scored)"
+)
+EXPLANATION_SPACE_DESCRIPTION = (
+    "explain=true only: what value is: score (the anomaly score), prediction, probability (a forest's"
+    " class probability), log_odds (probability = 1 / (1 + exp(-value))) or margin (the probabilities are"
+    " the softmax of the classes' values)"
+)
+ExplanationSpace = Literal["score", "prediction", "probability", "log_odds", "margin"]
+
+
 PER_ROW_ERRORS = (
     "errors=per_row only: one entry per problem of each record that was not scored (its answer fields"
     " are null); null when every record was scored"
@@ -54,6 +99,12 @@ class PredictResponse(BaseModel):
     probabilities: list[dict[str, float]] | None = Field(
         default=None, description="classification models only: per row, each class's probability"
     )
+    explanations: list[RowExplanation | None] | None = Field(
+        default=None, description=EXPLANATIONS_DESCRIPTION
+    )
+    explanation_space: ExplanationSpace | None = Field(
+        default=None, description=EXPLANATION_SPACE_DESCRIPTION
+    )
     version: str = Field(description="the model version that answered")
     errors: list[RowError] | None = Field(
         default=None, description="null, except with errors=per_row: " + PER_ROW_ERRORS
@@ -69,6 +120,12 @@ class AnomalyResponse(BaseModel):
         description="anomaly score, higher is more anomalous; >= the model's threshold is 1",
         examples=[[0.41]],
     )
+    explanations: list[RowExplanation | None] | None = Field(
+        default=None, description=EXPLANATIONS_DESCRIPTION
+    )
+    explanation_space: ExplanationSpace | None = Field(
+        default=None, description=EXPLANATION_SPACE_DESCRIPTION
+    )
     version: str = Field(description="the model version that answered")
     errors: None = Field(default=None, description="always null on success")
     unseen: list[UnseenItem] | None = Field(default=None, description=UNSEEN_DESCRIPTION)
@@ -81,6 +138,12 @@ class ClassificationResponse(BaseModel):
     probabilities: list[dict[str, float]] = Field(
         description="per row, each class (as a string key) mapped to its probability"
     )
+    explanations: list[RowExplanation | None] | None = Field(
+        default=None, description=EXPLANATIONS_DESCRIPTION
+    )
+    explanation_space: ExplanationSpace | None = Field(
+        default=None, description=EXPLANATION_SPACE_DESCRIPTION
+    )
     version: str = Field(description="the model version that answered")
     errors: None = Field(default=None, description="always null on success")
     unseen: list[UnseenItem] | None = Field(default=None, description=UNSEEN_DESCRIPTION)
@@ -90,6 +153,12 @@ class RegressionResponse(BaseModel):
     """A regressor's answer, in the order of the request's records."""
 
     predictions: list[float] = Field(description="the predicted value")
+    explanations: list[RowExplanation | None] | None = Field(
+        default=None, description=EXPLANATIONS_DESCRIPTION
+    )
+    explanation_space: ExplanationSpace | None = Field(
+        default=None, description=EXPLANATION_SPACE_DESCRIPTION
+    )
     version: str = Field(description="the model version that answered")
     errors: None = Field(default=None, description="always null on success")
     unseen: list[UnseenItem] | None = Field(default=None, description=UNSEEN_DESCRIPTION)
@@ -100,6 +169,12 @@ class AnomalyPerRowResponse(BaseModel):
 
     predictions: list[Literal[0, 1] | None] = Field(description="1 = anomaly, 0 = normal, null: not scored")
     scores: list[float | None] = Field(description="anomaly score; null: not scored")
+    explanations: list[RowExplanation | None] | None = Field(
+        default=None, description=EXPLANATIONS_DESCRIPTION
+    )
+    explanation_space: ExplanationSpace | None = Field(
+        default=None, description=EXPLANATION_SPACE_DESCRIPTION
+    )
     version: str = Field(description="the model version that answered")
     errors: list[RowError] | None = Field(description=PER_ROW_ERRORS)
     unseen: list[UnseenItem] | None = Field(default=None, description=UNSEEN_DESCRIPTION)
@@ -112,6 +187,12 @@ class ClassificationPerRowResponse(BaseModel):
     probabilities: list[dict[str, float] | None] = Field(
         description="per row, each class's probability; null: not scored"
     )
+    explanations: list[RowExplanation | None] | None = Field(
+        default=None, description=EXPLANATIONS_DESCRIPTION
+    )
+    explanation_space: ExplanationSpace | None = Field(
+        default=None, description=EXPLANATION_SPACE_DESCRIPTION
+    )
     version: str = Field(description="the model version that answered")
     errors: list[RowError] | None = Field(description=PER_ROW_ERRORS)
     unseen: list[UnseenItem] | None = Field(default=None, description=UNSEEN_DESCRIPTION)
@@ -121,6 +202,12 @@ class RegressionPerRowResponse(BaseModel):
     """A regressor's answer with errors=per_row: null for each record that was not scored."""
 
     predictions: list[float | None] = Field(description="the predicted value; null: not scored")
+    explanations: list[RowExplanation | None] | None = Field(
+        default=None, description=EXPLANATIONS_DESCRIPTION
+    )
+    explanation_space: ExplanationSpace | None = Field(
+        default=None, description=EXPLANATION_SPACE_DESCRIPTION
+    )
     version: str = Field(description="the model version that answered")
     errors: list[RowError] | None = Field(description=PER_ROW_ERRORS)
     unseen: list[UnseenItem] | None = Field(default=None, description=UNSEEN_DESCRIPTION)

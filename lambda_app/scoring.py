@@ -20,7 +20,15 @@ from aws_lambda_powertools.metrics import MetricUnit
 from lambda_app import row_rules
 from lambda_app.config import Settings
 from lambda_app.drift import DriftSnapshot
-from lambda_app.errors import ErrorDetail, InvalidInputError, ModelOutputError, ResponseTooLargeError
+from lambda_app.errors import (
+    ErrorDetail,
+    ExplanationUnavailableError,
+    InvalidInputError,
+    ModelOutputError,
+    ResponseTooLargeError,
+    TooManyRecordsError,
+)
+from lambda_app.explain.explainer import Explainer, explain_rows
 from lambda_app.model_store import LoadedModel
 from lambda_app.models import Prediction
 from lambda_app.observability import SERVICE_NAME, metrics, traced
@@ -37,19 +45,41 @@ RESPONSE_ENVELOPE_BYTES = 512
 """Room for the response's other fields and Lambda's envelope (status, headers)."""
 
 
-def max_answerable_rows(model: LoadedModel, settings: Settings) -> int:
+@dataclass(frozen=True)
+class ExplainOptions:
+    """``/predict?explain=true``: how many features per row, and every class or the predicted one."""
+
+    top: int = 5
+    all_classes: bool = False
+
+    def row_bytes(self, model: LoadedModel) -> int:
+        """An upper bound on one row's explanation in the JSON response (quotes escaped once more)."""
+        names = [len(orjson.dumps(name)) * 2 for name in model.manifest.feature_names]
+        contributions = min(self.top, len(names)) * (max(names) + 48)
+        one = 160 + contributions
+        classes = model.manifest.classes or []
+        label = max((len(orjson.dumps(c)) * 2 for c in classes), default=0)
+        per_row = (one + label) * (len(classes) if self.all_classes else 1)
+        return per_row + sum(names) + len(names) + 16  # the imputed features, at worst all
+
+
+def max_answerable_rows(model: LoadedModel, settings: Settings, explain: ExplainOptions | None = None) -> int:
     """The most records one request may carry for this model: the row limit, or fewer when the
-    answer per row is large (a classifier with many classes)."""
-    fits = (settings.max_response_bytes - RESPONSE_ENVELOPE_BYTES) // model.predictor.max_row_bytes()
-    return max(1, min(settings.max_rows, fits))
+    answer per row is large (a classifier with many classes, explanations)."""
+    per_row = model.predictor.max_row_bytes() + (explain.row_bytes(model) if explain else 0)
+    fits = (settings.max_response_bytes - RESPONSE_ENVELOPE_BYTES) // per_row
+    limit = min(settings.max_rows, settings.explain_max_rows) if explain else settings.max_rows
+    return max(1, min(limit, fits))
 
 
-def check_response_fits(rows: int, model: LoadedModel, settings: Settings) -> None:
+def check_response_fits(
+    rows: int, model: LoadedModel, settings: Settings, explain: ExplainOptions | None = None
+) -> None:
     """Refuse up front a request whose answer could exceed the response limit (a gateway 502 otherwise)."""
-    per_row = model.predictor.max_row_bytes()
+    per_row = model.predictor.max_row_bytes() + (explain.row_bytes(model) if explain else 0)
     if rows * per_row + RESPONSE_ENVELOPE_BYTES <= settings.max_response_bytes:
         return
-    fits = max_answerable_rows(model, settings)
+    fits = max_answerable_rows(model, settings, explain)
     raise ResponseTooLargeError(
         f"the answer to {rows} records could take up to {rows * per_row} bytes, over the response limit of"
         f" {settings.max_response_bytes} bytes (Lambda's 6 MB): send at most {fits} records per request"
@@ -65,7 +95,12 @@ class Scored:
 
 
 def score_table(
-    features: np.ndarray, model: LoadedModel, settings: Settings, started: float, rejected: int = 0
+    features: np.ndarray,
+    model: LoadedModel,
+    settings: Settings,
+    started: float,
+    rejected: int = 0,
+    explain: ExplainOptions | None = None,
 ) -> Scored:
     """The one scoring path after validation, whatever the request's format (``/predict``, the Open
     Inference Protocol): unseen categories, the response limit, predict, the finite check, drift and
@@ -80,7 +115,7 @@ def score_table(
     unseen = unseen_by_row(features, specs)
     if unseen and settings.unseen_categories == "refuse":
         raise unseen_refused(unseen, specs)
-    check_response_fits(len(features) + rejected, model, settings)
+    check_response_fits(len(features) + rejected, model, settings, explain)
     prediction = model.predictor.predict(features)
     if not prediction.finite():
         metrics.add_metric(name="NonFiniteScores", unit=MetricUnit.Count, value=1)
@@ -91,11 +126,18 @@ def score_table(
 
 
 @traced
-def score_records(payload: Any, model: LoadedModel, settings: Settings, per_row: bool = False) -> bytes:
+def score_records(
+    payload: Any,
+    model: LoadedModel,
+    settings: Settings,
+    per_row: bool = False,
+    explain: ExplainOptions | None = None,
+) -> bytes:
     """Score one record or an array of records; returns the serialised response body.
 
     ``per_row`` (``/predict?errors=per_row``): invalid records are answered null and reported in
-    ``errors``, the others scored; a 422 only when no record could be scored.
+    ``errors``, the others scored; a 422 only when no record could be scored. ``explain``
+    (``/predict?explain=true``): each scored row also gets its explanation (``explanations``).
 
     Raises:
         InvalidInputError, TooManyRecordsError: the records are not valid for this model.
@@ -104,17 +146,28 @@ def score_records(payload: Any, model: LoadedModel, settings: Settings, per_row:
     """
     started = time.perf_counter()
     specs = model.manifest.features
+    explainer = explainer_for(payload, model, settings) if explain else None
     if per_row:
-        return _score_per_row(payload, model, settings, started)
+        return _score_per_row(payload, model, settings, started, explain, explainer)
     features = records_to_matrix(payload, specs, settings.max_rows)
-    scored = score_table(features, model, settings, started)
-    body: dict[str, Any] = {**scored.prediction.fields(), "version": model.manifest.version, "errors": None}
+    scored = score_table(features, model, settings, started, explain=explain)
+    body: dict[str, Any] = {**answer_fields(scored.prediction, features, model, explain, explainer)}
+    if explainer is not None:
+        body["explanation_space"] = explainer.answer_space
+    body.update(version=model.manifest.version, errors=None)
     if category_columns(specs):  # only a model with categories can meet an unseen value
         body["unseen"] = [{"row": row, "fields": fields} for row, fields in scored.unseen] or None
     return orjson.dumps(body)
 
 
-def _score_per_row(payload: Any, model: LoadedModel, settings: Settings, started: float) -> bytes:
+def _score_per_row(
+    payload: Any,
+    model: LoadedModel,
+    settings: Settings,
+    started: float,
+    explain: ExplainOptions | None,
+    explainer: Explainer | None,
+) -> bytes:
     """Per-row answers: valid rows scored, the others null in every answer field and named in ``errors``."""
     specs = model.manifest.features
     features, accepted, details = records_to_partial_matrix(payload, specs, settings.max_rows)
@@ -133,14 +186,16 @@ def _score_per_row(payload: Any, model: LoadedModel, settings: Settings, started
         metrics.add_metric(name="RejectedRows", unit=MetricUnit.Count, value=rejected)
         details.sort(key=lambda d: d.row or 0)
         raise invalid_rows(details)
-    scored = score_table(features, model, settings, started, rejected)
+    scored = score_table(features, model, settings, started, rejected, explain)
     scored_rows: list[int] = np.flatnonzero(accepted).tolist()
     body: dict[str, Any] = {}
-    for name, values in scored.prediction.fields().items():
+    for name, values in answer_fields(scored.prediction, features, model, explain, explainer).items():
         column: list[Any] = [None] * len(accepted)
         for position, value in zip(scored_rows, values, strict=True):
             column[position] = value
         body[name] = column
+    if explainer is not None:
+        body["explanation_space"] = explainer.answer_space
     body["version"] = model.manifest.version
     details.sort(key=lambda d: d.row or 0)
     body["errors"] = [d.as_dict() for d in details] or None
@@ -154,6 +209,48 @@ def _score_per_row(payload: Any, model: LoadedModel, settings: Settings, started
             f" of {settings.max_response_bytes} bytes: send fewer records per request"
         )
     return content
+
+
+def explainer_for(payload: Any, model: LoadedModel, settings: Settings) -> Explainer:
+    """The model's explainer, once the request is known to be within the explanation row limit.
+
+    Raises:
+        TooManyRecordsError: more records than EXPLAIN_MAX_ROWS.
+        ExplanationUnavailableError: the model version has no explanations.
+    """
+    rows = len(payload) if isinstance(payload, list) else 1
+    if rows > settings.explain_max_rows:
+        raise TooManyRecordsError(
+            f"{rows} records ask for explanations; at most {settings.explain_max_rows} may per request"
+            " (EXPLAIN_MAX_ROWS): explanations cost more than predictions"
+        )
+    if model.explainer is None:
+        raise ExplanationUnavailableError(f"model version {model.manifest.version} has no explanations")
+    return model.explainer.get()
+
+
+def answer_fields(
+    prediction: Prediction,
+    features: np.ndarray,
+    model: LoadedModel,
+    explain: ExplainOptions | None,
+    explainer: Explainer | None,
+) -> dict[str, Any]:
+    """The task's answer fields, and ``explanations`` (with what they explain) when asked for."""
+    fields = prediction.fields()
+    if explain is None or explainer is None:
+        return fields
+    started = time.perf_counter()
+    predicted = fields["predictions"] if model.manifest.task == "classification" else None
+    encoded = model.predictor.encode(features)
+    fields["explanations"] = explain_rows(
+        explainer, encoded, features, predicted, explain.top, explain.all_classes
+    )
+    metrics.add_metric(name="ExplainedRows", unit=MetricUnit.Count, value=len(features))
+    metrics.add_metric(
+        name="ExplainLatency", unit=MetricUnit.Milliseconds, value=(time.perf_counter() - started) * 1000
+    )
+    return fields
 
 
 def unseen_refused(

@@ -57,7 +57,9 @@ class PathGroup:
     """All paths with the same number ``m`` of distinct columns (arrays of ``paths`` rows)."""
 
     column: np.ndarray  # int32 (paths, m): the graph input column of each split column
-    lower: np.ndarray  # float64 (paths, m): the path takes lower < x <= upper ("le") or lower <= x < upper ("lt")
+    lower: (
+        np.ndarray
+    )  # float64 (paths, m): the path takes lower < x <= upper ("le") or lower <= x < upper ("lt")
     upper: np.ndarray  # float64 (paths, m)
     zero: np.ndarray  # float64 (paths, m): the share of cover that follows the path at this column, in (0, 1]
     value: np.ndarray  # float64 (paths, outputs): the weighted leaf value
@@ -137,12 +139,16 @@ def load(data: bytes) -> ExplanationArtifact:
     except (ValueError, OSError, KeyError, json.JSONDecodeError) as exc:
         raise ExplanationArtifactError(f"not an explanation artifact: {exc}") from exc
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise ExplanationArtifactError(f"explanation artifact format {meta.get('format')!r}; this service reads {FORMAT}")
+        raise ExplanationArtifactError(
+            f"explanation artifact format {meta.get('format')!r}; this service reads {FORMAT}"
+        )
     try:
         model: TreePaths | Linear
         if meta["kind"] == "linear":
             model = Linear(
-                coef=_floats(arrays["coef"]), intercept=_floats(arrays["intercept"]), mean=_floats(arrays["mean"])
+                coef=_floats(arrays["coef"]),
+                intercept=_floats(arrays["intercept"]),
+                mean=_floats(arrays["mean"]),
             )
         elif meta["kind"] == "trees":
             groups = tuple(
@@ -205,7 +211,11 @@ def validate(artifact: ExplanationArtifact) -> None:
             problems.append("shift and scale come together")
         arrays = [model.offset]
         if model.shift is not None and model.scale is not None:
-            if model.shift.shape != (inputs,) or model.scale.shape != (inputs,) or not np.all(model.scale != 0):
+            if (
+                model.shift.shape != (inputs,)
+                or model.scale.shape != (inputs,)
+                or not np.all(model.scale != 0)
+            ):
                 problems.append("shift and scale need one non-zero scale per input column")
             arrays += [model.shift, model.scale]
         for group in model.groups:

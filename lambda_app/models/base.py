@@ -67,6 +67,10 @@ class Predictor(Protocol):
 
     def predict(self, features: np.ndarray) -> Prediction: ...
 
+    def encode(self, features: np.ndarray) -> np.ndarray:
+        """The graph's input for a served table (what explanations attribute to)."""
+        ...
+
     def max_row_bytes(self) -> int:
         """An upper bound on one row's share of the JSON response, quotes escaped as Lambda does."""
         ...
@@ -115,6 +119,10 @@ class OnnxModel:
             raise ManifestError(
                 f"the serving graph of a {self.manifest.task} model lacks output(s) {', '.join(missing)}"
             )
+
+    def encode(self, features: np.ndarray) -> np.ndarray:
+        """The graph's input for a served table (lambda_app/preprocess.py), as float64."""
+        return self._encode(features)
 
     def run(self, features: np.ndarray) -> Sequence[np.ndarray]:
         """The graph's outputs for a served table (one column per feature; lambda_app/preprocess.py)."""

@@ -55,9 +55,15 @@ def _unsafe_calls(path: Path) -> list[str]:
             owner = node.func.value
             if isinstance(owner, ast.Name) and (owner.id, node.func.attr) in UNSAFE_LOADS:
                 found.append(f"{path.name}:{node.lineno} calls {owner.id}.{node.func.attr}")
-            if node.func.attr == "load" and any(k.arg == "allow_pickle" for k in node.keywords):
+            if node.func.attr == "load" and any(
+                k.arg == "allow_pickle" and not _false(k.value) for k in node.keywords
+            ):
                 found.append(f"{path.name}:{node.lineno} loads with allow_pickle")
     return found
+
+
+def _false(value: ast.expr) -> bool:
+    return isinstance(value, ast.Constant) and value.value is False
 
 
 def test_the_service_never_deserialises_pickles() -> None:
@@ -70,3 +76,9 @@ def test_the_guard_itself_catches_an_unguarded_load(tmp_path: Path) -> None:
     sample = tmp_path / "bad.py"
     sample.write_text("import joblib\nimport io\nmodel = joblib.load(io.BytesIO(b''))\n")
     assert _unsafe_calls(sample) == ["bad.py:1 imports joblib", "bad.py:3 calls joblib.load"]
+
+
+def test_the_guard_allows_numpy_archives_only_without_pickles(tmp_path: Path) -> None:
+    sample = tmp_path / "npz.py"
+    sample.write_text("import numpy as np\nnp.load(f, allow_pickle=False)\nnp.load(f, allow_pickle=True)\n")
+    assert _unsafe_calls(sample) == ["npz.py:3 loads with allow_pickle"]

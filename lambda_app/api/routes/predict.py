@@ -11,7 +11,7 @@ from lambda_app.config import Settings
 from lambda_app.errors import InvalidInputError, PayloadTooLargeError
 from lambda_app.model_store import ModelStore
 from lambda_app.schemas import ErrorBody, PredictResponse, request_body_schema
-from lambda_app.scoring import score_records
+from lambda_app.scoring import ExplainOptions, score_records
 from lambda_app.validation import parse_body
 
 router = APIRouter(tags=["predict"])
@@ -46,22 +46,57 @@ ERRORS_PARAMETER: dict[str, Any] = {
 }
 
 
+MAX_TOP = 100
+EXPLAIN_PARAMETERS: list[dict[str, Any]] = [
+    {
+        "name": "explain",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "boolean", "default": False},
+        "description": "true: each scored record also gets its explanation in `explanations`: a base value"
+        " and each feature's contribution to the answer (Tree SHAP for tree ensembles and"
+        " IsolationForest, exact for linear models), so that base + contributions = value. At most"
+        " EXPLAIN_MAX_ROWS records per request (100 unless configured); a 422 for a model that has none.",
+    },
+    {
+        "name": "top",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_TOP, "default": 5},
+        "description": "with explain=true: how many contributions to list per record, largest first (the"
+        " others are summed in `rest`)",
+    },
+    {
+        "name": "explain_classes",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "string", "enum": ["predicted", "all"], "default": "predicted"},
+        "description": "with explain=true, classifiers only: explain the predicted class, or every class",
+    },
+]
+
+
 @router.post(
     "/predict",
     response_model=PredictResponse,
     responses=ERROR_RESPONSES,
-    openapi_extra={"requestBody": request_body_schema(None), "parameters": [ERRORS_PARAMETER]},
+    openapi_extra={
+        "requestBody": request_body_schema(None),
+        "parameters": [ERRORS_PARAMETER, *EXPLAIN_PARAMETERS],
+    },
 )
 async def predict(request: Request) -> Response:
     """Score one record or an array of records with the loaded model (see GET /model for its task).
 
-    `?errors=per_row` scores the valid records and reports the others row by row (see the parameter).
+    `?errors=per_row` scores the valid records and reports the others row by row (see the parameter);
+    `?explain=true` adds each record's explanation.
     """
     # App state is read directly, not through Depends: dependency resolution is the largest
     # cost of a 1-row request after Mangum itself.
     settings: Settings = request.app.state.settings
     store: ModelStore = request.app.state.model_store
     per_row = _per_row(request)
+    explain = explain_options(request)
     body = await read_body(request, settings)
     # The body is judged before the model is needed: bad input is a 4xx even while no model is loaded.
     payload = parse_body(body)
@@ -69,10 +104,10 @@ async def predict(request: Request) -> Response:
     if model is None:  # the first load may block on S3: off the event loop
         model = await run_in_threadpool(store.get)
     rows = len(payload) if isinstance(payload, list) else 1
-    if rows <= INLINE_ROWS:  # microseconds of work: a thread hop would cost more than it saves
+    if rows <= INLINE_ROWS and explain is None:  # microseconds: a thread hop would cost more than it saves
         content = score_records(payload, model, settings, per_row)
-    else:  # large batches run off the event loop, so a local server keeps serving others
-        content = await run_in_threadpool(score_records, payload, model, settings, per_row)
+    else:  # large batches and explanations run off the event loop, so a local server keeps serving others
+        content = await run_in_threadpool(score_records, payload, model, settings, per_row, explain)
     return Response(content=content, media_type="application/json")
 
 
@@ -89,6 +124,44 @@ def _per_row(request: Request) -> bool:
             + (" (given more than once)" if len(modes) > 1 else "")
         )
     return modes[0] == "per_row"
+
+
+def explain_options(request: Request) -> ExplainOptions | None:
+    """The ``explain``, ``top`` and ``explain_classes`` query parameters; None unless explain is true.
+
+    Raises:
+        InvalidInputError: a value outside its parameter's schema (named), or top / explain_classes
+            without explain=true.
+    """
+    if not request.scope.get("query_string"):
+        return None
+    params = request.query_params
+    explain = _one(params.getlist("explain"), "explain", ("true", "false"), "false") == "true"
+    top_text = _one(params.getlist("top"), "top", None, "5")
+    classes = _one(params.getlist("explain_classes"), "explain_classes", ("predicted", "all"), "predicted")
+    if not (top_text.isascii() and top_text.isdigit() and 1 <= int(top_text) <= MAX_TOP):
+        raise InvalidInputError(
+            f"query parameter top must be a whole number from 1 to {MAX_TOP}, got {top_text[:40]!r}"
+        )
+    if not explain:
+        if "top" in params or "explain_classes" in params:
+            raise InvalidInputError("query parameters top and explain_classes need explain=true")
+        return None
+    return ExplainOptions(top=int(top_text), all_classes=classes == "all")
+
+
+def _one(values: list[str], name: str, allowed: tuple[str, ...] | None, default: str) -> str:
+    """A query parameter given at most once (and one of ``allowed``), else a 422 naming it."""
+    if not values:
+        return default
+    if len(values) > 1:
+        raise InvalidInputError(f"query parameter {name} is given more than once")
+    value = values[0].lower() if allowed else values[0]
+    if allowed is not None and value not in allowed:
+        raise InvalidInputError(
+            f"query parameter {name} must be one of {', '.join(allowed)}, got {values[0][:40]!r}"
+        )
+    return value
 
 
 async def read_body(request: Request, settings: Settings) -> bytes:
