@@ -73,6 +73,8 @@ class Settings(BaseSettings):
     batch_max_object_bytes: int = Field(default=150_000_000, gt=0)
     # Explanations cost more than predictions (milliseconds per row for a large forest): their own limit.
     explain_max_rows: int = Field(default=100, gt=0)
+    # Batch scoring: the K largest contributions of each row's explanation as columns (0: none).
+    batch_explain: int = Field(default=0, ge=0, le=100)
 
     @model_validator(mode="after")
     def _abandon_loads_only_after_requests_stop_waiting(self) -> Self:

@@ -50,6 +50,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         help="rows per chunk; bounds memory (default: $BATCH_CHUNK_ROWS, else 100000)",
     )
+    parser.add_argument(
+        "--explain",
+        type=int,
+        metavar="K",
+        help="add each row's explanation: its base value, value, and K largest feature contributions"
+        " (default: $BATCH_EXPLAIN, else 0: none); costs far more than scoring for large forests",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
@@ -75,10 +82,11 @@ def _score(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from lambda_app.batch.formats import UnsupportedFormatError
+    from lambda_app.batch.job import explainer_of
     from lambda_app.batch.locations import LocationError, is_s3, plan
     from lambda_app.batch.run import run_job
     from lambda_app.config import Settings
-    from lambda_app.errors import ModelUnavailableError
+    from lambda_app.errors import ExplanationUnavailableError, ModelUnavailableError
     from lambda_app.model_store import ModelStore
 
     overrides: dict[str, Any] = {
@@ -94,6 +102,8 @@ def _score(args: argparse.Namespace) -> int:
         overrides["model_version"] = args.version
     if args.chunk_rows:
         overrides["batch_chunk_rows"] = args.chunk_rows
+    if args.explain is not None:
+        overrides["batch_explain"] = args.explain
     try:
         settings = Settings(**overrides)
     except ValueError as exc:
@@ -107,7 +117,15 @@ def _score(args: argparse.Namespace) -> int:
     try:
         planned = plan(args.input, args.output, s3)
         model = ModelStore(settings).get()
-    except (LocationError, UnsupportedFormatError, ModelUnavailableError, ClientError, BotoCoreError) as exc:
+        explainer = explainer_of(model) if settings.batch_explain else None
+    except (
+        LocationError,
+        UnsupportedFormatError,
+        ModelUnavailableError,
+        ExplanationUnavailableError,
+        ClientError,
+        BotoCoreError,
+    ) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
 
@@ -117,6 +135,12 @@ def _score(args: argparse.Namespace) -> int:
         f" ({model.manifest.task})",
         file=sys.stderr,
     )
+    if explainer is not None:
+        print(
+            f"explaining each row's {explainer.answer_space} with its {settings.batch_explain} largest"
+            " feature contributions (explain_* columns)",
+            file=sys.stderr,
+        )
     for path, reason in planned.skipped:
         print(f"skipped: {path}: {reason}", file=sys.stderr)
     started = time.perf_counter()
@@ -134,6 +158,7 @@ def _score(args: argparse.Namespace) -> int:
                     settings.batch_chunk_rows,
                     on_chunk=bar.update,
                     refuse_unseen=settings.unseen_categories == "refuse",
+                    explain=settings.batch_explain,
                 )
             except Exception as exc:  # any problem of one file is that file's failure, never the run's
                 failed += 1

@@ -177,6 +177,7 @@ def _score_object(item: Item, job: Job, model: LoadedModel, context: LambdaConte
         settings.batch_chunk_rows,
         out_of_time=lambda: context.get_remaining_time_in_millis() < TIME_MARGIN_MS,
         refuse_unseen=settings.unseen_categories == "refuse",
+        explain=settings.batch_explain,
     )
     logger.info(
         "object scored",

@@ -18,7 +18,8 @@ import pyarrow as pa
 
 from lambda_app.batch.columns import TableSchemaError, check_rows, check_schema
 from lambda_app.batch.formats import Format, TableReader, TableWriter, open_table
-from lambda_app.errors import ModelOutputError
+from lambda_app.errors import ExplanationUnavailableError, ModelOutputError
+from lambda_app.explain.explainer import Explainer, explanation_column_names, explanation_columns
 from lambda_app.model_store import LoadedModel
 from lambda_app.preprocess import category_columns, unseen_by_row
 from lambda_app.registry import FeatureSpec
@@ -52,14 +53,26 @@ class FileResult:
         return self.rows - self.rejected
 
 
-def answer_schema(model: LoadedModel) -> pa.Schema:
+def answer_schema(model: LoadedModel, explain: int = 0) -> pa.Schema:
     """The columns scoring adds for this model, typed by scoring one row of zeros; a model with
-    category features also says which of a row's categories it never saw (``unseen``)."""
+    category features also says which of a row's categories it never saw (``unseen``); ``explain``
+    K adds each row's explanation with its K largest contributions (explain_base, explain_value,
+    explain_1_feature, explain_1_contribution, ..., explain_rest)."""
     probe = model.predictor.predict(np.zeros((1, len(model.manifest.features)), dtype=np.float64))
     fields = [pa.field(name, pa.array(values).type) for name, values in probe.columns().items()]
     if category_columns(model.manifest.features):
         fields.append(pa.field(UNSEEN_COLUMN, pa.string()))
+    for name in explanation_column_names(explain) if explain else ():
+        kind = pa.string() if name.endswith("_feature") else pa.float64()
+        fields.append(pa.field(name, kind))
     return pa.schema([*fields, pa.field(VERSION_COLUMN, pa.string())])
+
+
+def explainer_of(model: LoadedModel) -> Explainer:
+    """The model's explainer for batch ``--explain``; ExplanationUnavailableError when it has none."""
+    if model.explainer is None:
+        raise ExplanationUnavailableError(f"model version {model.manifest.version} has no explanations")
+    return model.explainer.get()
 
 
 def score_file(
@@ -72,11 +85,13 @@ def score_file(
     on_chunk: Callable[[int], None] | None = None,
     out_of_time: Callable[[], bool] | None = None,
     refuse_unseen: bool = False,
+    explain: int = 0,
 ) -> FileResult:
     """Score ``source`` into ``output`` (always written, header only when nothing scored) and
     ``rejects`` (written only when some row was rejected). The caller owns both paths: on an
     exception it deletes whatever is there. ``refuse_unseen``: a category value the model never saw
     rejects its row (UNSEEN_CATEGORIES=refuse) instead of being scored and named in ``unseen``.
+    ``explain`` K > 0: each scored row also gets its explanation's K largest contributions.
 
     Raises:
         TableSchemaError, UnsupportedFormatError: the file cannot be scored by this model.
@@ -85,7 +100,9 @@ def score_file(
     """
     table = open_table(source, fmt, chunk_rows)
     try:
-        return _score_table(table, source, fmt, output, rejects, model, on_chunk, out_of_time, refuse_unseen)
+        return _score_table(
+            table, source, fmt, output, rejects, model, on_chunk, out_of_time, refuse_unseen, explain
+        )
     finally:
         table.close()
 
@@ -100,9 +117,11 @@ def _score_table(
     on_chunk: Callable[[int], None] | None,
     out_of_time: Callable[[], bool] | None,
     refuse_unseen: bool = False,
+    explain: int = 0,
 ) -> FileResult:
     started = time.perf_counter()
-    answer = answer_schema(model)
+    answer = answer_schema(model, explain)
+    explainer = explainer_of(model) if explain else None
     features = model.manifest.features
     check_schema(table.schema, features, reserved=[*answer.names, ROW_COLUMN, REASON_COLUMN, CODE_COLUMN])
     version = model.manifest.version
@@ -131,6 +150,10 @@ def _score_table(
                 answers = dict(prediction.columns())
                 if UNSEEN_COLUMN in answer.names:
                     answers[UNSEEN_COLUMN] = _unseen_cells(checked.matrix, features)
+                if explainer is not None:
+                    predicted = answers["prediction"] if model.manifest.task == "classification" else None
+                    encoded = model.predictor.encode(checked.matrix)
+                    answers.update(explanation_columns(explainer, encoded, predicted, explain))
                 columns = [*kept.columns, *_answer_columns(answers, answer, version)]
                 writer.write(pa.RecordBatch.from_arrays(columns, schema=_output_schema(kept, answer)))
                 result.tally.update(prediction.tally())

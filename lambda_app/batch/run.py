@@ -21,6 +21,7 @@ def run_job(
     on_chunk: Callable[[int], None] | None = None,
     out_of_time: Callable[[], bool] | None = None,
     refuse_unseen: bool = False,
+    explain: int = 0,
 ) -> FileResult:
     """Score ``job.source`` into ``job.output`` (and ``job.rejects`` when a row was rejected, else a
     stale rejects file of an earlier run is removed).
@@ -44,6 +45,7 @@ def run_job(
                     on_chunk,
                     out_of_time,
                     refuse_unseen,
+                    explain,
                 )
             put(output, job.output, s3)
             try:

@@ -178,3 +178,48 @@ def explain_rows(
             answer["imputed"] = [names[i] for i in np.flatnonzero(missing[row])]
         answers.append(answer)
     return answers
+
+
+def explanation_columns(
+    explainer: Explainer, encoded: np.ndarray, predicted: Sequence[ClassLabel] | None, top: int
+) -> dict[str, Any]:
+    """Batch scoring's explanation columns for rows of the graph input: ``explain_base``,
+    ``explain_value``, then the ``top`` largest contributions as ``explain_<i>_feature`` and
+    ``explain_<i>_contribution`` (largest first), and ``explain_rest`` (the sum of the others).
+    A classifier's rows explain their predicted class."""
+    attribution = explainer.attribute(encoded)
+    rows = np.arange(len(encoded))
+    if predicted is None:
+        output = np.zeros(len(encoded), dtype=np.intp)
+    else:
+        index = {key: i for i, key in enumerate(attribution.outputs)}
+        output = np.array([index[str(label)] for label in predicted], dtype=np.intp)
+    parts = attribution.contributions[rows, :, output]  # (rows, features)
+    order = np.argsort(-np.abs(parts), axis=1, kind="stable")
+    names = np.array(explainer.names, dtype=object)
+    columns: dict[str, Any] = {
+        "explain_base": attribution.base[rows, output],
+        "explain_value": attribution.value[rows, output],
+    }
+    shown = min(top, parts.shape[1])
+    for rank in range(top):
+        if rank < shown:
+            column = order[:, rank]
+            columns[f"explain_{rank + 1}_feature"] = names[column].tolist()
+            columns[f"explain_{rank + 1}_contribution"] = parts[rows, column]
+        else:  # fewer features than asked for: empty cells keep the columns the same for every model
+            columns[f"explain_{rank + 1}_feature"] = [None] * len(encoded)
+            columns[f"explain_{rank + 1}_contribution"] = np.full(len(encoded), np.nan)
+    listed = np.take_along_axis(parts, order[:, :shown], axis=1).sum(axis=1)
+    columns["explain_rest"] = parts.sum(axis=1) - listed
+    return columns
+
+
+def explanation_column_names(top: int) -> list[str]:
+    """The columns ``explanation_columns`` adds, in order."""
+    pairs = [
+        name
+        for rank in range(1, top + 1)
+        for name in (f"explain_{rank}_feature", f"explain_{rank}_contribution")
+    ]
+    return ["explain_base", "explain_value", *pairs, "explain_rest"]
