@@ -39,7 +39,7 @@ class _Group:
         self.m = m
         self.weights = np.array([factorial(k) * factorial(m - 1 - k) / factorial(m) for k in range(m)])
         self.prod_zero = np.prod(group.zero, axis=1)  # the chance a "missing" row follows each path
-        self.value_t = np.ascontiguousarray(group.value.T)  # (outputs, paths)
+        self.zero_t = np.ascontiguousarray(group.zero.T)  # (m, paths)
 
 
 class TreeShap:
@@ -116,30 +116,33 @@ class TreeShap:
         return result
 
     def _shares(self, x: np.ndarray, g: _Group) -> np.ndarray:
-        """(rows, paths, m): each element's ``(o_j - z_j) x weight``; times the leaf value it is phi_j."""
-        m = g.m
-        one = self._follows(x, g).astype(np.float64)  # (rows, paths, m)
-        zero = g.group.zero  # (paths, m)
-        # The polynomial prod_i (z_i + o_i t), coefficients of t^0..t^m on the last axis.
-        poly = np.zeros((*one.shape[:2], m + 1))
-        poly[..., 0] = 1.0
+        """(rows, paths, m): each element's ``(o_j - z_j) x weight``; times the leaf value it is phi_j.
+
+        Coefficients and columns sit on the first axis so each operation runs on one contiguous
+        rows x paths array.
+        """
+        m, rows, paths = g.m, len(x), len(g.group.column)
+        one = np.moveaxis(self._follows(x, g), 2, 0).reshape(m, rows * paths).astype(np.float64)
+        zero = np.tile(g.zero_t, (1, rows))  # (m, rows x paths)
+        # The polynomial prod_i (z_i + o_i t): poly[k] is the coefficient of t^k.
+        poly = [np.ones(rows * paths)]
         for i in range(m):
-            shifted = poly[..., : i + 1] * one[..., i : i + 1]
-            poly[..., : i + 2] *= zero[:, i : i + 1]
-            poly[..., 1 : i + 2] += shifted
+            shifted = [poly[k - 1] * one[i] for k in range(1, i + 2)]
+            poly = [c * zero[i] for c in poly] + [np.zeros(rows * paths)]
+            for k in range(1, i + 2):
+                poly[k] += shifted[k - 1]
         weights = g.weights
         # o_j = 0: the product without j is poly / z_j (degree <= m - 1, as column j added no t).
-        weighted_full = poly[..., :m] @ weights  # (rows, paths)
-        shares = np.empty_like(one)
+        weighted_full = sum(poly[k] * weights[k] for k in range(m))
+        shares = np.empty((m, rows * paths))
         for j in range(m):
-            z = zero[:, j]
-            without_zero = weighted_full / z
+            z = zero[j]
             # o_j = 1: synthetic division of poly by (z_j + t), from the top coefficient down.
-            q = poly[..., m]
+            q = poly[m]
             total = q * weights[m - 1]
             for k in range(m - 1, 0, -1):
-                q = poly[..., k] - z * q
-                total = total + q * weights[k - 1]
-            o = one[..., j]
-            shares[..., j] = (o - z) * np.where(o > 0, total, without_zero)
-        return shares
+                q = poly[k] - z * q
+                total += q * weights[k - 1]
+            o = one[j]
+            shares[j] = (o - z) * np.where(o > 0, total, weighted_full / z)
+        return np.moveaxis(shares.reshape(m, rows, paths), 0, 2)
