@@ -146,7 +146,8 @@ def score_records(
     """
     started = time.perf_counter()
     specs = model.manifest.features
-    explainer = explainer_for(payload, model, settings) if explain else None
+    rows = len(payload) if isinstance(payload, list) else 1
+    explainer = explainer_for(rows, model, settings) if explain else None
     if per_row:
         return _score_per_row(payload, model, settings, started, explain, explainer)
     features = records_to_matrix(payload, specs, settings.max_rows)
@@ -211,14 +212,13 @@ def _score_per_row(
     return content
 
 
-def explainer_for(payload: Any, model: LoadedModel, settings: Settings) -> Explainer:
+def explainer_for(rows: int, model: LoadedModel, settings: Settings) -> Explainer:
     """The model's explainer, once the request is known to be within the explanation row limit.
 
     Raises:
         TooManyRecordsError: more records than EXPLAIN_MAX_ROWS.
         ExplanationUnavailableError: the model version has no explanations.
     """
-    rows = len(payload) if isinstance(payload, list) else 1
     if rows > settings.explain_max_rows:
         raise TooManyRecordsError(
             f"{rows} records ask for explanations; at most {settings.explain_max_rows} may per request"

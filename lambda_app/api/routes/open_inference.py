@@ -32,7 +32,7 @@ from lambda_app.open_inference.schemas import (
     ServerMetadata,
 )
 from lambda_app.open_inference.tensors import BINARY_REFUSED
-from lambda_app.scoring import score_table
+from lambda_app.scoring import ExplainOptions, answer_fields, explainer_for, score_table
 from lambda_app.validation import parse_body
 
 router = APIRouter(prefix="/v2", tags=["open inference protocol"])
@@ -209,8 +209,11 @@ def infer_body(payload: Any, model: LoadedModel, settings: Settings) -> bytes:
     started = time.perf_counter()
     manifest = model.manifest
     names = tensors.output_names(manifest)
-    request = tensors.decode(payload, manifest, settings.max_rows, names)
-    scored = score_table(request.table, model, settings, started)
+    request = tensors.decode(payload, manifest, settings.max_rows, [*names, EXPLANATIONS])
+    wanted = request.outputs
+    explain = _explain_options(payload) if wanted and EXPLANATIONS in wanted else None
+    explainer = explainer_for(len(request.table), model, settings) if explain else None
+    scored = score_table(request.table, model, settings, started, explain=explain)
     answer: dict[str, Any] = {"model_name": manifest.name, "model_version": manifest.version}
     if request.id is not None:
         answer["id"] = request.id
@@ -218,5 +221,38 @@ def infer_body(payload: Any, model: LoadedModel, settings: Settings) -> bytes:
         answer["parameters"] = {
             "unseen": json.dumps([{"row": row, "fields": fields} for row, fields in scored.unseen])
         }
-    answer["outputs"] = tensors.encode(scored.prediction, manifest, request.outputs)
+    if not wanted or explain is None:
+        answer["outputs"] = tensors.encode(scored.prediction, manifest, wanted)
+        return orjson.dumps(answer)
+    by_name = {t["name"]: t for t in tensors.encode(scored.prediction, manifest, None)}
+    explained = answer_fields(scored.prediction, request.table, model, explain, explainer)["explanations"]
+    by_name[EXPLANATIONS] = {
+        "name": EXPLANATIONS,
+        "datatype": "BYTES",
+        "shape": [len(explained)],
+        "data": [orjson.dumps(row).decode() for row in explained],
+        "parameters": {"space": explainer.answer_space if explainer else ""},
+    }
+    answer["outputs"] = [by_name[name] for name in wanted]
     return orjson.dumps(answer)
+
+
+EXPLANATIONS = "explanations"
+"""An output only sent when asked for by name: per row, its explanation as a JSON string (BYTES), with
+``parameters.top`` on the request's output (default 5) and the explained quantity in the answer's
+``parameters.space`` (see /predict's ``explain``)."""
+
+
+def _explain_options(payload: Any) -> ExplainOptions:
+    """The ``explanations`` output's ``top`` parameter (1 to 100, default 5)."""
+    top: Any = 5
+    for item in payload.get("outputs") or ():
+        if isinstance(item, dict) and item.get("name") == EXPLANATIONS:
+            top = (
+                (item.get("parameters") or {}).get("top", 5)
+                if isinstance(item.get("parameters"), dict | None)
+                else None
+            )
+    if isinstance(top, bool) or not isinstance(top, int) or not 1 <= top <= 100:
+        raise InvalidInputError("output 'explanations': parameter top must be a whole number from 1 to 100")
+    return ExplainOptions(top=top)
