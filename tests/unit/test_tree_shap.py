@@ -134,7 +134,8 @@ def test_the_artifact_round_trips_and_refuses_what_does_not_fit() -> None:
     data = dump(artifact)
     assert dump(artifact) == data  # deterministic bytes: same model, same artifact
     again = load(data)
-    assert again.space == "margin" and again.outputs == 3
+    assert again.space == "margin"
+    assert again.outputs == 3
     rows = rng.normal(size=(3, COLUMNS))
     np.testing.assert_array_equal(
         TreeShap(again.model, COLUMNS).shap_values(rows),  # type: ignore[arg-type]
