@@ -29,7 +29,7 @@ import numpy as np
 
 from lambda_app.explain.artifact import ExplanationArtifact, ExplanationArtifactError, Linear
 from lambda_app.explain.tree_shap import TreeShap
-from lambda_app.registry import ClassLabel, Manifest
+from lambda_app.registry import ClassLabel, FeatureSpec, Manifest
 
 
 @dataclass(frozen=True)
@@ -45,16 +45,23 @@ class Attribution:
 class Explainer:
     """Explains one loaded model (built on the first explain request; lambda_app/model_store.py)."""
 
-    def __init__(self, artifact: ExplanationArtifact, manifest: Manifest) -> None:
-        if artifact.inputs != manifest.input_width:
+    def __init__(
+        self,
+        artifact: ExplanationArtifact,
+        features: Sequence[FeatureSpec],
+        classes: Sequence[ClassLabel] | None = None,
+    ) -> None:
+        """``features`` and ``classes`` as the model's manifest lists them (training explains before
+        the manifest exists, for its report)."""
+        width = sum(spec.width for spec in features)
+        if artifact.inputs != width:
             raise ExplanationArtifactError(
-                f"the explanation artifact has {artifact.inputs} inputs;"
-                f" the model takes {manifest.input_width}"
+                f"the explanation artifact has {artifact.inputs} inputs; the model takes {width}"
             )
         self.artifact = artifact
         self.space = artifact.space
-        self.names = manifest.feature_names
-        self.classes: list[ClassLabel] = list(manifest.classes or [])
+        self.names = [spec.name for spec in features]
+        self.classes: list[ClassLabel] = list(classes or [])
         self._keys = [str(c) for c in self.classes]
         expected = _outputs_for(artifact, len(self.classes))
         if artifact.outputs != expected:
@@ -62,13 +69,16 @@ class Explainer:
                 f"a {artifact.space} explanation of this model needs {expected} outputs,"
                 f" not {artifact.outputs}"
             )
-        widths = [spec.width for spec in manifest.features]
+        widths = [spec.width for spec in features]
         self._starts = np.cumsum([0, *widths[:-1]])
-        self._trees = (
-            TreeShap(artifact.model, artifact.inputs) if not isinstance(artifact.model, Linear) else None
-        )
+        model = artifact.model
+        self._trees = None if isinstance(model, Linear) else TreeShap(model, artifact.inputs)
         # What ``value`` is: "score", "prediction", "probability", "log_odds" or "margin".
         self.answer_space = "score" if artifact.space == "path_length" else artifact.space
+
+    @classmethod
+    def for_manifest(cls, artifact: ExplanationArtifact, manifest: Manifest) -> Explainer:
+        return cls(artifact, manifest.features, manifest.classes)
 
     def attribute(self, encoded: np.ndarray) -> Attribution:
         """Explain rows of the graph input (lambda_app/preprocess.py's encoding of the served table)."""

@@ -68,7 +68,7 @@ class LazyExplainer:
                     retry_after=2,
                 ) from exc
             try:
-                self._explainer = Explainer(load(data), manifest)
+                self._explainer = Explainer.for_manifest(load(data), manifest)
             except ExplanationArtifactError as exc:
                 self._broken = f"the explanations of model version {manifest.version} are unusable: {exc}"
                 raise ExplanationUnavailableError(self._broken) from exc
