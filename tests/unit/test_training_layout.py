@@ -28,7 +28,7 @@ LAYERS: list[set[str]] = [
 ]
 """Bottom to top. Units in one layer are siblings: neither imports the other."""
 
-CONTRACT = ("lambda_app.registry", "lambda_app.models", "lambda_app.preprocess")
+CONTRACT = ("lambda_app.registry", "lambda_app.models", "lambda_app.preprocess", "lambda_app.explain")
 """What training may import from the service: the artifact contract, never the service itself."""
 
 
