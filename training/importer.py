@@ -42,6 +42,7 @@ from training.data.read import read_columns
 from training.data.stream import load_dataset
 from training.data.validate import Dataset
 from training.estimators.convert import CompileError, compile_model, converter_reason
+from training.estimators.explanation import explanation_for_publishing
 from training.estimators.families import estimator_name
 from training.estimators.footprint import measure, refuse_if_too_big
 from training.estimators.imported_pipeline import (
@@ -275,6 +276,9 @@ def import_model(
     }
     if translation is not None:
         evaluation["preprocessing"] = translation.description()
+    # Fitted elsewhere: the sample stands for the fitting rows (the linear models' mean, the checks).
+    explanation = explanation_for_publishing(served, kind.name, x, outcome.classes)
+    evaluation["explanation"] = explanation.record
     return publish(
         open_storage(model_uri, s3_client=s3_client),
         name=config.name,
@@ -290,6 +294,7 @@ def import_model(
         provenance=_provenance(estimator, dataset, model_path, config),
         alias=alias,
         model_file=(loaded.name, loaded.data),
+        explanation=explanation.data,
     )
 
 

@@ -15,6 +15,7 @@ from typing import Any
 import joblib
 import numpy as np
 
+from lambda_app.explain.artifact import EXPLANATION_FILE
 from lambda_app.registry import (
     MANIFEST_FILE,
     AliasRecord,
@@ -61,11 +62,14 @@ def publish(
     provenance: Provenance,
     alias: str | None,
     model_file: tuple[str, bytes] | None = None,
+    explanation: bytes | None = None,
 ) -> Published:
     """Write the model, its compiled serving graph, its evaluation and manifest; then move ``alias``.
 
     ``outcome`` is what the task decided and measured (threshold or classes, metrics, reference, report);
-    ``model_file`` (name, bytes) keeps an imported model's own file instead of a joblib dump.
+    ``model_file`` (name, bytes) keeps an imported model's own file instead of a joblib dump;
+    ``explanation`` is the explanation artifact (lambda_app/explain/artifact.py), when the model has one:
+    listed with the role "other", so a service that does not explain loads the version all the same.
     """
     now = datetime.now(UTC)
     version = new_version(now)
@@ -81,6 +85,8 @@ def publish(
         ),
     ]
     artifacts.append(PendingArtifact(REPORT_FILE, "report", outcome.report_html.encode()))
+    if explanation is not None:
+        artifacts.append(PendingArtifact(EXPLANATION_FILE, "other", explanation))
     manifest = Manifest(
         name=name,
         version=version,

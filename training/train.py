@@ -16,6 +16,7 @@ from training.data.leakage import FeatureLeak, near_perfect, refuse_leaks
 from training.data.stream import load_dataset
 from training.data.validate import Dataset
 from training.estimators.convert import ensure_compilable
+from training.estimators.explanation import explanation_for_publishing
 from training.estimators.families import AUTO, AUTO_FAMILIES, build_estimator, estimator_name, seeded_params
 from training.estimators.footprint import Footprint, measure, refuse_if_too_big
 from training.estimators.preprocess import MIN_OTHER_ROWS, OTHER_SHARE, fit_preprocessing
@@ -146,7 +147,7 @@ def run_training(
     requested = config  # as the user wrote it ("auto" stays "auto": a retrain chooses again)
     auto = config.model.estimator == AUTO
     tuning_on = bool(config.tuning.enabled and (config.tuning.space or auto))
-    stage = _Stage(total=5 + tuning_on + auto)
+    stage = _Stage(total=6 + tuning_on + auto)
     supervised = config.model.task != "anomaly"
     with stage(f"reading and validating {data_uri}"):
         dataset = load_training_data(data_uri, config, s3_client)
@@ -325,6 +326,10 @@ def run_training(
         converter = {**converter, **footprint.as_converter_entries()}
         evaluation["converter"] = converter
 
+    with stage("exporting the per-prediction explanation and checking it against the model"):
+        explanation = explanation_for_publishing(estimator, config.model.task, x[fit_rows], outcome.classes)
+        evaluation["explanation"] = explanation.record
+
     with stage(f"publishing to {model_uri}"):
         storage = open_storage(model_uri, s3_client=s3_client)
         published = publish(
@@ -351,5 +356,6 @@ def run_training(
                 config=requested.model_dump(mode="json"),
             ),
             alias=alias,
+            explanation=explanation.data,
         )
     return published

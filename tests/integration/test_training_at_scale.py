@@ -60,7 +60,7 @@ def test_a_file_over_the_sample_size_trains_on_a_recorded_sample(
     assert any("training on a uniform sample of 1500 (seed 42)" in m for m in messages)
     stages = [m for m in messages if m.startswith("[") and " done in " in m]
     assert [m.split("]")[0] for m in stages] == [
-        f"[{i}/6" for i in range(1, 7)
+        f"[{i}/7" for i in range(1, 8)
     ]  # the counter tells the truth
     assert "rows/s" in next(m for m in stages if "fitting" in m)
 
