@@ -398,8 +398,22 @@ def test_serving_explains_the_exported_trees_as_the_reference_does() -> None:
             lambda: ensemble.HistGradientBoostingRegressor(max_iter=3, loss="poisson"),
             "with the poisson loss has no exact explanation",
         ),
+        (
+            "regression",
+            lambda: ensemble.GradientBoostingRegressor(n_estimators=3, init=linear_model.LinearRegression()),
+            "trees do not add up to its output",  # the offset differs from row to row
+        ),
     ],
-    ids=["knn", "svr", "lof", "log-target", "pca-pipeline", "exponential-loss", "poisson-loss"],
+    ids=[
+        "knn",
+        "svr",
+        "lof",
+        "log-target",
+        "pca-pipeline",
+        "exponential-loss",
+        "poisson-loss",
+        "row-dependent-init",
+    ],
 )
 def test_a_model_without_an_exact_explanation_is_refused_with_its_reason(
     task: str, build: Callable[[], Any], reason: str
@@ -430,3 +444,34 @@ def test_classes_in_another_order_than_published_are_refused() -> None:
     model, x = fitted("classification", "iris", lambda: tree.DecisionTreeClassifier(max_depth=2))
     with pytest.raises(NotExplainableError, match="are not the published classes"):
         export_explanation(model, "classification", x, [2, 1, 0])
+
+
+def test_a_lightgbm_random_forest_is_explained_as_the_mean_of_its_trees() -> None:
+    model, x = fitted(
+        "classification",
+        "cancer",
+        lambda: __import__("lightgbm").LGBMClassifier(
+            boosting_type="rf", n_estimators=5, subsample=0.7, subsample_freq=1, verbose=-1
+        ),
+    )
+    artifact = export_explanation(model, "classification", x, [0, 1])
+    probabilities = 1.0 / (1.0 + np.exp(-explained_output(artifact, x)[:, 0]))
+    np.testing.assert_allclose(probabilities, model.predict_proba(x)[:, 1], rtol=0, atol=1e-9)
+
+
+def test_an_export_that_fails_unexpectedly_publishes_the_model_without_an_explanation(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from training.estimators import explanation
+
+    def broken(*args: Any) -> None:
+        raise RuntimeError("a tree of a kind never seen")
+
+    monkeypatch.setattr(explanation, "export_explanation", broken)
+    published = explanation.explanation_for_publishing(object(), "regression", np.zeros((3, 2)), None)
+    assert published.data is None
+    assert published.record == {
+        "available": False,
+        "reason": "the export failed: RuntimeError('a tree of a kind never seen')",
+    }
+    assert "no explanation published" in caplog.text
