@@ -38,6 +38,8 @@ EXPECTED: dict[str, tuple[int, str | None]] = {
     "apigw_v2_docs_named_stage.json": (200, None),
     # Per-row answers on /predict: the bad record is null and named in errors, the good one scored.
     "apigw_v2_predict_per_row.json": (200, None),
+    # Explanations on request: each record's base value and largest feature contributions.
+    "apigw_v2_predict_explain.json": (200, None),
     # The Open Inference Protocol, through the same handler (its errors are {"error": ...}).
     "apigw_v2_oip_server_metadata.json": (200, None),
     "apigw_v2_oip_live.json": (200, None),
@@ -94,6 +96,13 @@ def test_event_through_the_handler(
             assert body["errors"] == [
                 {"row": 1, "field": "two", "code": "wrong_type", "message": "must be a number, got string"}
             ]
+        elif "explain" in name:
+            assert body["explanation_space"] == "score"
+            for score, explained in zip(body["scores"], body["explanations"], strict=True):
+                assert len(explained["contributions"]) == 2
+                listed = sum(c["contribution"] for c in explained["contributions"])
+                assert explained["base"] + listed + explained["rest"] == pytest.approx(explained["value"])
+                assert explained["value"] == pytest.approx(score, abs=1e-6)
         elif "predict" in name:
             records = json.loads(_body_text(event))
             count = len(records) if isinstance(records, list) else 1
