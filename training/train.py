@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from lambda_app.explain.artifact import load as load_explanation
+from lambda_app.explain.explainer import Explainer
 from lambda_app.registry import Provenance, open_storage
 from training.config import TrainingConfig
 from training.data.leakage import FeatureLeak, near_perfect, refuse_leaks
@@ -20,6 +22,8 @@ from training.estimators.explanation import explanation_for_publishing
 from training.estimators.families import AUTO, AUTO_FAMILIES, build_estimator, estimator_name, seeded_params
 from training.estimators.footprint import Footprint, measure, refuse_if_too_big
 from training.estimators.preprocess import MIN_OTHER_ROWS, OTHER_SHARE, fit_preprocessing
+from training.evaluation.importance import MAX_ROWS as IMPORTANCE_ROWS
+from training.evaluation.importance import global_importance, importance_section
 from training.evaluation.report import selection_section, tuning_section, with_section
 from training.exceptions import DataValidationError
 from training.publish import Published, code_revision, library_versions, publish
@@ -329,6 +333,12 @@ def run_training(
     with stage("exporting the per-prediction explanation and checking it against the model"):
         explanation = explanation_for_publishing(estimator, config.model.task, x[fit_rows], outcome.classes)
         evaluation["explanation"] = explanation.record
+        if explanation.data is not None:
+            explainer = Explainer(load_explanation(explanation.data), preprocessing.specs, outcome.classes)
+            importance = global_importance(explainer, x[test], config.split.seed)
+            evaluation["explanation"]["importance"] = importance
+            section = importance_section(importance, explainer.answer_space, min(len(test), IMPORTANCE_ROWS))
+            outcome.report_html = with_section(outcome.report_html, section)
 
     with stage(f"publishing to {model_uri}"):
         storage = open_storage(model_uri, s3_client=s3_client)

@@ -93,3 +93,30 @@ def test_a_three_sigma_shift_trips_the_out_of_range_signal(trained_registry: Pat
     shifted[:, 1] += 3 * two.std
     snapshot = DriftMonitor(manifest.reference, manifest.feature_names).observe(shifted)
     assert snapshot.out_of_range_share > 0.05  # averaged over the three features: terraform's default alarm
+
+
+def test_training_reports_what_drives_the_answers_and_drift_compares_it(
+    trained_registry: Path, tmp_path: Path
+) -> None:
+    version = json.loads((trained_registry / "aliases" / "production.json").read_text())["version"]
+    evaluation = json.loads((trained_registry / version / "evaluation.json").read_text())
+    importance = evaluation["explanation"]["importance"]
+    assert set(importance) == {"one", "two", "three"}
+    assert all(value > 0 for value in importance.values())
+    report = (trained_registry / version / "evaluation.html").read_text()
+    assert "Feature importance from the served explanations" in report
+
+    # a window where 'two' moved far: its contribution to the score grows, the report says so
+    shifted = tmp_path / "shifted.csv"
+    frame = generate(1500, seed=44)
+    frame["two"] += 4.0
+    frame.to_csv(shifted, index=False)
+    main(
+        ["drift", "--data", str(shifted), "--model-uri", str(trained_registry), "--out", str(tmp_path / "d")]
+    )
+    drift = json.loads((tmp_path / "d" / "drift.json").read_text())
+    assert drift["explanation_space"] == "score"
+    two = drift["features"]["two"]
+    assert two["reference_importance"] == pytest.approx(importance["two"])
+    assert two["importance_ratio"] > 1.5
+    assert "How much each feature drives the answers" in (tmp_path / "d" / "drift.html").read_text()

@@ -17,10 +17,14 @@ from typing import Any
 
 import numpy as np
 
+from lambda_app.explain.artifact import EXPLANATION_FILE
+from lambda_app.explain.artifact import load as load_explanation
+from lambda_app.explain.explainer import Explainer
 from lambda_app.models import AnomalyPrediction, build_predictor
-from lambda_app.registry import RegistryStorage, read_manifest, read_verified, resolve_version
+from lambda_app.registry import Manifest, RegistryStorage, read_manifest, read_verified, resolve_version
 from lambda_app.registry.reference import FeatureBins, bin_counts, feature_bins, psi
 from training.data.stream import load_dataset
+from training.evaluation.importance import global_importance, importance_changes, importance_drift_section
 from training.evaluation.report import feature_histograms, page, table
 
 log = logging.getLogger("training")
@@ -36,6 +40,7 @@ class DriftReport:
     anomaly_rate: float | None  # anomaly models only
     reference_anomaly_rate: float | None
     missing_increase: float = 0.1  # [drift] missing_share_increase
+    explanation_space: str | None = None  # set when the features' contributions were compared
 
     @property
     def drifted(self) -> list[str]:
@@ -58,6 +63,7 @@ class DriftReport:
             "anomaly_rate": self.anomaly_rate,
             "reference_anomaly_rate": self.reference_anomaly_rate,
             "drifted_features": self.drifted,
+            "explanation_space": self.explanation_space,
             "created_at": datetime.now(UTC).isoformat(),
         }
 
@@ -83,8 +89,15 @@ def check_drift(
     for column, bins in enumerate(feature_bins(manifest.reference, manifest.feature_names)):
         features[bins.name] = _feature_drift(dataset.features[:, column], bins, manifest)
     serving = read_verified(storage, manifest, manifest.artifact("serving"))
-    predicted = build_predictor(manifest, serving).predict(dataset.features)
+    predictor = build_predictor(manifest, serving)
+    predicted = predictor.predict(dataset.features)
     anomaly_rate = float(predicted.labels.mean()) if isinstance(predicted, AnomalyPrediction) else None
+    space = None
+    compared = _importance(storage, manifest, predictor.encode(dataset.features))
+    if compared is not None:
+        space, changes = compared
+        for name, figures in changes.items():
+            features[name].update(figures)
     report = DriftReport(
         version=version,
         data_uri=data_uri,
@@ -94,12 +107,30 @@ def check_drift(
         features=features,
         anomaly_rate=anomaly_rate,
         reference_anomaly_rate=manifest.reference.anomaly_rate,
+        explanation_space=space,
     )
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "drift.json").write_text(json.dumps(report.as_dict(), indent=2))
     (out_dir / "drift.html").write_text(_html(report, manifest, dataset.features))
     log.info("drift report written to %s", out_dir)
     return report
+
+
+def _importance(
+    storage: RegistryStorage, manifest: Manifest, encoded: np.ndarray
+) -> tuple[str, dict[str, dict[str, float | None]]] | None:
+    """Each feature's mean |contribution| in the window beside training's (evaluation.json), when the
+    version was published with explanations and their importance; else None."""
+    explanation = next((a for a in manifest.artifacts if a.path == EXPLANATION_FILE), None)
+    if explanation is None:
+        return None
+    evaluation = json.loads(read_verified(storage, manifest, manifest.artifact("evaluation")))
+    reference = (evaluation.get("explanation") or {}).get("importance")
+    if not reference:
+        return None
+    artifact = load_explanation(read_verified(storage, manifest, explanation))
+    explainer = Explainer.for_manifest(artifact, manifest)
+    return explainer.answer_space, importance_changes(global_importance(explainer, encoded), reference)
 
 
 def _feature_drift(values: np.ndarray, bins: FeatureBins, manifest: Any) -> dict[str, Any]:
@@ -155,6 +186,11 @@ def _html(report: DriftReport, manifest: Any, current: np.ndarray) -> str:
             "<p>PSI: &lt; 0.1 stable, 0.1-0.25 moderate, &gt; 0.25 major shift. A category's PSI is over"
             " the shares of its values (unseen values count as one more, out of range); missing values are"
             " left out of PSI and shown apart.</p>",
+            *(
+                [importance_drift_section(report.features, report.explanation_space)]
+                if report.explanation_space
+                else []
+            ),
             feature_histograms(
                 manifest.reference, manifest.feature_names, current, "Training reference vs window", "window"
             ),
