@@ -8,6 +8,7 @@ value; and the contributions must be shap's on the published scikit-learn model.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import warnings
 from collections.abc import Callable
@@ -21,7 +22,7 @@ import pytest
 
 from lambda_app.batch.__main__ import main as batch_main
 from lambda_app.explain.artifact import EXPLANATION_FILE
-from tests.conftest import predict_event, response_json
+from tests.conftest import ROOT, predict_event, response_json
 
 Handler = Callable[..., dict[str, Any]]
 
@@ -326,3 +327,44 @@ def test_batch_refuses_to_explain_with_a_model_that_cannot(registry: Path, tmp_p
     )
     assert code == 1
     assert not (tmp_path / "out.csv").exists()
+
+
+README_EXAMPLE = re.compile(
+    r"curl -s -X POST 'localhost:8000/predict\?(?P<query>explain=[^']*)'.*?-d '(?P<body>\{.*?\})'\n"
+    r"(?P<answer>(?:# [^\n]*\n)+)",
+    re.S,
+)
+
+
+def test_the_readme_explanation_is_what_the_example_model_answers(trained_registry: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from lambda_app.config import Settings
+    from lambda_app.main import create_app
+
+    match = README_EXAMPLE.search((ROOT / "README.md").read_text())
+    assert match is not None, "the README shows an explained request"
+    shown = "".join(line[2:].strip() for line in match["answer"].splitlines()).removeprefix("200 ")
+    with TestClient(create_app(Settings(model_uri=str(trained_registry)))) as client:
+        got = client.post(
+            f"/predict?{match['query']}",
+            content=match["body"].encode(),
+            headers={"content-type": "application/json"},
+        ).json()
+    # Every name shown is the one answered, in order; every number shown is the answer's, to the digits shown.
+    assert re.findall(r'"feature":"(\w+)"', shown) == [
+        c["feature"] for e in got["explanations"] for c in e["contributions"]
+    ]
+    actual = [
+        *got["scores"],
+        *(
+            n
+            for e in got["explanations"]
+            for n in (e["base"], e["value"], *(c["contribution"] for c in e["contributions"]), e["rest"])
+        ),
+    ]
+    printed = re.findall(r"\d\.\d+", shown)
+    assert len(printed) == len(actual)
+    for text, value in zip(printed, actual, strict=True):
+        assert repr(value).startswith(text), (text, value)
+    assert got["explanation_space"] in shown
