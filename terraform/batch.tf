@@ -126,6 +126,7 @@ resource "aws_lambda_function" "batch" {
         MODEL_ALIAS                  = var.model_alias
         BATCH_MAX_OBJECT_BYTES       = tostring(local.batch_max_object_bytes)
         BATCH_CHUNK_ROWS             = tostring(var.batch_chunk_rows)
+        BATCH_EXPLAIN                = tostring(var.batch_explain)
         MODEL_REFRESH_SECONDS        = tostring(var.model_refresh_seconds) # warm containers follow the alias, as the API's do
         POWERTOOLS_SERVICE_NAME      = local.batch_name
         POWERTOOLS_METRICS_NAMESPACE = var.metrics_namespace

@@ -29,6 +29,7 @@ resource "aws_lambda_function" "this" {
         MODEL_ALIAS                  = var.model_alias
         MAX_ROWS                     = tostring(var.max_rows)
         MAX_BODY_BYTES               = tostring(var.max_body_bytes)
+        EXPLAIN_MAX_ROWS             = tostring(var.explain_max_rows)
         MODEL_RETRY_SECONDS          = tostring(var.model_retry_seconds)
         MODEL_REFRESH_SECONDS        = tostring(var.model_refresh_seconds)
         POWERTOOLS_SERVICE_NAME      = var.name

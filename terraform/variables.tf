@@ -635,10 +635,32 @@ variable "batch_ephemeral_storage_mb" {
   }
 }
 
+variable "explain_max_rows" {
+  description = "Most records per explained request (POST /predict?explain=true): explanations cost more than predictions."
+  type        = number
+  default     = 100
+
+  validation {
+    condition     = var.explain_max_rows >= 1 && floor(var.explain_max_rows) == var.explain_max_rows
+    error_message = "explain_max_rows must be a whole number of at least 1."
+  }
+}
+
 variable "batch_chunk_rows" {
   description = "Rows the batch function scores per chunk: bounds its memory, whatever the object's size."
   type        = number
   default     = 100000
+}
+
+variable "batch_explain" {
+  description = "Batch scoring: add each row's explanation with its K largest feature contributions as columns (0: none). Costs about 1 ms per row for a 300-tree forest."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.batch_explain >= 0 && var.batch_explain <= 100 && floor(var.batch_explain) == var.batch_explain
+    error_message = "batch_explain must be a whole number from 0 to 100."
+  }
 }
 
 variable "batch_schedule" {
