@@ -49,7 +49,14 @@ def test_train_from_s3_publish_to_s3_and_serve_from_it(
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket="models", Prefix=f"registry/{version}/")["Contents"]}
     assert keys == {
         f"registry/{version}/{name}"
-        for name in ("manifest.json", "model.joblib", "model.onnx", "evaluation.json", "evaluation.html")
+        for name in (
+            "manifest.json",
+            "model.joblib",
+            "model.onnx",
+            "evaluation.json",
+            "evaluation.html",
+            "explanation.npz",
+        )
     }
     manifest = json.loads(
         s3.get_object(Bucket="models", Key=f"registry/{version}/manifest.json")["Body"].read()
