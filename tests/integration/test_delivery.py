@@ -85,7 +85,7 @@ def test_the_smoke_test_passes_against_a_healthy_server(trained_registry: Path) 
         wait_ready(f"http://127.0.0.1:{port}", server, log)
         result = smoke(f"http://127.0.0.1:{port}/")
     assert result.returncode == 0, result.stdout
-    assert "26 passed, 0 failed, 3 skipped" in result.stdout  # the named-stage and custom-domain events
+    assert "27 passed, 0 failed, 3 skipped" in result.stdout  # the named-stage and custom-domain events
 
 
 def test_the_smoke_test_fails_against_a_server_without_a_model(tmp_path: Path) -> None:

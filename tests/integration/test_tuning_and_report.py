@@ -73,7 +73,7 @@ def test_every_version_has_an_html_report_with_the_baseline_beside_the_model(
     assert "robust z-score baseline" in report
     assert "Confusion matrix" in report
     assert "<h2>Tuning (pr_auc)</h2>" in report  # every trial, best first
-    assert report.count("data:image/png;base64,") == 3  # scores, ROC+PR, feature distributions
+    assert report.count("data:image/png;base64,") == 4  # scores, ROC+PR, feature distributions, importance
     assert published.manifest.artifact("report").path == "evaluation.html"
     evaluation = json.loads((version_dir / "evaluation.json").read_text())
     assert evaluation["baseline"]["metrics"]["pr_auc"] < evaluation["metrics"]["pr_auc"]
