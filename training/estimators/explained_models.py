@@ -292,27 +292,7 @@ def _gradient_boosting(model: Any) -> ExplainedModel:
         return found
 
     notes = {"cover": "weighted_n_node_samples", **_library("sklearn")}
-    if not classifier:
-        return ExplainedModel(
-            name=name,
-            space="prediction",
-            outputs=1,
-            raw=lambda z: np.asarray(model.predict(z), dtype=np.float64).reshape(len(z), 1),
-            trees=trees,
-            notes=notes,
-        )
-    classes = list(model.classes_)
-    return ExplainedModel(
-        name=name,
-        space="log_odds" if outputs == 1 else "margin",
-        outputs=outputs,
-        raw=lambda z: np.asarray(model.decision_function(z), dtype=np.float64).reshape(len(z), -1),
-        trees=trees,
-        served=model.predict_proba,
-        link="sigmoid" if outputs == 1 else "softmax",
-        classes=classes,
-        notes=notes,
-    )
+    return _sklearn_boosting(model, name, classifier, outputs, trees, notes)
 
 
 def _hist_gradient_boosting(model: Any) -> ExplainedModel:
@@ -353,6 +333,21 @@ def _hist_gradient_boosting(model: Any) -> ExplainedModel:
         return found
 
     notes = {"cover": "count", **_library("sklearn")}
+    # float32=False: it compares its float64 input with float64 thresholds
+    return _sklearn_boosting(model, name, classifier, outputs, trees, notes, float32=False)
+
+
+def _sklearn_boosting(
+    model: Any,
+    name: str,
+    classifier: bool,
+    outputs: int,
+    trees: Callable[[], list[Tree]],
+    notes: dict[str, Any],
+    float32: bool = True,
+) -> ExplainedModel:
+    """scikit-learn's boosting (both kinds): the prediction, or the classes' decision function (log-odds
+    or margins) whose sigmoid / softmax are the served probabilities."""
     if not classifier:
         return ExplainedModel(
             name=name,
@@ -360,20 +355,19 @@ def _hist_gradient_boosting(model: Any) -> ExplainedModel:
             outputs=1,
             raw=lambda z: np.asarray(model.predict(z), dtype=np.float64).reshape(len(z), 1),
             trees=trees,
-            float32=False,  # it compares its float64 input with float64 thresholds
+            float32=float32,
             notes=notes,
         )
-    classes = list(model.classes_)
     return ExplainedModel(
         name=name,
         space="log_odds" if outputs == 1 else "margin",
         outputs=outputs,
         raw=lambda z: np.asarray(model.decision_function(z), dtype=np.float64).reshape(len(z), -1),
         trees=trees,
-        float32=False,
+        float32=float32,
         served=model.predict_proba,
         link="sigmoid" if outputs == 1 else "softmax",
-        classes=classes,
+        classes=list(model.classes_),
         notes=notes,
     )
 

@@ -248,11 +248,8 @@ def _explain_options(payload: Any) -> ExplainOptions:
     top: Any = 5
     for item in payload.get("outputs") or ():
         if isinstance(item, dict) and item.get("name") == EXPLANATIONS:
-            top = (
-                (item.get("parameters") or {}).get("top", 5)
-                if isinstance(item.get("parameters"), dict | None)
-                else None
-            )
+            parameters = item.get("parameters") or {}
+            top = parameters.get("top", 5) if isinstance(parameters, dict) else None
     if isinstance(top, bool) or not isinstance(top, int) or not 1 <= top <= 100:
         raise InvalidInputError("output 'explanations': parameter top must be a whole number from 1 to 100")
     return ExplainOptions(top=top)
