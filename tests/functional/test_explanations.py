@@ -199,12 +199,15 @@ def test_explanation_limits_and_mistakes_are_4xx(registry: Path, serve: Any, lam
     for query, fragment in (
         ("explain=true&top=0", "top must be a whole number from 1 to 100"),
         ("explain=yes", "explain must be one of true, false"),
-        ("top=3", "need explain=true"),
         ("explain=true&explain_classes=some", "explain_classes must be one of predicted, all"),
     ):
         status, body = ask(handler, lambda_context, records[:1], query)
         assert status == 422, query
         assert fragment in body["message"], query
+    # top without explain=true is schema-valid and changes nothing
+    status, body = ask(handler, lambda_context, records[:1], "top=3")
+    assert status == 200, body
+    assert "explanations" not in body
     # per-row answers: a rejected record's explanation is null like its prediction
     bad = [records[0], {**records[1], "two": "x"}]
     status, body = ask(handler, lambda_context, bad, "explain=true&errors=per_row")

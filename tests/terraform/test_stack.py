@@ -109,6 +109,7 @@ def test_function_image_environment_and_limits(terraform: Terraform, stack: dict
         "MODEL_ALIAS": "production",
         "MAX_ROWS": "100000",
         "MAX_BODY_BYTES": "4500000",
+        "EXPLAIN_MAX_ROWS": "100",
         "MODEL_RETRY_SECONDS": "2",
         "MODEL_REFRESH_SECONDS": "60",
         "POWERTOOLS_SERVICE_NAME": NAME,

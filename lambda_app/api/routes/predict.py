@@ -130,8 +130,7 @@ def explain_options(request: Request) -> ExplainOptions | None:
     """The ``explain``, ``top`` and ``explain_classes`` query parameters; None unless explain is true.
 
     Raises:
-        InvalidInputError: a value outside its parameter's schema (named), or top / explain_classes
-            without explain=true.
+        InvalidInputError: a value outside its parameter's schema (named).
     """
     if not request.scope.get("query_string"):
         return None
@@ -143,9 +142,7 @@ def explain_options(request: Request) -> ExplainOptions | None:
         raise InvalidInputError(
             f"query parameter top must be a whole number from 1 to {MAX_TOP}, got {top_text[:40]!r}"
         )
-    if not explain:
-        if "top" in params or "explain_classes" in params:
-            raise InvalidInputError("query parameters top and explain_classes need explain=true")
+    if not explain:  # top and explain_classes (checked above) only matter with explain=true
         return None
     return ExplainOptions(top=int(top_text), all_classes=classes == "all")
 
