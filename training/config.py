@@ -83,22 +83,14 @@ class ModelConfig(_Section):
     task: Task = "anomaly"
     # A short name of an anomaly detector (training/estimators/families.py: ANOMALY_DETECTORS), any
     # scikit-learn estimator's import path, e.g. "sklearn.ensemble.RandomForestClassifier", or "auto" (the
-    # best of a few families, cross-validated: classification and regression). Default: "isolation_forest"
-    # for anomaly detection, "auto" for the others.
-    estimator: str = Field(default="isolation_forest", min_length=1)
+    # default: the best of a few families, cross-validated; for anomaly detection without labels to rank
+    # detectors by, an IsolationForest with scikit-learn's defaults).
+    estimator: str = Field(default="auto", min_length=1)
     params: dict[str, Any] = Field(default_factory=dict)
     scale: bool | None = None  # a StandardScaler in front; default: only for distance-based detectors
     # Regression only: "log" fits the model on log(1 + label) and answers exp(prediction) - 1 (in the
     # served graph too): for a skewed, non-negative target such as a price, and never below -1.
     target_transform: Literal["none", "log"] = "none"
-
-    @model_validator(mode="before")
-    @classmethod
-    def _default_estimator(cls, raw: Any) -> Any:
-        """No estimator named: the task's default ("auto" for classification and regression)."""
-        if isinstance(raw, dict) and "estimator" not in raw and raw.get("task", "anomaly") != "anomaly":
-            return {**raw, "estimator": "auto"}
-        return raw
 
     @model_validator(mode="after")
     def _estimator_fits(self, info: ValidationInfo) -> ModelConfig:
@@ -176,6 +168,23 @@ class TrainingConfig(_Section):
     promotion: PromotionConfig = Field(default_factory=PromotionConfig)
     drift: DriftConfig = Field(default_factory=DriftConfig)
     serving: ServingConfig = Field(default_factory=ServingConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _anomaly_default(cls, raw: Any) -> Any:
+        """No estimator named for anomaly detection: "auto", unless the config sets what only a named
+        estimator takes (model.params, model.scale, tuning.space). Such a config was written for the
+        IsolationForest, the anomaly default before "auto", and keeps it."""
+        if not isinstance(raw, dict) or not isinstance(raw.get("model", {}), dict):
+            return raw
+        model = raw.get("model", {})
+        if "estimator" in model or model.get("task", "anomaly") != "anomaly":
+            return raw
+        tuning = raw.get("tuning", {})
+        space = tuning.get("space") if isinstance(tuning, dict) else None
+        if model.get("params") or model.get("scale") is not None or space:
+            return {**raw, "model": {**model, "estimator": "isolation_forest"}}
+        return raw
 
     @model_validator(mode="after")
     def _metrics_fit_the_task(self, info: ValidationInfo) -> TrainingConfig:

@@ -27,7 +27,7 @@ from training.evaluation.importance import global_importance, importance_section
 from training.evaluation.report import selection_section, tuning_section, with_section
 from training.exceptions import DataValidationError
 from training.publish import Published, code_revision, library_versions, publish
-from training.selection.auto import choose_estimator
+from training.selection.auto import choose_estimator, unranked_reason
 from training.selection.tune import candidate_count, fit_params, tune, tuning_rows
 from training.tasks import Splits, gate_on_baseline, parity_probe, split_indices, task_kind, tuning_metric
 from training.tasks.base import PARITY_HOLDOUT_ROWS, PARITY_PROBE_ROWS, at_most, compile_with_parity
@@ -182,13 +182,16 @@ def run_training(
     fit_labels = labels if supervised else None
     selection = None
     if auto:
-        assert labels is not None  # classification and regression refuse a file without labels
+        rows = tuning_rows(fit_rows, config.tuning.max_rows, config.tuning_seed)
+        unranked = unranked_reason(None if labels is None else labels[rows], kind, config.tuning.folds)
         families = len(AUTO_FAMILIES[config.model.task])
-        proper = kind.proper_score or kind.tuning_metrics[0]
-        with stage(
-            f"choosing the estimator: {families} families x {config.tuning.folds} folds"
-            f" on {min(len(fit_rows), config.tuning.max_rows)} rows ({proper})"
-        ):
+        text = (
+            f"choosing the estimator: {unranked}, so the unlabelled default"
+            if unranked
+            else f"choosing the estimator: {families} families x {config.tuning.folds} folds on {len(rows)}"
+            f" rows ({kind.proper_score or tuning_metric(config)})"
+        )
+        with stage(text):
             selection = choose_estimator(config, kind, dataset, fit_rows, labels)
             config = selection.config
             tuning_on = bool(config.tuning.enabled and config.tuning.space)

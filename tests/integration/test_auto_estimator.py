@@ -88,7 +88,7 @@ def test_the_time_budget_stops_starting_families_after_the_first(tmp_path: Path)
         ({"task": "classification", "estimator": "auto", "params": {"max_depth": 3}}, {}, "model.params"),
         ({"task": "regression", "estimator": "auto", "scale": True}, {}, "model.scale"),
         ({"task": "regression", "estimator": "auto"}, {"space": {"alpha": [1.0]}}, "tuning.space"),
-        ({"task": "anomaly", "estimator": "auto"}, {}, "isolation_forest"),
+        ({"task": "anomaly", "estimator": "auto", "params": {"n_estimators": 50}}, {}, "model.params"),
     ],
 )
 def test_auto_refuses_what_it_would_ignore(
@@ -98,11 +98,23 @@ def test_auto_refuses_what_it_would_ignore(
         validate_config({"model": model, "tuning": tuning})
 
 
-def test_the_default_estimator_follows_the_task() -> None:
-    assert TrainingConfig.model_validate({}).model.estimator == "isolation_forest"
-    assert TrainingConfig.model_validate({"model": {"task": "anomaly"}}).model.estimator == "isolation_forest"
-    for task in ("classification", "regression"):
+def test_auto_is_the_default_estimator_of_every_task() -> None:
+    assert TrainingConfig.model_validate({}).model.estimator == "auto"
+    for task in ("anomaly", "classification", "regression"):
         assert TrainingConfig.model_validate({"model": {"task": task}}).model.estimator == "auto"
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"model": {"params": {"n_estimators": 50}}},
+        {"model": {"task": "anomaly", "scale": True}},
+        {"tuning": {"space": {"max_samples": [256, 512]}}},
+    ],
+)
+def test_an_anomaly_config_written_for_the_isolation_forest_keeps_it(settings: dict[str, Any]) -> None:
+    # IsolationForest was the anomaly default before "auto": parameters set for it still go to it
+    assert validate_config(settings).model.estimator == "isolation_forest"
 
 
 def test_a_named_estimator_is_trained_as_named(tmp_path: Path) -> None:

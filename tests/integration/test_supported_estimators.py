@@ -44,7 +44,7 @@ def test_the_readme_lists_exactly_the_supported_estimators() -> None:
     section = text.split("### Supported estimators", 1)[1].split("\n## ", 1)[0]
     listed = set(
         re.findall(
-            r"`((?:sklearn\.[\w.]+)|(?:xgboost|lightgbm)\.\w+|isolation_forest|local_outlier_factor|one_class_svm|elliptic_envelope)`",
+            r"`((?:sklearn\.[\w.]+)|(?:xgboost|lightgbm)\.\w+|isolation_forest|local_outlier_factor|one_class_svm|elliptic_envelope|robust_z_score)`",
             section,
         )
     )

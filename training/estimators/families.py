@@ -1,6 +1,6 @@
 """Estimator construction from the training config: no code edits to change the model.
 
-``[model] estimator`` is a short name of one of the four anomaly detectors, or the import path of
+``[model] estimator`` is a short name of one of the five anomaly detectors, or the import path of
 any scikit-learn estimator (``sklearn.ensemble.RandomForestClassifier``). Parameters are checked
 against the estimator's own before anything is fitted, with a one-line error naming the bad key.
 """
@@ -20,6 +20,7 @@ ANOMALY_DETECTORS = {
     "local_outlier_factor": "sklearn.neighbors.LocalOutlierFactor",
     "one_class_svm": "sklearn.svm.OneClassSVM",
     "elliptic_envelope": "sklearn.covariance.EllipticEnvelope",
+    "robust_z_score": "training.estimators.robust_z.RobustZScore",
 }
 SUPPORTED_ESTIMATORS: dict[str, tuple[str, ...]] = {
     "anomaly": tuple(ANOMALY_DETECTORS),
@@ -74,6 +75,8 @@ class Family:
     params: dict[str, Any] = field(default_factory=dict)
     space: dict[str, list[Any]] = field(default_factory=dict)
     scale: bool | None = None
+    max_rows: int | None = None  # tried on at most this many fitting rows, with the reason (skip_reason)
+    skip_reason: str = ""
 
 
 BOOSTING_SPACE: dict[str, list[Any]] = {
@@ -84,6 +87,26 @@ BOOSTING_SPACE: dict[str, list[Any]] = {
 """HistGradientBoosting's space under ``auto``, for classes and numbers alike."""
 
 AUTO_FAMILIES: dict[str, tuple[Family, ...]] = {
+    "anomaly": (  # ranked on labels (PR-AUC by default): each detector is still fitted without them
+        Family(
+            "isolation_forest",
+            params={"n_estimators": 200},
+            space={
+                "n_estimators": [100, 200, 300],
+                "max_samples": [256, 512, 1024],
+                "max_features": [0.67, 1.0],
+            },
+        ),
+        Family("robust_z_score"),
+        Family("elliptic_envelope"),
+        Family(
+            "local_outlier_factor",
+            space={"n_neighbors": [10, 20, 50]},
+            max_rows=10_000,
+            skip_reason="its served graph holds every training row and measures each answer against all"
+            " of them: name local_outlier_factor to serve it on more",
+        ),
+    ),
     "classification": (
         Family(
             "sklearn.ensemble.HistGradientBoostingClassifier",
@@ -118,7 +141,13 @@ AUTO_FAMILIES: dict[str, tuple[Family, ...]] = {
 trees (the strongest default on tables), a random forest (robust with little tuning), a regularised linear
 model (the best on small or linear data, and the fastest to serve). Each starts from scikit-learn's defaults
 (a 200-tree forest) and the winner is tuned over its space. XGBoost and LightGBM are not in the list:
-HistGradientBoosting is the same kind of model without another library; name them to use them."""
+HistGradientBoosting is the same kind of model without another library; name them to use them.
+Anomaly detection ranks detectors on labelled data only (fitted without the labels, scored on held-out
+labelled rows); the one-class SVM is left out (its fit grows with the square of the rows)."""
+
+UNLABELLED_DEFAULT = Family("isolation_forest")
+"""``estimator = "auto"`` for anomaly detection without labels to rank detectors by: an IsolationForest
+with scikit-learn's defaults, untuned, as when no estimator is named."""
 
 HIST_GRADIENT_BOOSTING = {"HistGradientBoostingClassifier", "HistGradientBoostingRegressor"}
 
@@ -135,11 +164,6 @@ def family_model(config: ModelConfig, family: Family) -> ModelConfig:
 
 def check_auto(config: ModelConfig) -> None:
     """``estimator = "auto"`` chooses the estimator and its parameters: refuse what would be ignored."""
-    if config.task not in AUTO_FAMILIES:
-        raise ConfigError(
-            f'model.estimator "auto" chooses among {" and ".join(AUTO_FAMILIES)} estimators;'
-            f" for {config.task} name one: {', '.join(ANOMALY_DETECTORS)}"
-        )
     if config.params:
         raise ConfigError(
             'model.params: estimator = "auto" chooses the estimator and tunes its parameters; name an'
@@ -269,9 +293,10 @@ def final_estimator(estimator: Any) -> Any:
 def estimator_name(estimator: Any) -> str:
     """The import path users write: ``sklearn.ensemble.RandomForestClassifier``, ``xgboost.XGBClassifier``
     (the shortest public module that exports the class)."""
-    cls = next(
-        c for c in type(final_estimator(estimator)).__mro__ if not c.__module__.startswith("training.")
-    )
+    final = type(final_estimator(estimator))
+    if f"{final.__module__}.{final.__name__}" in ANOMALY_DETECTORS.values():  # this project's own detector
+        return f"{final.__module__}.{final.__name__}"
+    cls = next(c for c in final.__mro__ if not c.__module__.startswith("training."))
     module = cls.__module__.split("._")[0]
     top = module.split(".")[0]
     if top != "sklearn" and getattr(importlib.import_module(top), cls.__name__, None) is cls:

@@ -95,25 +95,6 @@ def classification_metrics(
     }
 
 
-class RobustZBaseline:
-    """The simple baseline every model must beat: max over features of |x - median| / (1.4826 MAD)."""
-
-    def __init__(self, median: np.ndarray, scale: np.ndarray) -> None:
-        self.median = median
-        self.scale = scale
-
-    @classmethod
-    def fit(cls, features: np.ndarray) -> RobustZBaseline:
-        median = np.median(features, axis=0)
-        mad = 1.4826 * np.median(np.abs(features - median), axis=0)
-        fallback = features.std(axis=0)
-        scale = np.where(mad > 0, mad, np.where(fallback > 0, fallback, 1.0))
-        return cls(median, scale)
-
-    def score(self, features: np.ndarray) -> np.ndarray:
-        return np.asarray(np.max(np.abs(features - self.median) / self.scale, axis=1), dtype=np.float64)
-
-
 def evaluation_html(
     name: str,
     feature_names: list[str],

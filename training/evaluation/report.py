@@ -270,6 +270,12 @@ def tuning_section(tuning: dict[str, Any]) -> str:
 def selection_section(selection: dict[str, Any]) -> str:
     """``estimator = "auto"``: each family's cross-validated score and time, in the order tried."""
     direction = "lower is better" if selection["lower_is_better"] else "higher is better"
+    if not selection.get("ranked", True):
+        why = selection["leaderboard"][0]["status"].removeprefix("chosen: ")
+        return (
+            f"<h2>Estimator chosen: {html.escape(selection['chosen'])}</h2><p>No family was cross-validated:"
+            f" {html.escape(why)}. The default was fitted with scikit-learn's parameters, untuned.</p>"
+        )
     rows = [
         [
             s["estimator"],

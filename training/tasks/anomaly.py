@@ -16,8 +16,8 @@ from lambda_app.models import AnomalyPrediction, Prediction
 from lambda_app.registry import ANOMALY_SCORE, Manifest, Reference, Task
 from training.estimators.convert import PARITY_TOLERANCE, CompileError, is_compact
 from training.estimators.families import estimator_name, final_estimator
+from training.estimators.robust_z import RobustZScore
 from training.evaluation.evaluate import (
-    RobustZBaseline,
     anomaly_scores,
     classification_metrics,
     evaluation_html,
@@ -35,6 +35,11 @@ from training.tasks.base import (
 )
 
 log = logging.getLogger("training")
+
+ROBUST_Z_SCORE = (
+    "largest robust z-score over the features, |x - median| / (1.4826 x MAD), minus {cutoff:g}: higher is"
+    " more anomalous; >= threshold is an anomaly"
+)
 
 
 class AnomalyTask:
@@ -100,10 +105,10 @@ class AnomalyTask:
         )
         metrics = baseline_metrics = baseline_scores = None
         if labels is not None:
-            baseline = RobustZBaseline.fit(x[train])
+            baseline = RobustZScore().fit(x[train])
             metrics = classification_metrics(test_scores, labels[test], threshold)
-            baseline_threshold = threshold_max_f1(baseline.score(x[validation]), labels[validation])
-            baseline_scores = baseline.score(x[test])
+            baseline_threshold = threshold_max_f1(anomaly_scores(baseline, x[validation]), labels[validation])
+            baseline_scores = anomaly_scores(baseline, x[test])
             baseline_metrics = classification_metrics(baseline_scores, labels[test], baseline_threshold)
             log.info(
                 "holdout: pr_auc=%.3f (baseline %.3f) roc_auc=%.3f f1=%.3f threshold=%.4f",
@@ -128,6 +133,8 @@ class AnomalyTask:
         score = (
             ANOMALY_SCORE
             if is_compact(estimator)
+            else ROBUST_Z_SCORE.format(cutoff=final_estimator(estimator).cutoff)
+            if isinstance(final_estimator(estimator), RobustZScore)
             else f"negated decision function of {estimator_name(estimator)}: higher is more anomalous;"
             " >= threshold is an anomaly"
         )

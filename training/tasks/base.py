@@ -196,14 +196,22 @@ def parity_probe(features: np.ndarray, rows: int, seed: int) -> np.ndarray:
     return rng.uniform(low - span, high + span, size=(rows, features.shape[1]))
 
 
+GRAPH_SLICE_ROWS = 4096
+"""Rows per run of a graph under check: a nearest-neighbour graph holds a (rows x training rows) distance
+matrix, which for the 100,000-row parity probe would not fit in memory in one run."""
+
+
 def run_graph(graph: bytes, outputs: tuple[str, ...], rows: np.ndarray) -> list[np.ndarray]:
     """The graph's named outputs on ``rows``, as the service computes them (float32 input)."""
     from lambda_app.models.base import INPUT_NAME, INPUT_TYPES, OnnxModel
 
     session = OnnxModel.session(graph, threads=1)
     dtype = INPUT_TYPES[session.get_inputs()[0].type]
-    result: list[np.ndarray] = session.run(list(outputs), {INPUT_NAME: rows.astype(dtype)})
-    return result
+    parts: list[list[np.ndarray]] = [
+        session.run(list(outputs), {INPUT_NAME: rows[start : start + GRAPH_SLICE_ROWS].astype(dtype)})
+        for start in range(0, max(len(rows), 1), GRAPH_SLICE_ROWS)
+    ]
+    return [np.concatenate([part[index] for part in parts]) for index in range(len(outputs))]
 
 
 def better(
