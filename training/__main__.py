@@ -10,6 +10,7 @@
                                [--metric pr_auc] [--margin 0.01]
     python -m training drift --data WINDOW --model-uri URI [--alias production | --version V]
                              [--threshold 0.25] [--out reports/drift]
+    python -m training list --model-uri URI [--json]
     python -m training import --model FILE --data SAMPLE --model-uri URI [--alias production]
                               [--task T] [--label COL] [--name N] [--trust TYPE ...] [--allow-pickle]
 
@@ -38,6 +39,7 @@ COMMANDS = {
     "rollback": "point an alias back at an earlier version",
     "retrain": "train on the newest data, publish a candidate, promote it through the gate",
     "drift": "compare a data window with a model's training reference",
+    "list": "the registry's versions and where its aliases point",
 }
 EPILOG = "commands (python -m training COMMAND --help):\n" + "\n".join(
     f"  {name:<9} {text}" for name, text in COMMANDS.items()
@@ -136,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
             return _retrain(_retrain_parser().parse_args(argv))
         if command == "import":
             return _import(_import_parser().parse_args(argv))
+        if command == "list":
+            return _list(_list_parser().parse_args(argv))
         return _train(_train_parser().parse_args(argv))
     except (TrainingError, RegistryError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -277,6 +281,28 @@ def _rollback(args: argparse.Namespace) -> int:
 
     record = rollback(open_storage(args.model_uri), args.alias)
     print(f"{args.alias} -> {record.version} ({record.reason})")
+    return 0
+
+
+def _list_parser() -> argparse.ArgumentParser:
+    parser = _parser(
+        "python -m training list",
+        "The registry's versions (created, task, estimator, key holdout metric, size) and its aliases,"
+        " each with where it pointed before.",
+    )
+    parser.add_argument(
+        "--model-uri", required=True, help="registry root: a local directory or s3://bucket/prefix"
+    )
+    parser.add_argument("--json", action="store_true", help="one JSON document, for scripts")
+    return parser
+
+
+def _list(args: argparse.Namespace) -> int:
+    from lambda_app.registry import open_storage
+    from training.listing import list_registry, render
+
+    listing = list_registry(open_storage(args.model_uri))
+    print(json.dumps(listing.as_dict(), indent=2) if args.json else render(listing))
     return 0
 
 

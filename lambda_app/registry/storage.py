@@ -88,6 +88,18 @@ class RegistryStorage(Protocol):
         """``aliases/<alias>.json`` with its tag, or None when the alias has never been set."""
         ...
 
+    def list_versions(self) -> list[str]:
+        """The names of the version folders, sorted (oldest first: names start with the UTC time).
+
+        Listing is for people and tools (``python -m training list``); the service never lists.
+        A folder whose manifest is not written yet may be among them: reading it says so.
+        """
+        ...
+
+    def list_aliases(self) -> list[str]:
+        """The aliases ever set, sorted."""
+        ...
+
     def replace_alias(self, alias: str, data: bytes, *, expected: AliasSnapshot | None) -> None:
         """Atomically replace ``aliases/<alias>.json``, only if it is still what ``expected`` read.
 
@@ -145,6 +157,21 @@ class LocalStorage:
         except (FileNotFoundError, NotADirectoryError):
             return None
         return AliasSnapshot(data=data, tag=hashlib.sha256(data).hexdigest())
+
+    def list_versions(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(
+            path.name
+            for path in self.root.iterdir()
+            if path.is_dir() and path.name != ALIASES_DIR and VERSION_PATTERN.match(path.name)
+        )
+
+    def list_aliases(self) -> list[str]:
+        folder = self.root / ALIASES_DIR
+        if not folder.is_dir():
+            return []
+        return sorted(path.stem for path in folder.glob("*.json") if ALIAS_PATTERN.match(path.stem))
 
     def replace_alias(self, alias: str, data: bytes, *, expected: AliasSnapshot | None) -> None:
         path = self._path(alias_key(alias))
@@ -243,6 +270,30 @@ class S3Storage:
         except ArtifactNotFoundError:
             return None
         return AliasSnapshot(data=data, tag=etag)
+
+    def _list(self, folder: str, delimiter: str) -> list[str]:
+        """Names directly under ``folder`` (keys, or sub-folders when ``delimiter`` is "/")."""
+        start = self._key(folder)
+        names = []
+        for page in self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=start, Delimiter=delimiter
+        ):
+            entries = page.get("CommonPrefixes", []) if delimiter else page.get("Contents", [])
+            key = "Prefix" if delimiter else "Key"
+            names += [entry[key][len(start) :].rstrip("/") for entry in entries]
+        return names
+
+    def list_versions(self) -> list[str]:
+        folders = self._list("", "/")
+        return sorted(name for name in folders if name != ALIASES_DIR and VERSION_PATTERN.match(name))
+
+    def list_aliases(self) -> list[str]:
+        names = self._list(f"{ALIASES_DIR}/", "")
+        return sorted(
+            name.removesuffix(".json")
+            for name in names
+            if name.endswith(".json") and ALIAS_PATTERN.match(name.removesuffix(".json"))
+        )
 
     def replace_alias(self, alias: str, data: bytes, *, expected: AliasSnapshot | None) -> None:
         # S3 evaluates the condition and the write as one step (conditional writes).

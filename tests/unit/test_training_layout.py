@@ -23,7 +23,13 @@ LAYERS: list[set[str]] = [
     {"training.tasks"},
     {"training.selection"},
     {"training.publish"},
-    {"training.train", "training.importer", "training.lifecycle", "training.task_choice"},  # the runs
+    {
+        "training.train",
+        "training.importer",
+        "training.lifecycle",
+        "training.task_choice",
+        "training.listing",
+    },  # the runs
     {"training.__main__"},  # the CLI
 ]
 """Bottom to top. Units in one layer are siblings: neither imports the other."""
