@@ -218,7 +218,12 @@ def _retrain(args: argparse.Namespace) -> int:
             open_storage(args.model_uri), version, args.to, metric=metric, margin=margin
         )
     except PromotionRefusedError as exc:
-        print(f"not promoted: {exc}; {args.to} unchanged, {version} stays the candidate", file=sys.stderr)
+        print(
+            f"not promoted: {exc}; {args.to} unchanged, {version} stays the candidate. To serve it anyway:"
+            f" python -m training promote --model-uri {args.model_uri} --version {version} --to {args.to}"
+            " --force",
+            file=sys.stderr,
+        )
         return GATE_REFUSED_EXIT
     if comparison is not None and comparison.current is not None:
         gate = comparison.metric
@@ -257,7 +262,7 @@ def _promote(args: argparse.Namespace) -> int:
             storage, version, args.to, metric=metric, margin=margin, data_uri=args.data, force=args.force
         )
     except PromotionRefusedError as exc:
-        print(f"refused: {exc}", file=sys.stderr)
+        print(f"refused: {exc}; --force promotes it anyway (recorded as forced)", file=sys.stderr)
         return 1
     if comparison is not None:
         keys = task_kind(comparison.task).metrics

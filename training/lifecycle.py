@@ -210,7 +210,7 @@ def promote(
             f"{candidate_version} is worse than {comparison.current['version']} on {gate} ({direction} is"
             f" better): {comparison.candidate[gate]:.4f} against {comparison.current[gate]:.4f},"
             f" margin {margin}"
-            f" ({comparison.holdout_rows} holdout rows); use --force to override"
+            f" ({comparison.holdout_rows} holdout rows)"
         )
     if force and (comparison is None or not comparison.passes):
         shown = comparison.metric if comparison is not None else metric or "the task's metric"
@@ -252,9 +252,17 @@ def rollback(storage: RegistryStorage, alias: str) -> AliasRecord:
             abandoned.add(found.group(1))
     target = next((h.version for h in reversed(record.history) if h.version not in abandoned), None)
     if target is None:
+        left = sorted(abandoned - {record.version})
+        if not left:
+            raise TrainingError(
+                f"alias {alias!r} has no earlier version to roll back to: it has only served {record.version}"
+            )
+        earlier = next(h.version for h in reversed(record.history) if h.version != record.version)
         raise TrainingError(
-            f"alias {alias!r} has no earlier version to roll back to"
-            f" (already rolled back from {', '.join(sorted(abandoned))})"
+            f"alias {alias!r} serves {record.version} and has no earlier version left to roll back to"
+            f" (a rollback never returns to a version rolled back from: {', '.join(left)}); to serve one"
+            f" again, promote it: python -m training promote --model-uri {storage.uri} --version {earlier}"
+            f" --to {alias}"
         )
     return move_alias(storage, alias, target, reason=f"rollback from {record.version} to {target}")
 

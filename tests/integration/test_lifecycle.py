@@ -51,6 +51,7 @@ def test_a_worse_candidate_is_refused_and_the_alias_does_not_move(
     assert main(["promote", "--model-uri", str(registry)]) == 1
     err = capsys.readouterr().err
     assert f"refused: {candidate} is worse than {production} on pr_auc" in err
+    assert "--force promotes it anyway" in err
     record = read_alias(LocalStorage(registry), "production")
     assert record is not None
     assert record.version == production
@@ -127,7 +128,7 @@ def test_missing_candidate_and_nothing_to_roll_back_are_one_line_errors(
     assert main(["promote", "--model-uri", str(registry)]) == 1
     assert "no alias 'candidate'" in capsys.readouterr().err
     assert main(["rollback", "--model-uri", str(registry)]) == 1
-    assert "no earlier version" in capsys.readouterr().err
+    assert "no earlier version to roll back to: it has only served" in capsys.readouterr().err
 
 
 def test_thresholds_never_sit_on_a_score() -> None:
@@ -213,8 +214,13 @@ def test_rollbacks_walk_back_through_the_history_and_records_say_what_happened(t
     second = rollback(storage, "production")
     assert second.version == versions[0]
     assert second.reason == f"rollback from {versions[1]} to {versions[0]}"
-    with pytest.raises(TrainingError, match="no earlier version to roll back to"):
+    with pytest.raises(TrainingError, match="no earlier version left to roll back to") as third:
         rollback(storage, "production")
+    # it says how to serve an earlier version again, with the command to run
+    assert (
+        f"promote it: python -m training promote --model-uri {registry} --version {versions[1]}"
+        " --to production" in str(third.value)
+    )
     _, again = promote(storage, versions[0], "production", force=True)
     assert again.reason == (
         f"promoted again: {versions[0]} is already what production serves"

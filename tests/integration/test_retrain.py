@@ -70,8 +70,14 @@ def test_retrain_promotes_then_keeps_production_when_the_gate_refuses(
     # A margin of -1 demands a PR-AUC one whole point better: impossible, so the gate refuses.
     code = main(["retrain", "--data", f"{incoming}/", "--model-uri", str(registry), "--margin", "-1"])
     assert code == GATE_REFUSED_EXIT
-    assert "not promoted" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "not promoted" in err
     second = read_alias(storage, "candidate").version
+    # the way to serve it anyway is a promote command that exists (retrain has no --force)
+    assert (
+        f"python -m training promote --model-uri {registry} --version {second} --to production --force" in err
+    )
+    assert "use --force" not in err
     assert second != first
     assert read_manifest(storage, second).provenance.data_uri == str(week2)
     assert read_alias(storage, "production").version == first
