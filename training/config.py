@@ -253,4 +253,23 @@ def read_config(path: str | Path, checks: ConfigChecks) -> TrainingConfig:
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
+        if first["type"] == "extra_forbidden":
+            raise ConfigError(f"config {path}: {where}: {unknown_key(first['loc'])}") from exc
         raise ConfigError(f"config {path}: {where}: {first['msg']}") from exc
+
+
+def unknown_key(loc: tuple[int | str, ...]) -> str:
+    """What to say of a key its section does not take: the nearest valid key, and all of them."""
+    import difflib
+
+    section: type[BaseModel] = TrainingConfig
+    for part in loc[:-1]:
+        annotation = section.model_fields[str(part)].annotation if str(part) in section.model_fields else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return "not a setting here"
+        section = annotation
+    keys = list(section.model_fields)
+    name = f"[{'.'.join(str(p) for p in loc[:-1])}]" if len(loc) > 1 else "the top level"
+    near = difflib.get_close_matches(str(loc[-1]), keys, n=1)
+    guess = f"did you mean {near[0]!r}? " if near else ""
+    return f"no such setting; {guess}{name} takes {', '.join(keys)}"

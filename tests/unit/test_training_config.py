@@ -102,3 +102,26 @@ def test_an_estimator_of_another_task_is_refused(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match="Ridge is not a classification estimator"):
         load_config(path)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            '[model]\nestimater = "auto"\n',
+            "model.estimater: no such setting; did you mean 'estimator'? [model] takes task, estimator,",
+        ),
+        ("[tuning]\nbudget_sec = 5\n", "tuning.budget_sec: no such setting; did you mean 'budget_s'?"),
+        ('nmae = "x"\n', "nmae: no such setting; did you mean 'name'? the top level takes name, data,"),
+        ("[data]\nzzz = 1\n", "data.zzz: no such setting; [data] takes features, exclude, label,"),
+    ],
+)
+def test_a_mistyped_key_gets_the_nearest_valid_key_and_the_sections_keys(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as refused:
+        load_config(path)
+    assert message in str(refused.value)
+    assert "Extra inputs" not in str(refused.value)
