@@ -350,7 +350,9 @@ class ModelStore:
             predictor = build_predictor(manifest, serving, self._settings.threads)
         except ArtifactNotFoundError as exc:
             logger.error("model not found", extra={"model_uri": settings.model_uri, "reason": str(exc)})
-            raise ModelUnavailableError(f"no model is available: nothing published for {wanted}") from exc
+            raise ModelUnavailableError(
+                f"no model is available: nothing published for {wanted} in {settings.model_uri} (MODEL_URI)"
+            ) from exc
         except ArtifactIntegrityError as exc:
             logger.error("model artifact refused", extra={"reason": str(exc)})
             raise ModelUnavailableError(

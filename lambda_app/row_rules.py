@@ -81,6 +81,11 @@ OUT_OF_RANGE_PROBLEM = Problem(OUT_OF_RANGE, f"must be between -{MAX_ABS_VALUE:g
 NOT_INTEGER_PROBLEM = Problem(NOT_INTEGER, "must be an integer")
 
 
+def more_problems(count: int) -> str:
+    """The tail of a message that names only the first problem: how many others the request has."""
+    return f" (and {count} more problem{'s' if count > 1 else ''})" if count > 0 else ""
+
+
 def unknown_field(names: list[str], guess: str | None) -> Problem:
     hint = f" (did you mean '{guess}'?)" if guess else ""
     return Problem(UNKNOWN_FIELD, f"unknown field{hint}; expected only {', '.join(names)}")

@@ -264,7 +264,7 @@ def unseen_refused(
             problem = row_rules.unseen_category(by_name[name])
             details.append(ErrorDetail(problem.message, row=row, field=name, code=problem.code))
     first = details[0]
-    more = f" (and {len(details) - 1} more)" if len(details) > 1 else ""
+    more = row_rules.more_problems(len(details) - 1)
     return InvalidInputError(
         f"row {first.row}, field '{first.field}': {first.message}{more}",
         details if limit is None else details[:limit],

@@ -27,7 +27,7 @@ from lambda_app import row_rules
 from lambda_app.errors import ErrorDetail, InvalidInputError, MalformedBodyError, TooManyRecordsError
 from lambda_app.preprocess import UNSEEN, category_index, needs_encoding
 from lambda_app.registry import FeatureSpec
-from lambda_app.row_rules import MAX_ABS_VALUE, json_kind
+from lambda_app.row_rules import MAX_ABS_VALUE, json_kind, more_problems
 
 __all__ = [
     "MAX_ABS_VALUE",
@@ -192,7 +192,7 @@ def invalid_rows(details: list[ErrorDetail]) -> InvalidInputError:
     MAX_REPORTED_ERRORS in ``errors``."""
     first = details[0]
     where = f"row {first.row}" + (f", field '{first.field}'" if first.field else "")
-    more = f" (and {len(details) - 1} more)" if len(details) > 1 else ""
+    more = more_problems(len(details) - 1)
     return InvalidInputError(f"{where}: {first.message}{more}", details[:MAX_REPORTED_ERRORS])
 
 

@@ -22,6 +22,7 @@ import numpy as np
 from lambda_app.errors import ErrorDetail, InvalidInputError, TooManyRecordsError
 from lambda_app.models import AnomalyPrediction, ClassPrediction, Prediction, RegressionPrediction
 from lambda_app.registry import FeatureSpec, Manifest
+from lambda_app.row_rules import more_problems
 from lambda_app.validation import MAX_REPORTED_ERRORS, columns_to_matrix
 
 INTEGER_TYPES = frozenset({"INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64"})
@@ -273,7 +274,7 @@ def _table_tensor(tensor: _Tensor, features: Sequence[FeatureSpec], max_rows: in
 def _named_by_input(details: list[ErrorDetail]) -> InvalidInputError:
     """The row rules' refusal, worded for tensors: row and input named."""
     first = details[0]
-    more = f" (and {len(details) - 1} more)" if len(details) > 1 else ""
+    more = more_problems(len(details) - 1)
     return InvalidInputError(
         f"row {first.row}, input '{first.field}': {first.message}{more}", details[:MAX_REPORTED_ERRORS]
     )

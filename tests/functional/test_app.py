@@ -121,8 +121,13 @@ def test_unknown_route_and_method_use_the_error_body(client: TestClient) -> None
 def test_a_typo_in_a_field_name_is_named_as_the_cause(client: TestClient) -> None:
     response = client.post("/predict", json={"one": 20, "tow": 1.0, "three": 2.0})
     assert response.status_code == 422
-    assert response.json()["message"].startswith("row 0, field 'tow': unknown field (did you mean 'two'?)")
+    assert response.json()["message"] == (
+        "row 0, field 'tow': unknown field (did you mean 'two'?); expected only one, two, three"
+        " (and 1 more problem)"  # the missing 'two': a count of problems, not of fields
+    )
     assert [e["field"] for e in response.json()["errors"]] == ["tow", "two"]
+    three = client.post("/predict", json={"one": "x", "tow": 1.0, "three": 2.0})
+    assert three.json()["message"].endswith("(and 2 more problems)")
 
 
 def test_request_id_header_is_echoed_in_errors(client: TestClient) -> None:

@@ -47,8 +47,12 @@ def test_pinned_version_overrides_the_alias(registry: Path) -> None:
 
 def test_missing_model_is_model_unavailable_with_a_clear_message(tmp_path: Path) -> None:
     store = ModelStore(Settings(model_uri=str(tmp_path / "empty")))
-    with pytest.raises(ModelUnavailableError, match="nothing published for alias 'production'"):
+    with pytest.raises(ModelUnavailableError) as unavailable:
         store.get()
+    # where it looked, so a wrong MODEL_URI shows itself
+    assert f"nothing published for alias 'production' in {tmp_path / 'empty'} (MODEL_URI)" in str(
+        unavailable.value
+    )
     assert store.current is None
     assert store.try_load() is False
 
