@@ -452,7 +452,12 @@ def _import(args: argparse.Namespace) -> int:
         allow_pickle=args.allow_pickle,
         allow_worse_than_baseline=args.allow_worse_than_baseline,
     )
-    _print_published(published.manifest, args.model_uri, published.alias.alias if published.alias else None)
+    _print_published(
+        published.manifest,
+        args.model_uri,
+        published.alias.alias if published.alias else None,
+        unlabelled="no --label given: pass the sample's label column to evaluate the model on it",
+    )
     return 0
 
 
@@ -472,7 +477,12 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_published(manifest: Any, model_uri: str, alias: str | None) -> None:
+def _print_published(
+    manifest: Any,
+    model_uri: str,
+    alias: str | None,
+    unlabelled: str = "the data had no label column; see the warning above",
+) -> None:
     """What was published, and its holdout metrics beside the baseline's, as a Markdown table."""
     from lambda_app.registry import artifact_key, open_storage
     from training.tasks import task_kind
@@ -495,7 +505,7 @@ def _print_published(manifest: Any, model_uri: str, alias: str | None) -> None:
                 cells = " | ".join("-" if values.get(k) is None else f"{values[k]:.3f}" for k in keys)
                 print(f"| {label} | {cells} |")
     else:
-        print("unlabelled: no holdout metrics (the data had no label column; see the warning above)")
+        print(f"unlabelled: no holdout metrics ({unlabelled})")
     print(f"report: {model_uri}/{manifest.version}/evaluation.html")
 
 

@@ -203,6 +203,15 @@ def import_model(
         )
     )
     names, dataset, served = inputs.names, inputs.dataset, prepared(inputs.estimator)
+    if label is None:
+        others = [c for c in columns if c not in names]
+        log.warning(
+            "no --label: the model is published without holdout metrics.%s",
+            f" The sample's column(s) {', '.join(others)} are not features of the model: to evaluate it"
+            f" on the sample, pass --label {others[0]}"
+            if others
+            else " To evaluate it on the sample, pass --label with its label column",
+        )
     labels = kind.usable(dataset.labels, data_uri) if dataset.labels is not None else None
     # A record of what was imported, not a recipe to build from: constructed, not validated as one
     # (its estimator may be a Pipeline, which no config can build).

@@ -261,6 +261,25 @@ def test_an_imported_pipeline_is_published_and_answers_as_scikit_learn(
     assert np.max(np.abs(probabilities - pipeline.predict_proba(frame[manifest.feature_names]))) <= TOLERANCE
 
 
+def test_an_import_without_label_names_the_sample_column_that_would_evaluate_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    from training.__main__ import main
+
+    model, sample, _ = _fitted_pipeline(tmp_path, StandardScaler(), LogisticRegression(max_iter=2000))
+    argv = ["import", "--model", str(model), "--data", str(sample), "--model-uri", str(tmp_path / "r")]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "unlabelled: no holdout metrics (no --label given: pass the sample's label column" in out
+    assert "see the warning above" not in out
+    warning = next(r.getMessage() for r in caplog.records if "no --label" in r.getMessage())
+    assert "column(s) target are not features of the model" in warning
+    assert "pass --label target" in warning
+
+
 def test_import_refusals_are_one_clear_line_and_publish_nothing(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

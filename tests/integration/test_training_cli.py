@@ -127,7 +127,7 @@ def test_invoke_module_reports_an_unreadable_event(tmp_path: Path) -> None:
     assert invoke_main([str(tmp_path / "nope.json")]) == 2
 
 
-@pytest.mark.parametrize("command", [[], ["generate"], ["drift"], ["import"], ["rollback"]])
+@pytest.mark.parametrize("command", [[], ["generate"], ["drift"], ["import"], ["rollback"], ["list"]])
 def test_help_lists_every_command_and_explains_every_option(
     command: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -135,7 +135,7 @@ def test_help_lists_every_command_and_explains_every_option(
         main([*command, "--help"])
     assert exit_info.value.code == 0
     text = capsys.readouterr().out
-    for name in ("train", "generate", "import", "promote", "rollback", "retrain", "drift"):
+    for name in ("train", "generate", "import", "promote", "rollback", "retrain", "drift", "list"):
         assert f"\n  {name} " in text
     lines = text.splitlines()
     options = [index for index, line in enumerate(lines) if line.startswith("  --")]
