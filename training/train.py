@@ -127,7 +127,9 @@ def load_training_data(data_uri: str, config: TrainingConfig, s3_client: Any = N
         s3_client=s3_client,
         labels_of=kind.labels,
         exclude=config.data.exclude,
-        label_required=config.data.label_required,
+        # classes and numbers cannot be learned without their label: an error naming the likely column,
+        # never the unlabelled run an anomaly detector may make
+        label_required=config.data.label_required or config.model.task != "anomaly",
         min_rows=MIN_ROWS,
         missing=config.data.missing,
         max_categories=config.data.max_categories,

@@ -154,3 +154,23 @@ def test_a_file_of_another_format_is_refused_with_the_supported_list(
     assert main(["--data", str(text), "--model-uri", str(tmp_path / "reg")]) == 1
     assert "unsupported data format" in capsys.readouterr().err
     assert not (tmp_path / "reg").exists()
+
+
+def test_a_classifier_without_its_label_is_one_error_naming_the_likely_column(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    from sklearn.datasets import load_breast_cancer
+
+    data = tmp_path / "cancer.csv"
+    load_breast_cancer(as_frame=True).frame.to_csv(data, index=False)
+    config = tmp_path / "classifier.toml"
+    config.write_text('[model]\ntask = "classification"\n')  # the label is not named: "label" is absent
+    registry = tmp_path / "registry"
+    assert main(["--data", str(data), "--model-uri", str(registry), "--config", str(config)]) == 1
+    err = capsys.readouterr().err
+    assert "error: label column 'label' is not in" in err
+    assert "'target' looks like a label (2 values" in err
+    assert "pass --label target" in err
+    # not the anomaly detector's unlabelled warning first: a classifier has no unlabelled run
+    assert not any("UNLABELLED" in record.getMessage() for record in caplog.records)
+    assert not registry.exists()

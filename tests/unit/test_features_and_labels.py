@@ -126,7 +126,8 @@ def test_a_label_named_explicitly_that_the_data_lacks_is_an_error_listing_the_co
     assert message.startswith(
         "label column 'target' is not in flows.csv; found: one, two, three, is_anomaly,"
     )
-    assert "Set [data] label (or --label)" in message
+    assert "'is_anomaly' looks like a label" in message
+    assert "pass --label is_anomaly, or set [data] label" in message
 
 
 def test_the_default_label_name_missing_trains_unlabelled_after_one_loud_line(

@@ -367,14 +367,15 @@ def _missing_label(label: str, frame: pd.DataFrame, uri: str, required: bool) ->
     names the column most likely to be the label (by its values, and its name) and the command."""
     columns = [str(c) for c in frame.columns]
     found = ", ".join(columns)
-    if required:
-        raise DataValidationError(
-            f"label column {label!r} is not in {uri}; found: {found}."
-            ' Set [data] label (or --label) to the right column, or label = "" for no label'
-        )
     guesses = likely_labels(frame)
     column = guesses[0] if guesses else "<column>"
     hint = f" {column!r} looks like a label ({likely_label_evidence(frame[column])}):" if guesses else ""
+    if required:
+        raise DataValidationError(
+            f"label column {label!r} is not in {uri}; found: {found}.{hint}"
+            f" pass --label {column}, or set [data] label to the right column (an anomaly detector may"
+            ' go without: label = "")'
+        )
     log.warning(
         "NO LABEL: %s has no column %r (found: %s), so this model is trained UNLABELLED:"
         " no precision or recall, a quantile threshold.%s"
