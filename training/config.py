@@ -55,6 +55,9 @@ class DataConfig(_Section):
     # signal).
     leak_threshold: float = Field(default=0.99, gt=0.5, le=1.0)
     allow_leaky: list[str] = Field(default_factory=list)
+    # A CSV's column separator, e.g. ";" or "\t". Unset: a comma, unless the header has no comma but
+    # semicolons or tabs (a spreadsheet's export in many locales): then those, said in the log.
+    separator: str | None = Field(default=None, min_length=1, max_length=1)
 
     @model_validator(mode="after")
     def _distinct(self) -> DataConfig:

@@ -136,6 +136,7 @@ def load_training_data(data_uri: str, config: TrainingConfig, s3_client: Any = N
         types=dict(config.data.types),
         sample_rows=config.data.sample_rows,
         seed=config.split.seed,
+        separator=config.data.separator,
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
 import tempfile
 from collections.abc import Iterator
@@ -15,6 +16,8 @@ import pandas as pd
 
 from lambda_app.registry import parse_s3_uri
 from training.exceptions import DataValidationError, TrainingError
+
+log = logging.getLogger("training")
 
 
 @contextlib.contextmanager
@@ -52,7 +55,38 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def read_columns(uri: str, *, s3_client: Any = None) -> list[str]:
+DETECTED_SEPARATORS = (";", "\t")
+"""What a CSV whose header has no comma may be separated by instead (a spreadsheet's export in locales
+that write a decimal comma uses semicolons)."""
+
+
+def csv_separator(path: Path, uri: str, declared: str | None = None) -> str:
+    """``declared``, else a comma, unless the header reads as one column holding semicolons or tabs."""
+    if declared:
+        return declared
+    try:
+        header = [str(c) for c in pd.read_csv(path, nrows=0, sep=",").columns]
+    except (ValueError, OSError, pd.errors.ParserError, pd.errors.EmptyDataError):
+        return ","  # the reader says what is wrong with the file
+    if len(header) == 1:
+        counts = {sep: header[0].count(sep) for sep in DETECTED_SEPARATORS}
+        best = max(counts, key=lambda sep: counts[sep])
+        if counts[best]:
+            shown = "tab" if best == "\t" else f"'{best}'"
+            log.warning(
+                "%s: its header has no comma but %d %s: read as %s-separated"
+                ' (set [data] separator = "%s" to say so)',
+                uri,
+                counts[best],
+                "tabs" if best == "\t" else "semicolons",
+                shown,
+                "\\t" if best == "\t" else best,
+            )
+            return best
+    return ","
+
+
+def read_columns(uri: str, *, s3_client: Any = None, separator: str | None = None) -> list[str]:
     """The column names of a CSV or Parquet file, without reading its rows."""
     with local_copy(uri, s3_client) as path:
         name = uri.lower()
@@ -62,7 +96,8 @@ def read_columns(uri: str, *, s3_client: Any = None) -> list[str]:
 
                 return [str(c) for c in pq.read_schema(path).names]
             if name.endswith((".csv", ".csv.gz")):
-                return [str(c) for c in pd.read_csv(path, nrows=0).columns]
+                sep = csv_separator(path, uri, separator)
+                return [str(c) for c in pd.read_csv(path, nrows=0, sep=sep).columns]
         except (ValueError, OSError, pd.errors.ParserError) as exc:
             raise DataValidationError(f"cannot parse {uri}: {str(exc).splitlines()[0]}") from exc
     raise TrainingError(f"unsupported data format for {uri}: use .csv, .csv.gz or .parquet")

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from lambda_app.registry import FeatureSpec
-from training.data.read import local_copy, sha256_file
+from training.data.read import csv_separator, local_copy, sha256_file
 from training.data.validate import (
     Dataset,
     FeatureColumn,
@@ -41,8 +41,11 @@ CHUNK_ROWS = 250_000
 DEFAULT_SAMPLE_ROWS = 1_000_000
 
 
-def iter_frames(path: Path, uri: str, chunk_rows: int = CHUNK_ROWS) -> Iterator[pd.DataFrame]:
-    """The file's rows in chunks, each indexed by its rows' place in the file (0-based)."""
+def iter_frames(
+    path: Path, uri: str, chunk_rows: int = CHUNK_ROWS, separator: str | None = None
+) -> Iterator[pd.DataFrame]:
+    """The file's rows in chunks, each indexed by its rows' place in the file (0-based); a CSV's
+    ``separator`` as declared, else found by ``csv_separator``."""
     name = uri.lower()
     start = 0
     try:
@@ -60,7 +63,8 @@ def iter_frames(path: Path, uri: str, chunk_rows: int = CHUNK_ROWS) -> Iterator[
                     yield frame
             return
         if name.endswith((".csv", ".csv.gz")):
-            with pd.read_csv(path, chunksize=chunk_rows, dtype=str, keep_default_na=False) as reader:
+            sep = csv_separator(path, uri, separator)
+            with pd.read_csv(path, chunksize=chunk_rows, dtype=str, keep_default_na=False, sep=sep) as reader:
                 for frame in reader:
                     frame.index = pd.RangeIndex(start, start + len(frame))
                     start += len(frame)
@@ -186,6 +190,7 @@ def load_dataset(
     sample_rows: int | None = None,
     seed: int = 0,
     chunk_rows: int = CHUNK_ROWS,
+    separator: str | None = None,
 ) -> Dataset:
     """Read ``uri`` (local path or s3://, CSV or Parquet) and validate it chunk by chunk into a Dataset
     of at most ``sample_rows`` rows (default 1,000,000; see the module)."""
@@ -202,7 +207,7 @@ def load_dataset(
         from tqdm import tqdm
 
         progress = tqdm(desc="reading", unit=" rows", disable=None, leave=False)
-        for frame in iter_frames(path, uri, chunk_rows):
+        for frame in iter_frames(path, uri, chunk_rows, separator):
             if first is not None and frame.empty:
                 continue
             part = validate(
