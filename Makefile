@@ -76,6 +76,9 @@ image-pins: $(STAMP) ## prove the images' pins resolve to wheels for Python 3.12
 model: $(RUN_STAMP) ## train the example model into $(MODEL_URI) unless it already has one
 	@if [ -f "$(MODEL_URI)/aliases/production.json" ]; then \
 		echo "model registry $(MODEL_URI) already has a production model"; \
+		if [ "$(origin DATA)" = "command line" ]; then \
+			echo "DATA=$(DATA) was not used: make train DATA=$(DATA) publishes a new version from it (or set MODEL_URI=another-directory)"; \
+		fi; \
 	else \
 		$(BIN)/python -m training --data $(DATA) --model-uri $(MODEL_URI) --alias production; \
 	fi

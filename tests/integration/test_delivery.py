@@ -101,3 +101,19 @@ def test_the_smoke_test_fails_against_a_server_without_a_model(tmp_path: Path) -
     assert result is not None
     assert result.returncode == 1
     assert "expected 200, got 503" in result.stdout
+
+
+def test_make_serve_with_other_data_says_the_existing_model_is_served(tmp_path: Path) -> None:
+    make = shutil.which("make")
+    if make is None:
+        pytest.skip("make is not installed")
+    (tmp_path / "aliases").mkdir()
+    (tmp_path / "aliases" / "production.json").write_text("{}")
+    # -o: the environment stamp counts as up to date (nothing is installed); `model` is what serve runs first
+    argv = [make, "--no-print-directory", "-o", ".venv/.installed-run", "model", f"MODEL_URI={tmp_path}"]
+    said = subprocess.run([*argv, "DATA=other.csv"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert said.returncode == 0, said.stderr
+    assert f"model registry {tmp_path} already has a production model" in said.stdout
+    assert "DATA=other.csv was not used: make train DATA=other.csv publishes a new version" in said.stdout
+    quiet = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert "was not used" not in quiet.stdout
