@@ -25,6 +25,7 @@ from lambda_app.config import Settings
 from lambda_app.errors import ErrorDetail, ModelUnavailableError, ServiceError
 from lambda_app.model_store import ModelStore
 from lambda_app.observability import logger, metrics, record_server_error
+from lambda_app.registry import Manifest
 from lambda_app.schemas import (
     PER_ROW_RESPONSES_BY_TASK,
     RESPONSES_BY_TASK,
@@ -199,9 +200,25 @@ def create_app(settings: Settings | None = None, store: ModelStore | None = None
                 for name, nested in definition.pop("$defs", {}).items():
                     schema["components"]["schemas"][name] = nested
                 schema["components"]["schemas"][answer.__name__] = definition
+            if loaded.explainer is not None and not loaded.explainer.available:
+                _offer_no_explanations(operation, manifest)
             schema["info"]["x-model-version"] = manifest.version
             schema["info"]["x-model-task"] = manifest.task
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+def _offer_no_explanations(operation: dict[str, Any], manifest: Manifest) -> None:
+    """/predict's ``explain`` for a model version without explanations: only false is valid.
+
+    The schema states what the loaded model accepts, so a client generated from it never asks for
+    what this model cannot answer (the request would be a 422 ``explanation_unavailable``)."""
+    for parameter in operation.get("parameters", []):
+        if parameter["name"] == "explain":
+            parameter["schema"] = {**parameter["schema"], "enum": [False]}
+            parameter["description"] = (
+                f"model version {manifest.version} ({manifest.estimator}) has no explanations, so only"
+                " false is accepted; explanations cover tree ensembles and linear models"
+            )

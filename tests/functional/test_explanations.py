@@ -22,7 +22,7 @@ import pytest
 
 from lambda_app.batch.__main__ import main as batch_main
 from lambda_app.explain.artifact import EXPLANATION_FILE
-from tests.conftest import ROOT, predict_event, response_json
+from tests.conftest import ROOT, load_event, predict_event, response_json
 
 Handler = Callable[..., dict[str, Any]]
 
@@ -230,6 +230,15 @@ def test_a_model_without_explanations_says_so_and_still_predicts(
     assert body["error"] == "explanation_unavailable"
     assert "has no explanations" in body["message"]
     assert response_json(handler(predict_event(records), lambda_context))["predictions"]
+    # The schema describes this model: it does not offer explain=true (so a client generated from it,
+    # or a fuzzer, never asks), and says why.
+    event = load_event("apigw_v2_model.json")
+    event["rawPath"] = event["requestContext"]["http"]["path"] = "/openapi.json"
+    schema = response_json(handler(event, lambda_context))
+    parameters = schema["paths"]["/predict"]["post"]["parameters"]
+    explain = next(p for p in parameters if p["name"] == "explain")
+    assert explain["schema"]["enum"] == [False]
+    assert "has no explanations" in explain["description"]
 
 
 def test_a_tampered_explanation_artifact_is_refused(registry: Path, serve: Any, lambda_context: Any) -> None:
