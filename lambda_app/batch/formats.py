@@ -32,6 +32,7 @@ import pyarrow.parquet as pq
 
 Format = Literal["csv", "csv.gz", "parquet"]
 SUFFIXES: dict[str, Format] = {".csv.gz": "csv.gz", ".csv": "csv", ".parquet": "parquet"}
+SPREADSHEET_SUFFIXES = (".xlsx", ".xlsm", ".xls", ".ods", ".numbers")
 CSV_BLOCK_BYTES = 8 << 20
 """CSV text parsed at a time (whole records); chunks are cut from each block."""
 MAX_RECORD_BYTES = 64 << 20
@@ -49,7 +50,13 @@ def format_of(name: str) -> Format:
     for suffix, fmt in SUFFIXES.items():
         if name.lower().endswith(suffix):
             return fmt
-    raise UnsupportedFormatError(f"{name}: not a table batch scoring reads (.csv, .csv.gz or .parquet)")
+    message = f"{name}: not a table batch scoring reads (.csv, .csv.gz or .parquet)"
+    if name.lower().endswith(SPREADSHEET_SUFFIXES):
+        message += (
+            "; export the spreadsheet as CSV first (Excel: File > Save As > CSV UTF-8;"
+            " LibreOffice: File > Save As > Text CSV)"
+        )
+    raise UnsupportedFormatError(message)
 
 
 def is_table(name: str) -> bool:

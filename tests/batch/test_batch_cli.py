@@ -200,6 +200,30 @@ def test_a_file_that_cannot_be_scored_leaves_no_output_and_exits_1(
     assert sorted(p.name for p in out.iterdir()) == ["good.csv"]  # no partial file for either failure
 
 
+def test_a_spreadsheet_is_refused_with_how_to_export_it(
+    registry: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    workbook = tmp_path / "flows.xlsx"
+    workbook.write_bytes(b"PK\x03\x04 not really a workbook")
+    assert (
+        main(
+            [
+                "--input",
+                str(workbook),
+                "--output",
+                str(tmp_path / "scored.xlsx"),
+                "--model-uri",
+                str(registry),
+            ]
+        )
+        == EXIT_ERROR
+    )
+    err = capsys.readouterr().err
+    assert "not a table batch scoring reads" in err
+    assert "export the spreadsheet as CSV first (Excel: File > Save As > CSV UTF-8" in err
+    assert not (tmp_path / "scored.xlsx").exists()
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

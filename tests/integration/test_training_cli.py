@@ -156,6 +156,18 @@ def test_a_file_of_another_format_is_refused_with_the_supported_list(
     assert not (tmp_path / "reg").exists()
 
 
+def test_a_spreadsheet_is_refused_with_how_to_export_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    workbook = tmp_path / "flows.xlsx"
+    workbook.write_bytes(b"PK\x03\x04 not really a workbook")
+    assert main(["--data", str(workbook), "--model-uri", str(tmp_path / "reg")]) == 1
+    err = capsys.readouterr().err
+    assert "unsupported data format for" in err
+    assert "File > Save As > CSV UTF-8" in err
+    assert "pandas.read_excel" in err
+
+
 def test_a_classifier_without_its_label_is_one_error_naming_the_likely_column(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -100,10 +100,23 @@ def read_columns(uri: str, *, s3_client: Any = None, separator: str | None = Non
                 return [str(c) for c in pd.read_csv(path, nrows=0, sep=sep).columns]
         except (ValueError, OSError, pd.errors.ParserError) as exc:
             raise DataValidationError(f"cannot parse {uri}: {str(exc).splitlines()[0]}") from exc
-    raise TrainingError(f"unsupported data format for {uri}: use .csv, .csv.gz or .parquet")
+    raise unsupported_format(uri)
 
 
 DATA_SUFFIXES = (".csv", ".csv.gz", ".parquet")
+SPREADSHEET_SUFFIXES = (".xlsx", ".xlsm", ".xls", ".ods", ".numbers")
+
+
+def unsupported_format(uri: str) -> TrainingError:
+    """The refusal of a file that is not CSV or Parquet; a spreadsheet's says how to export it."""
+    message = f"unsupported data format for {uri}: use .csv, .csv.gz or .parquet"
+    if uri.lower().endswith(SPREADSHEET_SUFFIXES):
+        message += (
+            "; a spreadsheet is read once exported as CSV (Excel: File > Save As > CSV UTF-8;"
+            " LibreOffice: File > Save As > Text CSV), or in Python:"
+            " pandas.read_excel(path).to_csv('data.csv', index=False)"
+        )
+    return TrainingError(message)
 
 
 def latest_data_uri(uri: str, *, s3_client: Any = None) -> str:

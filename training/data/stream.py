@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from lambda_app.registry import FeatureSpec
-from training.data.read import csv_separator, local_copy, sha256_file
+from training.data.read import csv_separator, local_copy, sha256_file, unsupported_format
 from training.data.validate import (
     Dataset,
     FeatureColumn,
@@ -33,7 +33,7 @@ from training.data.validate import (
     refuse_constant,
     validate,
 )
-from training.exceptions import DataValidationError, TrainingError
+from training.exceptions import DataValidationError
 
 log = logging.getLogger("training")
 
@@ -79,7 +79,7 @@ def iter_frames(
         ) from exc
     except (ValueError, OSError, pd.errors.ParserError) as exc:
         raise DataValidationError(f"cannot parse {uri}: {str(exc).splitlines()[0]}") from exc
-    raise TrainingError(f"unsupported data format for {uri}: use .csv, .csv.gz or .parquet")
+    raise unsupported_format(uri)
 
 
 @dataclass
