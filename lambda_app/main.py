@@ -18,6 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from lambda_app.api.base_path import BasePathMiddleware
 from lambda_app.api.routes import docs, health, model, open_inference, predict
@@ -126,8 +127,26 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     message = str(exc.detail)
     if exc.status_code == 405 and headers.get("Allow"):
         message = f"{request.method} is not allowed on {request.url.path}: use {headers['Allow']}"
+    if exc.status_code == 404:
+        message = _prefix_hint(request) or message
     return error_response(
         request, exc.status_code, codes.get(exc.status_code, "http_error"), message, headers=headers
+    )
+
+
+def _prefix_hint(request: Request) -> str | None:
+    """For a 404 on ``/<prefix>/<route>``: the route exists without the prefix, so the prefix is
+    probably a custom domain's base path that API_BASE_PATH does not name yet."""
+    path = request.scope["path"]
+    prefix, _, rest = path.lstrip("/").partition("/")
+    if not prefix or not rest:
+        return None
+    scope = {**request.scope, "path": f"/{rest}"}
+    if not any(route.matches(scope)[0] is not Match.NONE for route in request.app.router.routes):
+        return None
+    return (
+        f"no route {path}; /{rest} exists: if /{prefix} is the base path of a custom domain (or a stage"
+        f" the path carries), set API_BASE_PATH=/{prefix} on the function"
     )
 
 

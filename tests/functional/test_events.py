@@ -291,3 +291,19 @@ def test_the_docs_under_a_named_stage_load_every_asset_through_that_stage(
         assert handler(stage_event(url), lambda_context)["statusCode"] == 200, url
     schema = response_json(handler(stage_event("/prod/openapi.json"), lambda_context))
     assert schema["servers"] == [{"url": "/prod"}]  # "Try it out" calls go through the stage too
+
+
+def test_a_custom_domain_path_without_api_base_path_is_a_404_that_says_to_set_it(
+    handler_module: Callable[..., ModuleType], registry: Path, lambda_context: Any
+) -> None:
+    """A custom domain's base path reaches the function in the path; unset, the routes miss it."""
+    handler = handler_module(MODEL_URI=str(registry), API_BASE_PATH="").handler
+    response = handler(load_event("apigw_v2_predict_custom_domain.json"), lambda_context)
+    assert response["statusCode"] == 404
+    message = response_json(response)["message"]
+    assert "no route /models/predict" in message
+    assert "/predict exists" in message
+    assert "set API_BASE_PATH=/models" in message
+    # A path that is no route under any prefix keeps the plain answer.
+    plain = handler(load_event("apigw_v2_not_found.json"), lambda_context)
+    assert response_json(plain)["message"] == "Not Found"
