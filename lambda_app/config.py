@@ -32,6 +32,11 @@ Environment variables (all optional):
     BATCH_CHUNK_ROWS       batch scoring: rows scored per chunk, which bounds memory (default 100,000)
     BATCH_MAX_OBJECT_BYTES batch scoring in Lambda: the largest S3 object one invocation takes (default
                            150,000,000: the input and its output must fit Lambda's default 512 MB /tmp)
+    BATCH_SEPARATOR        batch scoring: a CSV's field separator, ``,`` ``;`` ``tab`` or ``|`` (default:
+                           a comma, or semicolons or tabs when the header has no comma but those); the
+                           output is written with the same separator
+    BATCH_DECIMAL          batch scoring: the decimal separator of a CSV's numbers, ``.`` (default) or
+                           ``,`` (then ``12,5`` is 12.5 and a dot in a number is refused)
 Powertools reads its own: POWERTOOLS_SERVICE_NAME, POWERTOOLS_LOG_LEVEL,
 POWERTOOLS_METRICS_NAMESPACE, POWERTOOLS_TRACE_DISABLED.
 """
@@ -39,9 +44,9 @@ POWERTOOLS_METRICS_NAMESPACE, POWERTOOLS_TRACE_DISABLED.
 from __future__ import annotations
 
 import os
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LAMBDA_MB_PER_VCPU = 1769
@@ -75,6 +80,18 @@ class Settings(BaseSettings):
     explain_max_rows: int = Field(default=100, gt=0)
     # Batch scoring: the K largest contributions of each row's explanation as columns (0: none).
     batch_explain: int = Field(default=0, ge=0, le=100)
+    # Batch scoring of CSVs: the field separator (unset: a comma, or what the header shows) and the
+    # decimal separator of numbers.
+    batch_separator: Literal[",", ";", "\t", "|"] | None = None
+    batch_decimal: Literal[".", ","] = "."
+
+    @field_validator("batch_separator", mode="before")
+    @classmethod
+    def _tab_by_name(cls, value: Any) -> Any:
+        """A tab is hard to write in an environment variable: ``tab`` (or ``\\t``) says it."""
+        if isinstance(value, str) and value.strip().lower() in ("tab", "\\t"):
+            return "\t"
+        return value or None
 
     @model_validator(mode="after")
     def _abandon_loads_only_after_requests_stop_waiting(self) -> Self:

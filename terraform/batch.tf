@@ -127,12 +127,14 @@ resource "aws_lambda_function" "batch" {
         BATCH_MAX_OBJECT_BYTES       = tostring(local.batch_max_object_bytes)
         BATCH_CHUNK_ROWS             = tostring(var.batch_chunk_rows)
         BATCH_EXPLAIN                = tostring(var.batch_explain)
+        BATCH_DECIMAL                = var.batch_decimal
         MODEL_REFRESH_SECONDS        = tostring(var.model_refresh_seconds) # warm containers follow the alias, as the API's do
         POWERTOOLS_SERVICE_NAME      = local.batch_name
         POWERTOOLS_METRICS_NAMESPACE = var.metrics_namespace
         POWERTOOLS_LOG_LEVEL         = var.log_level
       },
       var.model_version == "" ? {} : { MODEL_VERSION = var.model_version },
+      var.batch_separator == "" ? {} : { BATCH_SEPARATOR = var.batch_separator },
     )
   }
 

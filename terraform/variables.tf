@@ -663,6 +663,28 @@ variable "batch_explain" {
   }
 }
 
+variable "batch_separator" {
+  description = "Batch scoring: the input CSVs' field separator: \",\", \";\", \"tab\" or \"|\" (empty: a comma, or semicolons or tabs when a file's header has no comma but those). Outputs are written with the same separator."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = contains(["", ",", ";", "tab", "|"], var.batch_separator)
+    error_message = "batch_separator must be empty, \",\", \";\", \"tab\" or \"|\"."
+  }
+}
+
+variable "batch_decimal" {
+  description = "Batch scoring: the decimal separator of the input CSVs' numbers: \".\" or \",\" (then 12,5 is 12.5)."
+  type        = string
+  default     = "."
+
+  validation {
+    condition     = contains([".", ","], var.batch_decimal)
+    error_message = "batch_decimal must be \".\" or \",\"."
+  }
+}
+
 variable "batch_schedule" {
   description = "An EventBridge Scheduler expression (cron(...), rate(...)) that scores the whole input prefix; empty: no schedule."
   type        = string

@@ -57,8 +57,29 @@ def build_parser() -> argparse.ArgumentParser:
         help="add each row's explanation: its base value, value, and K largest feature contributions"
         " (default: $BATCH_EXPLAIN, else 0: none); costs far more than scoring for large forests",
     )
+    parser.add_argument(
+        "--separator",
+        metavar="SEP",
+        type=_separator,
+        help="a CSV's field separator: ',' ';' 'tab' or '|' (default: $BATCH_SEPARATOR, else a comma, or"
+        " semicolons or tabs when a file's header has no comma but those); outputs use the same",
+    )
+    parser.add_argument(
+        "--decimal",
+        choices=(".", ","),
+        help="the decimal separator of a CSV's numbers (default: $BATCH_DECIMAL, else '.'); with ','"
+        " 12,5 is 12.5",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
+
+
+def _separator(value: str) -> str:
+    """``--separator``: one of the separators a CSV may declare, a tab written as ``tab`` or ``\\t``."""
+    separator = "\t" if value.lower() in ("tab", "\\t") else value
+    if separator not in (",", ";", "\t", "|"):
+        raise argparse.ArgumentTypeError(f"{value!r}: use ',' ';' 'tab' or '|'")
+    return separator
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -104,6 +125,10 @@ def _score(args: argparse.Namespace) -> int:
         overrides["batch_chunk_rows"] = args.chunk_rows
     if args.explain is not None:
         overrides["batch_explain"] = args.explain
+    if args.separator is not None:
+        overrides["batch_separator"] = args.separator
+    if args.decimal is not None:
+        overrides["batch_decimal"] = args.decimal
     try:
         settings = Settings(**overrides)
     except ValueError as exc:
@@ -159,6 +184,8 @@ def _score(args: argparse.Namespace) -> int:
                     on_chunk=bar.update,
                     refuse_unseen=settings.unseen_categories == "refuse",
                     explain=settings.batch_explain,
+                    separator=settings.batch_separator,
+                    decimal=settings.batch_decimal,
                 )
             except Exception as exc:  # any problem of one file is that file's failure, never the run's
                 failed += 1
@@ -168,6 +195,13 @@ def _score(args: argparse.Namespace) -> int:
         rejected += result.rejected
         tally.update(result.tally)
         rejects = f"; {result.rejected:,} rejected -> {job.rejects}" if result.rejected else ""
+        if result.separator != "," and settings.batch_separator is None:
+            shown = "tabs" if result.separator == "\t" else "semicolons"
+            print(
+                f"{job.source}: its header has no comma but {shown}: read and written {shown[:-1]}-separated"
+                f" (--separator {'tab' if result.separator == chr(9) else repr(result.separator)} to say so)",
+                file=sys.stderr,
+            )
         print(
             f"{job.source} -> {job.output}: {result.scored:,} rows scored in {result.seconds:.1f} s{rejects}",
             file=sys.stderr,

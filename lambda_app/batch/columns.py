@@ -31,6 +31,9 @@ from lambda_app.registry import FeatureSpec
 from lambda_app.row_rules import MAX_ABS_VALUE, Problem
 
 NUMBER_PATTERN = r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$"
+DECIMAL_COMMA_NUMBER_PATTERN = r"^[+-]?(\d+(,\d*)?|,\d+)([eE][+-]?\d+)?$"
+"""A number as written where the decimal separator is a comma (``12,5``); a dot is not accepted
+there (``1.250`` may mean 1250)."""
 NON_FINITE_WORDS = frozenset(
     {"nan", "+nan", "-nan", "inf", "+inf", "-inf", "infinity", "+infinity", "-infinity"}
 )
@@ -111,10 +114,12 @@ def check_rows(
     features: Sequence[FeatureSpec],
     bad_text: Mapping[int, str] | None = None,
     refuse_unseen: bool = False,
+    decimal: str = ".",
 ) -> CheckedRows:
     """The matrix of the rows every feature accepts, and a reason for each other row.
 
     ``bad_text``: rows already set aside while reading (a cell that is not UTF-8), with their reason.
+    ``decimal``: the decimal separator of numbers written as text ("." or ",").
     """
     rows = batch.num_rows
     matrix = np.empty((rows, len(features)), dtype=np.float64)
@@ -126,7 +131,7 @@ def check_rows(
             (unreadable, [Problem(row_rules.UNREADABLE, bad_text[row]) for row in sorted(bad_text)])
         )
     for index, spec in enumerate(features):
-        values, bad, found = _column(batch.column(spec.name), spec, refuse_unseen)
+        values, bad, found = _column(batch.column(spec.name), spec, refuse_unseen, decimal)
         matrix[:, index] = values
         if found:
             problems.append((bad, [Problem(p.code, f"field '{spec.name}': {p.message}") for p in found]))
@@ -199,7 +204,7 @@ def _category_column(
 
 
 def _column(
-    column: pa.Array, spec: FeatureSpec, refuse_unseen: bool = False
+    column: pa.Array, spec: FeatureSpec, refuse_unseen: bool = False, decimal: str = "."
 ) -> tuple[np.ndarray, np.ndarray, list[Problem]]:
     """One feature column in the served table, the mask of its bad rows, and the reason for each."""
     if spec.dtype == "category":
@@ -207,7 +212,7 @@ def _column(
     if spec.fill is not None:
         column = _nulls_for_missing_words(column)
     values, bad, reasons = (
-        _boolean_column(column, spec) if spec.dtype == "boolean" else _number_column(column, spec)
+        _boolean_column(column, spec) if spec.dtype == "boolean" else _number_column(column, spec, decimal)
     )
     if spec.fill is not None and bad.any():  # a missing value is served as the fill: not a reason
         missing = column.is_null().to_numpy(zero_copy_only=False)
@@ -232,12 +237,17 @@ def _nulls_for_missing_words(column: pa.Array) -> pa.Array:
     )
 
 
-def _number_column(column: pa.Array, spec: FeatureSpec) -> tuple[np.ndarray, np.ndarray, list[Problem]]:
+def _number_column(
+    column: pa.Array, spec: FeatureSpec, decimal: str = "."
+) -> tuple[np.ndarray, np.ndarray, list[Problem]]:
     kind = column.type
     if is_text(kind):
         text = column.fill_null("")
-        is_number = pc.match_substring_regex(text, NUMBER_PATTERN).to_numpy(zero_copy_only=False)
+        pattern = DECIMAL_COMMA_NUMBER_PATTERN if decimal == "," else NUMBER_PATTERN
+        is_number = pc.match_substring_regex(text, pattern).to_numpy(zero_copy_only=False)
         numbers = pc.if_else(is_number, text, "0")
+        if decimal == ",":
+            numbers = pc.replace_substring(numbers, ",", ".")
         values = pc.cast(numbers, pa.float64()).to_numpy(zero_copy_only=False)
         not_numbers = ~is_number
     else:

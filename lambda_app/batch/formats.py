@@ -37,8 +37,13 @@ CSV_BLOCK_BYTES = 8 << 20
 """CSV text parsed at a time (whole records); chunks are cut from each block."""
 MAX_RECORD_BYTES = 64 << 20
 """A record (or an unclosed quoted field) longer than this fails its file instead of filling memory."""
-LF, CR, QUOTE, COMMA = ord("\n"), ord("\r"), ord('"'), ord(",")
+LF, CR, QUOTE = ord("\n"), ord("\r"), ord('"')
 BOM = b"\xef\xbb\xbf"
+SEPARATORS = (",", ";", "\t", "|")
+"""The separators a CSV may declare (--separator, BATCH_SEPARATOR)."""
+DETECTED_SEPARATORS = (";", "\t")
+"""What a CSV whose header has no comma may be separated by instead (a spreadsheet's export in
+locales that write a decimal comma uses semicolons)."""
 
 
 class UnsupportedFormatError(ValueError):
@@ -80,16 +85,22 @@ class Chunk:
 
 @dataclass
 class TableReader:
-    """A file's schema, its row count when the format knows it, and its rows in chunks."""
+    """A file's schema, its row count when the format knows it, and its rows in chunks; a CSV's
+    separator (declared, or detected from its header)."""
 
     schema: pa.Schema
     rows: int | None
     chunks: Iterator[Chunk]
     close: Callable[[], None]
+    separator: str = ","
 
 
-def open_table(path: Path, fmt: Format, chunk_rows: int) -> TableReader:
-    """Read ``path`` in chunks of at most ``chunk_rows`` rows (CSV cells as text)."""
+def open_table(path: Path, fmt: Format, chunk_rows: int, separator: str | None = None) -> TableReader:
+    """Read ``path`` in chunks of at most ``chunk_rows`` rows (CSV cells as text).
+
+    ``separator``: a CSV's field separator; None reads a comma, unless the header reads as one
+    column holding semicolons or tabs (then those).
+    """
     if fmt == "parquet":
         parquet = pq.ParquetFile(path)
         return TableReader(
@@ -101,10 +112,13 @@ def open_table(path: Path, fmt: Format, chunk_rows: int) -> TableReader:
     opener: Any = gzip.open if fmt == "csv.gz" else open
     handle = opener(path, "rb")
     try:
-        blocks = record_blocks(handle)
+        if separator is None:
+            separator = detect_separator(handle.read(64 << 10))
+            handle.seek(0)
+        blocks = record_blocks(handle, separator=separator)
         first = next(blocks, b"")
-        header_end = _header_end(first)
-        names = _header(first[:header_end])
+        header_end = _header_end(first, separator)
+        names = _header(first[:header_end], separator)
     except BaseException:
         handle.close()
         raise
@@ -116,9 +130,21 @@ def open_table(path: Path, fmt: Format, chunk_rows: int) -> TableReader:
     return TableReader(
         schema=schema,
         rows=None,
-        chunks=_parsed(_chained(rest, blocks), schema, chunk_rows),
+        chunks=_parsed(_chained(rest, blocks), schema, chunk_rows, separator),
         close=handle.close,
+        separator=separator,
     )
+
+
+def detect_separator(head: bytes) -> str:
+    """A comma, unless the first line read with commas is one column holding semicolons or tabs."""
+    line = head.removeprefix(BOM).lstrip(b"\r\n").split(b"\n", 1)[0].decode("utf-8", "replace")
+    header = next(csv.reader(io.StringIO(line.rstrip("\r"), newline="")), [])
+    if len(header) != 1:
+        return ","
+    counts = {sep: header[0].count(sep) for sep in DETECTED_SEPARATORS}
+    best = max(counts, key=lambda sep: counts[sep])
+    return best if counts[best] else ","
 
 
 def _chained(first: bytes, blocks: Iterator[bytes]) -> Iterator[bytes]:
@@ -127,13 +153,13 @@ def _chained(first: bytes, blocks: Iterator[bytes]) -> Iterator[bytes]:
     yield from blocks
 
 
-def _header_end(block: bytes) -> int:
+def _header_end(block: bytes, separator: str = ",") -> int:
     """Where the header record ends in the first block (the whole block when it is the only record)."""
-    end = first_record_end(block)
+    end = first_record_end(block, separator)
     return len(block) if end is None else end
 
 
-def _header(raw: bytes) -> list[str]:
+def _header(raw: bytes, separator: str = ",") -> list[str]:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -141,10 +167,11 @@ def _header(raw: bytes) -> list[str]:
             f"the header row is not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start});"
             " save the file as UTF-8"
         ) from None
-    return next(csv.reader(io.StringIO(text.removesuffix("\n").removesuffix("\r"), newline="")), [])
+    lines = io.StringIO(text.removesuffix("\n").removesuffix("\r"), newline="")
+    return next(csv.reader(lines, delimiter=separator), [])
 
 
-def record_blocks(handle: Any, block_bytes: int | None = None) -> Iterator[bytes]:
+def record_blocks(handle: Any, block_bytes: int | None = None, separator: str = ",") -> Iterator[bytes]:
     """The file in blocks of whole records, each ending just after a line break that ends a record.
 
     Written by hand because pyarrow's streaming CSV reader reads ahead without bound (measured: its
@@ -169,14 +196,14 @@ def record_blocks(handle: Any, block_bytes: int | None = None) -> Iterator[bytes
         block = carry + data if carry else data
         if not data:
             if block:
-                if _open_quote_at_end(block):
+                if _open_quote_at_end(block, separator):
                     raise UnsupportedFormatError(
                         "a quoted field is never closed (a '\"' opens a cell that runs to the end of the"
                         f" file; the record starts with {_shown(block)})"
                     )
                 yield block
             return
-        cut = last_record_end(block)
+        cut = last_record_end(block, separator)
         if cut is None:  # one record longer than a block: read on
             if len(block) > MAX_RECORD_BYTES:
                 raise UnsupportedFormatError(
@@ -193,13 +220,13 @@ def _shown(raw: bytes) -> str:
     return repr(raw[:60].decode("utf-8", "replace") + ("..." if len(raw) > 60 else ""))
 
 
-def record_ends(block: bytes) -> np.ndarray:
+def record_ends(block: bytes, separator: str = ",") -> np.ndarray:
     """Offsets just past each line break of ``block`` that ends a record, for a block that starts
     at a record's start. A CR at the very end is left out (its LF may be in the next block).
 
     The lexing rules of RFC 4180 as Python's csv and pyarrow apply them, vectorised over runs of
-    consecutive quote characters: a run that starts a field (after a comma, a line break or the
-    block's start) opens a quoted field, and an odd-length run opens it (its other quotes pair up
+    consecutive quote characters: a run that starts a field (after the separator, a line break or
+    the block's start) opens a quoted field, and an odd-length run opens it (its other quotes pair up
     as escaped ``""``); inside a quoted field an even run is escaped quotes and an odd run closes it;
     a run in the middle of an unquoted cell (``5" tall``) is text. So each run either toggles the
     state (odd, starting a field), resets it to "outside" (odd, elsewhere), or leaves it (even).
@@ -209,22 +236,22 @@ def record_ends(block: bytes) -> np.ndarray:
     quotes = np.flatnonzero(raw == QUOTE)
     if not len(quotes) or not len(breaks):
         return breaks + 1
-    runs = _QuoteRuns(raw, quotes)
+    runs = _QuoteRuns(raw, quotes, separator)
     return np.asarray([b + 1 for b in breaks.tolist() if runs.outside_at(b)], dtype=np.int64)
 
 
-def first_record_end(block: bytes) -> int | None:
+def first_record_end(block: bytes, separator: str = ",") -> int | None:
     """``record_ends(block)[0]`` without computing the others (the header's end)."""
-    return _one_record_end(block, last=False)
+    return _one_record_end(block, last=False, separator=separator)
 
 
-def last_record_end(block: bytes) -> int | None:
+def last_record_end(block: bytes, separator: str = ",") -> int | None:
     """``record_ends(block)[-1]`` without computing the others (where a block is cut): the state at
     one line break costs a pass over the quote runs, not a search for every break."""
-    return _one_record_end(block, last=True)
+    return _one_record_end(block, last=True, separator=separator)
 
 
-def _one_record_end(block: bytes, *, last: bool) -> int | None:
+def _one_record_end(block: bytes, *, last: bool, separator: str = ",") -> int | None:
     raw = np.frombuffer(block, dtype=np.uint8)
     breaks = _line_ends(raw)
     if not len(breaks):
@@ -232,7 +259,7 @@ def _one_record_end(block: bytes, *, last: bool) -> int | None:
     quotes = np.flatnonzero(raw == QUOTE)
     if not len(quotes):
         return int(breaks[-1 if last else 0]) + 1
-    runs = _QuoteRuns(raw, quotes)
+    runs = _QuoteRuns(raw, quotes, separator)
     for b in (breaks[::-1] if last else breaks).tolist():  # mostly the first one tried
         if runs.outside_at(b):
             return int(b) + 1
@@ -253,13 +280,13 @@ def _line_ends(raw: np.ndarray) -> np.ndarray:
 class _QuoteRuns:
     """The runs of quote characters of a block, each a toggle, a reset or neither (see record_ends)."""
 
-    def __init__(self, raw: np.ndarray, quotes: np.ndarray) -> None:
+    def __init__(self, raw: np.ndarray, quotes: np.ndarray, separator: str = ",") -> None:
         new_run = np.ones(len(quotes), dtype=bool)
         new_run[1:] = np.diff(quotes) != 1
         self.starts = quotes[new_run]
         odd = np.diff(np.append(np.flatnonzero(new_run), len(quotes))) % 2 == 1
         before = raw[np.maximum(self.starts - 1, 0)]
-        field_start = (self.starts == 0) | (before == COMMA) | (before == LF) | (before == CR)
+        field_start = (self.starts == 0) | (before == ord(separator)) | (before == LF) | (before == CR)
         self.toggle = odd & field_start
         self.resets = np.flatnonzero(odd & ~field_start)
 
@@ -275,13 +302,15 @@ class _QuoteRuns:
         return not self.outside_at(int(self.starts[-1]) + 1)
 
 
-def _open_quote_at_end(block: bytes) -> bool:
+def _open_quote_at_end(block: bytes, separator: str = ",") -> bool:
     raw = np.frombuffer(block, dtype=np.uint8)
     quotes = np.flatnonzero(raw == QUOTE)
-    return bool(len(quotes)) and _QuoteRuns(raw, quotes).open_at_end()
+    return bool(len(quotes)) and _QuoteRuns(raw, quotes, separator).open_at_end()
 
 
-def _parsed(blocks: Iterator[bytes], schema: pa.Schema, chunk_rows: int) -> Iterator[Chunk]:
+def _parsed(
+    blocks: Iterator[bytes], schema: pa.Schema, chunk_rows: int, separator: str = ","
+) -> Iterator[Chunk]:
     """Each block parsed on its own (cells as bytes, then checked as UTF-8), cut into chunks."""
     convert = pa_csv.ConvertOptions(
         column_types={name: pa.binary() for name in schema.names},
@@ -291,7 +320,7 @@ def _parsed(blocks: Iterator[bytes], schema: pa.Schema, chunk_rows: int) -> Iter
     for block in blocks:
         if not block.strip(b"\r\n"):
             continue
-        parse = pa_csv.ParseOptions(newlines_in_values=b'"' in block)
+        parse = pa_csv.ParseOptions(delimiter=separator, newlines_in_values=b'"' in block)
         read = pa_csv.ReadOptions(column_names=schema.names, block_size=len(block) + 1)
         table = pa_csv.read_csv(
             pa.py_buffer(block), read_options=read, parse_options=parse, convert_options=convert
@@ -327,12 +356,19 @@ def _as_text(batch: pa.RecordBatch, schema: pa.Schema) -> Chunk:
 class TableWriter:
     """Writes chunks of one schema to ``path`` in ``fmt``.
 
-    CSV text cells are quoted only in the chunks where some cell needs it (a comma, quote or line
-    break): plain files stay plain (``80,13.7,...``), and each chunk is valid CSV either way.
+    CSV text cells are quoted only in the chunks where some cell needs it (the separator, a quote or
+    a line break): plain files stay plain (``80,13.7,...``), and each chunk is valid CSV either way.
+    A CSV is written with the separator its input was read with, and with ``decimal`` as the
+    decimal separator of the numbers it adds.
     """
 
-    def __init__(self, path: Path, fmt: Format, schema: pa.Schema) -> None:
+    def __init__(
+        self, path: Path, fmt: Format, schema: pa.Schema, separator: str = ",", decimal: str = "."
+    ) -> None:
         self.path = path
+        self._separator = separator
+        self._decimal = decimal
+        self._quote_needed = re.compile(f'[{re.escape(separator)}"\r\n]')
         self.rows = 0
         self._schema = schema
         self._header = True
@@ -343,7 +379,7 @@ class TableWriter:
         else:
             self._sink = pa.output_stream(str(path), compression="gzip" if fmt == "csv.gz" else None)
             self._text = [name for name in schema.names if is_text(schema.field(name).type)]
-            self._plain_header = not any(QUOTE_NEEDED.search(name) for name in schema.names)
+            self._plain_header = not any(self._quote_needed.search(name) for name in schema.names)
 
     def write(self, batch: pa.RecordBatch) -> None:
         if self._parquet is not None:
@@ -353,12 +389,15 @@ class TableWriter:
         self.rows += batch.num_rows
 
     def _write_csv(self, batch: pa.RecordBatch) -> None:
+        if self._decimal != ".":
+            batch = _with_decimal(batch, self._decimal)
         plain = not any(
-            pc.any(pc.match_substring_regex(batch.column(name), QUOTE_NEEDED.pattern)).as_py()
+            pc.any(pc.match_substring_regex(batch.column(name), self._quote_needed.pattern)).as_py()
             for name in self._text
         )
         options = pa_csv.WriteOptions(
             include_header=self._header,
+            delimiter=self._separator,
             quoting_style="none" if plain else "needed",
             quoting_header="none" if self._plain_header else "needed",
         )
@@ -379,7 +418,15 @@ class TableWriter:
             self.close()
 
 
-QUOTE_NEEDED = re.compile(r'[,"\r\n]')
+def _with_decimal(batch: pa.RecordBatch, decimal: str) -> pa.RecordBatch:
+    """The batch's floating-point columns as text written with ``decimal`` (``12,5``)."""
+    columns = [
+        pc.replace_substring(column.cast(pa.string()), ".", decimal)
+        if pa.types.is_floating(column.type)
+        else column
+        for column in batch.columns
+    ]
+    return pa.RecordBatch.from_arrays(columns, names=batch.schema.names)
 
 
 def is_text(kind: pa.DataType) -> bool:

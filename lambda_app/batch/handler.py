@@ -178,6 +178,8 @@ def _score_object(item: Item, job: Job, model: LoadedModel, context: LambdaConte
         out_of_time=lambda: context.get_remaining_time_in_millis() < TIME_MARGIN_MS,
         refuse_unseen=settings.unseen_categories == "refuse",
         explain=settings.batch_explain,
+        separator=settings.batch_separator,
+        decimal=settings.batch_decimal,
     )
     logger.info(
         "object scored",

@@ -47,6 +47,7 @@ class FileResult:
     rejected: int = 0
     tally: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
+    separator: str = ","  # a CSV's, as read (and written)
 
     @property
     def scored(self) -> int:
@@ -86,22 +87,26 @@ def score_file(
     out_of_time: Callable[[], bool] | None = None,
     refuse_unseen: bool = False,
     explain: int = 0,
+    separator: str | None = None,
+    decimal: str = ".",
 ) -> FileResult:
     """Score ``source`` into ``output`` (always written, header only when nothing scored) and
     ``rejects`` (written only when some row was rejected). The caller owns both paths: on an
     exception it deletes whatever is there. ``refuse_unseen``: a category value the model never saw
     rejects its row (UNSEEN_CATEGORIES=refuse) instead of being scored and named in ``unseen``.
     ``explain`` K > 0: each scored row also gets its explanation's K largest contributions.
+    ``separator``: a CSV's (None: a comma, or what its header shows); the outputs are written with
+    it. ``decimal``: the decimal separator of its numbers (and of the numbers scoring adds to it).
 
     Raises:
         TableSchemaError, UnsupportedFormatError: the file cannot be scored by this model.
         ModelOutputError: the model produced a non-finite value.
         BatchTimeLimitError: ``out_of_time()`` said stop.
     """
-    table = open_table(source, fmt, chunk_rows)
+    table = open_table(source, fmt, chunk_rows, separator)
     try:
         return _score_table(
-            table, source, fmt, output, rejects, model, on_chunk, out_of_time, refuse_unseen, explain
+            table, source, fmt, output, rejects, model, on_chunk, out_of_time, refuse_unseen, explain, decimal
         )
     finally:
         table.close()
@@ -118,6 +123,7 @@ def _score_table(
     out_of_time: Callable[[], bool] | None,
     refuse_unseen: bool = False,
     explain: int = 0,
+    decimal: str = ".",
 ) -> FileResult:
     started = time.perf_counter()
     answer = answer_schema(model, explain)
@@ -125,7 +131,7 @@ def _score_table(
     features = model.manifest.features
     check_schema(table.schema, features, reserved=[*answer.names, ROW_COLUMN, REASON_COLUMN, CODE_COLUMN])
     version = model.manifest.version
-    writer = TableWriter(output, fmt, pa.schema([*table.schema, *answer]))
+    writer = TableWriter(output, fmt, pa.schema([*table.schema, *answer]), table.separator, decimal)
     reject_schema = pa.schema(
         [
             pa.field(ROW_COLUMN, pa.int64()),
@@ -135,13 +141,13 @@ def _score_table(
         ]
     )
     reject_writer: TableWriter | None = None
-    result = FileResult()
+    result = FileResult(separator=table.separator)
     try:
         for read in table.chunks:
             chunk = read.batch
             if out_of_time is not None and out_of_time():
                 raise BatchTimeLimitError(f"{source.name}: stopped after {result.rows} rows, out of time")
-            checked = check_rows(chunk, features, read.bad_text, refuse_unseen)
+            checked = check_rows(chunk, features, read.bad_text, refuse_unseen, decimal)
             if checked.matrix.shape[0]:
                 prediction = model.predictor.predict(checked.matrix)
                 if not prediction.finite():
@@ -159,7 +165,7 @@ def _score_table(
                 result.tally.update(prediction.tally())
             if checked.rejected:
                 if reject_writer is None:
-                    reject_writer = TableWriter(rejects, fmt, reject_schema)
+                    reject_writer = TableWriter(rejects, fmt, reject_schema, table.separator)
                 row_numbers = np.flatnonzero(~checked.accepted) + result.rows + 1
                 refused = chunk.filter(pa.array(~checked.accepted))
                 reject_writer.write(

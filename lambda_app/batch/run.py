@@ -22,6 +22,8 @@ def run_job(
     out_of_time: Callable[[], bool] | None = None,
     refuse_unseen: bool = False,
     explain: int = 0,
+    separator: str | None = None,
+    decimal: str = ".",
 ) -> FileResult:
     """Score ``job.source`` into ``job.output`` (and ``job.rejects`` when a row was rejected, else a
     stale rejects file of an earlier run is removed).
@@ -46,6 +48,8 @@ def run_job(
                     out_of_time,
                     refuse_unseen,
                     explain,
+                    separator,
+                    decimal,
                 )
             put(output, job.output, s3)
             try:
