@@ -1,7 +1,7 @@
 """The benchmark suite: ``python -m benchmarks [--quick] [--out FILE]`` (``make bench``).
 
-Every figure of the serving path sits next to the naive path (benchmarks/naive_app.py: the
-seed's FastAPI + pydantic + pandas + scikit-learn route) and the floor (the raw model on a
+Every figure of the serving path sits next to the naive path (benchmarks/naive_app.py: a
+straightforward FastAPI + pydantic + pandas + scikit-learn route) and the floor (the raw model on a
 numpy array, no HTTP layer), all measured in this one run, with their ratios and a verdict
 per target. Timings are wall clock on whatever machine runs it: read the ratios, not the
 absolute numbers.

@@ -136,6 +136,11 @@ def ensure_model(model_uri: str | None, work: Path) -> str:
     return str(registry)
 
 
+def progress(text: str) -> None:
+    """One line on stderr per step, so a run of minutes shows where it is (the table goes to stdout)."""
+    print(f"... {text}", file=sys.stderr, flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.batch", description=__doc__)
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 5_000_000])
@@ -145,11 +150,16 @@ def main(argv: list[str] | None = None) -> int:
     report: dict[str, Any] = {"chunk_rows": CHUNK_ROWS, "cases": []}
     with tempfile.TemporaryDirectory(prefix="bench-batch-") as tmp:
         work = Path(tmp)
+        if not args.model_uri:
+            progress("training the example model on data/sample.csv")
         model_uri = ensure_model(args.model_uri, work)
         for rows in args.rows:
             source = work / f"flows-{rows}.csv"
+            progress(f"{rows:,} rows: writing the CSV")
             write_flows(source, rows)
+            progress(f"{rows:,} rows: the floor (the graph alone over every row)")
             floor = floor_seconds(source, model_uri)
+            progress(f"{rows:,} rows: python -m lambda_app.batch, in a child process")
             seconds, rss_kb, code = score_in_child(source, work / f"scored-{rows}.csv", model_uri)
             if code != 0:
                 raise RuntimeError(f"batch scoring exited {code} on {source}")

@@ -1,4 +1,4 @@
-"""The naive path the benchmark compares against: how the seed served the model.
+"""The naive path the benchmark compares against: a straightforward way to serve the model.
 
 An async FastAPI route with a pydantic model per record, a pandas DataFrame per request,
 scikit-learn's score_samples on a joblib-loaded IsolationForest, pandas and scikit-learn

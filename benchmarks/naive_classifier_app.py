@@ -1,4 +1,4 @@
-"""The naive path for a classifier, as the benchmark's baseline: the seed's way, for predict_proba.
+"""The naive path for a classifier, as the benchmark's baseline: the straightforward way, for predict_proba.
 
 An async FastAPI route with a pydantic model per record, a pandas DataFrame per request and
 scikit-learn's predict and predict_proba on a joblib-loaded model; Mangum with lifespan off.

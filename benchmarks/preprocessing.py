@@ -15,6 +15,7 @@ Medians per request. Wall clock on this machine: read the ratios.
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import sys
 import tempfile
@@ -39,7 +40,13 @@ def _median_ms(call: Callable[[], Any], repeats: int) -> float:
     return 1000 * statistics.median(times)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    argparse.ArgumentParser(
+        prog="python -m benchmarks.preprocessing",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="takes about a minute; prints a markdown table of medians per request",
+    ).parse_args(argv)
     import joblib
     import onnxruntime
     from skl2onnx import convert_sklearn
