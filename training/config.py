@@ -58,6 +58,9 @@ class DataConfig(_Section):
     # A CSV's column separator, e.g. ";" or "\t". Unset: a comma, unless the header has no comma but
     # semicolons or tabs (a spreadsheet's export in many locales): then those, said in the log.
     separator: str | None = Field(default=None, min_length=1, max_length=1)
+    # The decimal separator of a CSV's numbers: "." or "," (then 12,5 is 12.5, and a number written
+    # with a dot, such as 1.250, is an error: it may mean 1250).
+    decimal: Literal[".", ","] = "."
 
     @model_validator(mode="after")
     def _distinct(self) -> DataConfig:

@@ -53,14 +53,16 @@ def infer_task(column: pd.Series, name: str) -> Task:
     return "classification" if whole and numbers.nunique() <= MAX_CLASS_VALUES else "regression"
 
 
-def label_sample(uri: str, label: str, s3_client: Any = None, separator: str | None = None) -> pd.Series:
+def label_sample(
+    uri: str, label: str, s3_client: Any = None, separator: str | None = None, decimal: str = "."
+) -> pd.Series:
     """The label column of the file's first rows (enough to tell the task); an error naming the columns
     when the file has no such column."""
     from training.data.read import local_copy
     from training.data.stream import iter_frames
 
     with local_copy(uri, s3_client) as path:
-        frame = next(iter_frames(path, uri, SAMPLE_ROWS, separator), pd.DataFrame())
+        frame = next(iter_frames(path, uri, SAMPLE_ROWS, separator, decimal), pd.DataFrame())
     if label not in frame.columns:
         raise DataValidationError(
             f"label column {label!r} is not in {uri}; found: {', '.join(map(str, frame.columns))}"
@@ -80,7 +82,9 @@ def choose_config(
     if task is None:
         if "task" in stated or not label:
             return config
-        task = infer_task(label_sample(data_uri, label, s3_client, config.data.separator), label)
+        task = infer_task(
+            label_sample(data_uri, label, s3_client, config.data.separator, config.data.decimal), label
+        )
         log.info("task: %s (from the values of '%s'; --task to choose another)", task, label)
     if task == config.model.task:
         return config

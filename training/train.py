@@ -137,6 +137,7 @@ def load_training_data(data_uri: str, config: TrainingConfig, s3_client: Any = N
         sample_rows=config.data.sample_rows,
         seed=config.split.seed,
         separator=config.data.separator,
+        decimal=config.data.decimal,
     )
 
 

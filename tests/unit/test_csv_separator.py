@@ -12,7 +12,7 @@ import pytest
 from training.config import TrainingConfig
 from training.data.read import read_columns
 from training.data.stream import load_dataset
-from training.exceptions import ConfigError
+from training.exceptions import ConfigError, DataValidationError
 from training.tasks.checks import load_config
 
 
@@ -65,3 +65,27 @@ def test_the_separator_setting_is_one_character(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"data\.separator"):
         load_config(path)
     assert TrainingConfig.model_validate({}).data.separator is None
+
+
+def test_a_declared_decimal_comma_reads_the_numbers_a_locale_export_writes(tmp_path: Path) -> None:
+    path = tmp_path / "export.csv"
+    table().to_csv(path, sep=";", decimal=",", index=False)
+    assert "," in path.read_text().splitlines()[1]  # e.g. 9,874
+    dataset = load_dataset(str(path), "auto", "label", decimal=",")
+    assert dataset.feature_names == ["bytes", "duration", "protocol"]  # duration a number, not a category
+    np.testing.assert_array_equal(dataset.features[:, 1], table()["duration"].to_numpy())
+    config = TrainingConfig.model_validate({"data": {"decimal": ","}})
+    assert config.data.decimal == ","
+
+
+def test_with_a_decimal_comma_a_number_written_with_a_dot_is_an_error_not_a_guess(tmp_path: Path) -> None:
+    frame = table()
+    frame["duration"] = frame["duration"].astype(str).str.replace(".", ",", regex=False)
+    frame.loc[7, "duration"] = "1.250"
+    path = tmp_path / "export.csv"
+    frame.to_csv(path, sep=";", index=False)
+    with pytest.raises(DataValidationError) as error:
+        load_dataset(str(path), "auto", "label", decimal=",")
+    message = str(error.value)
+    assert "column 'duration', row 8: '1.250' is a number written with a dot" in message
+    assert "thousands separators" in message

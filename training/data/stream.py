@@ -31,6 +31,7 @@ from training.data.validate import (
     _described,
     anomaly_labels,
     refuse_constant,
+    row_number,
     validate,
 )
 from training.exceptions import DataValidationError
@@ -42,10 +43,11 @@ DEFAULT_SAMPLE_ROWS = 1_000_000
 
 
 def iter_frames(
-    path: Path, uri: str, chunk_rows: int = CHUNK_ROWS, separator: str | None = None
+    path: Path, uri: str, chunk_rows: int = CHUNK_ROWS, separator: str | None = None, decimal: str = "."
 ) -> Iterator[pd.DataFrame]:
     """The file's rows in chunks, each indexed by its rows' place in the file (0-based); a CSV's
-    ``separator`` as declared, else found by ``csv_separator``."""
+    ``separator`` as declared, else found by ``csv_separator``; with ``decimal`` ",", its numbers
+    written with a decimal comma read as numbers."""
     name = uri.lower()
     start = 0
     try:
@@ -68,7 +70,7 @@ def iter_frames(
                 for frame in reader:
                     frame.index = pd.RangeIndex(start, start + len(frame))
                     start += len(frame)
-                    yield frame
+                    yield decimal_commas_read(frame, uri) if decimal == "," else frame
             return
     except pd.errors.EmptyDataError:
         yield pd.DataFrame()
@@ -80,6 +82,31 @@ def iter_frames(
     except (ValueError, OSError, pd.errors.ParserError) as exc:
         raise DataValidationError(f"cannot parse {uri}: {str(exc).splitlines()[0]}") from exc
     raise unsupported_format(uri)
+
+
+DECIMAL_COMMA_NUMBER = r"\s*[+-]?(?:\d+,\d*|,\d+)(?:[eE][+-]?\d+)?\s*"
+DOTTED_NUMBER = r"\s*[+-]?(?:\d+\.\d*|\.\d+)(?:[eE][+-]?\d+)?\s*"
+
+
+def decimal_commas_read(frame: pd.DataFrame, uri: str) -> pd.DataFrame:
+    """Cells that are numbers written with a decimal comma (``12,5``) in the form every reader
+    parses (``12.5``). A number written with a dot is refused: where the comma is the decimal
+    separator, ``1.250`` is likely 1250 with a thousands separator, and guessing would invent a value.
+    """
+    for column in frame.columns:
+        cells = frame[column]
+        dotted = cells.str.fullmatch(DOTTED_NUMBER)
+        if dotted.any():
+            position = int(dotted.to_numpy().nonzero()[0][0])
+            raise DataValidationError(
+                f"{uri}: column '{column}', row {row_number(cells, position)}: {cells.iloc[position]!r} is a"
+                ' number written with a dot, but [data] decimal = ",": remove thousands separators from the'
+                ' export, or set decimal = "." if the dot is the decimal separator'
+            )
+        commas = cells.str.fullmatch(DECIMAL_COMMA_NUMBER)
+        if commas.any():
+            frame[column] = cells.where(~commas, cells.str.replace(",", ".", regex=False))
+    return frame
 
 
 @dataclass
@@ -191,6 +218,7 @@ def load_dataset(
     seed: int = 0,
     chunk_rows: int = CHUNK_ROWS,
     separator: str | None = None,
+    decimal: str = ".",
 ) -> Dataset:
     """Read ``uri`` (local path or s3://, CSV or Parquet) and validate it chunk by chunk into a Dataset
     of at most ``sample_rows`` rows (default 1,000,000; see the module)."""
@@ -207,7 +235,7 @@ def load_dataset(
         from tqdm import tqdm
 
         progress = tqdm(desc="reading", unit=" rows", disable=None, leave=False)
-        for frame in iter_frames(path, uri, chunk_rows, separator):
+        for frame in iter_frames(path, uri, chunk_rows, separator, decimal):
             if first is not None and frame.empty:
                 continue
             part = validate(
