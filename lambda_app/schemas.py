@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from lambda_app.registry import FeatureSpec, Manifest
 from lambda_app.row_rules import CODES, MAX_ABS_VALUE
 
-SEED_EXAMPLE: dict[str, Any] = {"one": 20, "two": 12.66645094909174, "three": 15.8990837351338}
+EXAMPLE_RECORD: dict[str, Any] = {"one": 20, "two": 12.66645094909174, "three": 15.8990837351338}
 
 
 class UnseenItem(BaseModel):
@@ -262,7 +262,7 @@ def request_body_schema(
 ) -> dict[str, Any]:
     """OpenAPI requestBody for /predict: from the loaded model's features when known.
 
-    ``examples`` are records for this model (typical training values); without a model, the seed's.
+    ``examples`` are records for this model (typical training values); without a model, the example model's.
 
     It states every rule the validator enforces (types, bounds, required and unknown fields, which
     features take null, the record limit), so that what the schema calls valid is accepted: the fuzz
@@ -282,7 +282,7 @@ def request_body_schema(
             "additionalProperties": {"type": "number", "minimum": -MAX_ABS_VALUE, "maximum": MAX_ABS_VALUE},
         }
     array: dict[str, Any] = {"type": "array", "items": record, "minItems": 1}
-    single, *more = examples or [SEED_EXAMPLE, {"one": 4444, "two": 31.5, "three": 2.25}]
+    single, *more = examples or [EXAMPLE_RECORD, {"one": 4444, "two": 31.5, "three": 2.25}]
     if max_rows is not None:
         array["maxItems"] = max_rows
     return {
