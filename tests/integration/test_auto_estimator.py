@@ -48,8 +48,9 @@ def train_auto(tmp_path: Path, data: Path, task: str, **tuning: Any) -> tuple[di
     [("load_breast_cancer", "classification", "log_loss"), ("load_diabetes", "regression", "rmse")],
 )
 def test_auto_publishes_the_family_with_the_best_cross_validated_proper_score(
-    tmp_path: Path, loader: str, task: str, metric: str
+    tmp_path: Path, loader: str, task: str, metric: str, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level("INFO", logger="training")
     evaluation, manifest, report = train_auto(tmp_path, table(tmp_path, loader), task)
     selection = evaluation["selection"]
     assert selection["metric"] == metric
@@ -63,6 +64,9 @@ def test_auto_publishes_the_family_with_the_best_cross_validated_proper_score(
     assert manifest.estimator == best["estimator"] == selection["chosen"]
     # the winner was then tuned (on the same proper score) and fitted on train + validation
     assert evaluation["tuning"]["objective"] == metric
+    tuned = evaluation["tuning"]
+    said = f"tuning: {len(tuned['trials'])} configurations x {tuned['folds']} folds on {tuned['rows']} rows"
+    assert any(said in record.getMessage() for record in caplog.records)  # the log says what ran
     assert evaluation["split"]["fitted_on_splits"] == "train + validation"
     assert "Estimator chosen" in report
     assert best["estimator"] in report
