@@ -35,6 +35,7 @@ def mixed_table() -> pd.DataFrame:
             "bytes": np.where(np.arange(ROWS) % 10 == 0, np.nan, rng.integers(1, 9000, ROWS)),
             "region": ["eu"] * ROWS,
             "note": [""] * ROWS,
+            "customer": [f"C-{i:05d}" for i in rng.permutation(ROWS)],
         }
     )
     return frame.astype(str).replace("nan", "")  # every cell text, as training reads a CSV
@@ -45,7 +46,7 @@ def test_auto_chooses_every_usable_column_and_names_a_reason_for_every_other() -
     # True/False text: a boolean; tcp/udp/icmp: a category; 10% missing: imputed (the default)
     assert choice.names == ["one", "two", "three", "protocol", "encrypted", "bytes"]
     reasons = dict(choice.skipped)
-    assert list(reasons) == ["is_anomaly", "flow_id", "seen_at", "region", "note"]
+    assert list(reasons) == ["is_anomaly", "flow_id", "seen_at", "region", "note", "customer"]
     assert reasons["is_anomaly"].startswith(
         "its name and its 2 distinct values say it is probably the label; set [data] label = 'is_anomaly'"
         " (or --label is_anomaly)"
@@ -54,6 +55,8 @@ def test_auto_chooses_every_usable_column_and_names_a_reason_for_every_other() -
     assert reasons["seen_at"].startswith("datetimes: derive numeric features")
     assert reasons["region"] == "constant: it carries no information"
     assert reasons["note"] == "empty: no values"
+    assert reasons["customer"].startswith("text with a different value on every row (e.g. 'C-")
+    assert "an id, not a category" in reasons["customer"]
 
 
 def test_auto_skips_missing_values_when_refused_and_text_past_the_category_cap() -> None:

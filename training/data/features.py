@@ -187,6 +187,11 @@ def looks_like_datetimes(present: pd.Series) -> bool:
     return bool(len(sample)) and bool(pd.to_datetime(sample, errors="coerce", format="mixed").notna().all())
 
 
+MIN_ROWS_FOR_TEXT_ID = 50
+"""Text with a different value on each of at least this many rows is an id (a customer number), not a
+category: a category repeats. Fewer rows are too few to tell."""
+
+
 def _unusable_category(present: pd.Series, max_categories: int) -> str | None:
     text = present.astype(str)
     if looks_like_datetimes(text):
@@ -194,6 +199,12 @@ def _unusable_category(present: pd.Series, max_categories: int) -> str | None:
     distinct = text.nunique()
     if distinct == 1:
         return "constant: it carries no information"
+    if distinct == len(text) >= MIN_ROWS_FOR_TEXT_ID:
+        examples = ", ".join(repr(v) for v in pd.unique(text)[:EXAMPLES_SHOWN])
+        return (
+            f"text with a different value on every row (e.g. {examples}): an id, not a category (every"
+            " request would have to send one, and no new id was ever seen); list it in features to use it"
+        )
     if distinct > max_categories:
         examples = ", ".join(repr(v) for v in pd.unique(text)[:EXAMPLES_SHOWN])
         return (
