@@ -341,21 +341,21 @@ def test_batch_refuses_to_explain_with_a_model_that_cannot(registry: Path, tmp_p
     assert not (tmp_path / "out.csv").exists()
 
 
-README_EXAMPLE = re.compile(
+DOCUMENTED_EXAMPLE = re.compile(
     r"curl -s -X POST 'localhost:8000/predict\?(?P<query>explain=[^']*)'.*?-d '(?P<body>\{.*?\})'\n"
     r"(?P<answer>(?:# [^\n]*\n)+)",
     re.S,
 )
 
 
-def test_the_readme_explanation_is_what_the_example_model_answers(trained_registry: Path) -> None:
+def test_the_documented_explanation_is_what_the_example_model_answers(trained_registry: Path) -> None:
     from fastapi.testclient import TestClient
 
     from lambda_app.config import Settings
     from lambda_app.main import create_app
 
-    match = README_EXAMPLE.search((ROOT / "README.md").read_text())
-    assert match is not None, "the README shows an explained request"
+    match = DOCUMENTED_EXAMPLE.search((ROOT / "docs" / "api.md").read_text())
+    assert match is not None, "docs/api.md shows an explained request"
     shown = "".join(line[2:].strip() for line in match["answer"].splitlines()).removeprefix("200 ")
     try:
         with TestClient(create_app(Settings(model_uri=str(trained_registry)))) as client:

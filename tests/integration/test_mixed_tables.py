@@ -22,7 +22,7 @@ from training.data.synthetic import generate
 from training.tasks.checks import load_config
 from training.train import run_training
 
-ROWS = 5000  # the README's example: generate --rows 5000 --mixed (seed 7), the default config
+ROWS = 5000  # docs/training.md's example: generate --rows 5000 --mixed (seed 7), the default config
 
 
 def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -49,7 +49,7 @@ def production(registry: Path) -> Manifest:
 
 @pytest.fixture(scope="module")
 def flows(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame]:
-    """The README's example: the flows with protocol, encrypted and bytes, the default config."""
+    """docs/training.md's example: the flows with protocol, encrypted and bytes, the default config."""
     root = tmp_path_factory.mktemp("mixed")
     frame = generate(ROWS, seed=7, mixed=True)
     frame.to_csv(root / "flows.csv", index=False)
@@ -275,7 +275,7 @@ def test_a_linear_classifier_gets_one_hot_categories_and_answers_as_its_pipeline
     np.testing.assert_allclose(served, expected, atol=1e-5)
 
 
-def test_the_readme_example_answers_as_shown(
+def test_the_documented_example_answers_as_shown(
     flows: tuple[Path, pd.DataFrame], handler_module: Callable[..., ModuleType], lambda_context: Any
 ) -> None:
     import json
@@ -283,8 +283,8 @@ def test_the_readme_example_answers_as_shown(
 
     from tests.conftest import ROOT
 
-    readme = (ROOT / "README.md").read_text()
-    section = readme.split("### A real table", 1)[1].split("\n##", 1)[0]
+    page = (ROOT / "docs" / "training.md").read_text()
+    section = page.split("\n## A real table", 1)[1].split("\n## ", 1)[0]
     examples = re.findall(r"'(\{[^']*\})'\n# (\d{3}) (.*)\n", section)
     assert len(examples) == 2
     module = handler_module(MODEL_URI=str(flows[0]))

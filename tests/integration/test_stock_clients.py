@@ -198,9 +198,9 @@ def test_no_client_library_in_the_serving_image() -> None:
         assert library not in serving
 
 
-def test_the_readme_tritonclient_example_runs_as_written(servers: dict[str, str]) -> None:
-    readme = (ROOT / "README.md").read_text()
-    (example,) = [block for block in readme.split("```python\n")[1:] if "tritonclient.http" in block]
+def test_the_documented_tritonclient_example_runs_as_written(servers: dict[str, str]) -> None:
+    page = (ROOT / "docs" / "api.md").read_text()
+    (example,) = [block for block in page.split("```python\n")[1:] if "tritonclient.http" in block]
     code = example.split("```", 1)[0]
     assert 'url="localhost:8000"' in code  # make serve's address; here the test server's
     result = subprocess.run(
