@@ -1,8 +1,8 @@
 """Where categories and missing values are preprocessed: in the service (numpy) or in the ONNX graph.
 
-``python -m benchmarks.preprocessing`` (``make bench-preprocessing``) trains the README's mixed flows
-model (a category, a boolean, a feature with missing values), then times, in this one run, the same
-requests three ways:
+``python -m benchmarks.preprocessing`` (``make bench-preprocessing``) trains the mixed flows model of
+docs/training.md (a category, a boolean, a feature with missing values), then times, in this one run,
+the same requests three ways:
 
 - validating JSON records into the served table (lambda_app/validation.py): needed either way;
 - encoding it in numpy (lambda_app/preprocess.py), what the service does;

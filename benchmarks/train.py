@@ -45,7 +45,7 @@ peak = next(line.split()[1] for line in open("/proc/self/status") if line.starts
 print("PEAK_RSS_KB", peak, "EXIT", code, file=sys.stderr)
 """
 SAMPLE_PR_AUC_BEFORE = 0.734
-"""The published model's holdout PR-AUC on data/sample.csv at commit f953550 (README, Training)."""
+"""The published model's holdout PR-AUC on data/sample.csv at commit f953550 (docs/training.md)."""
 STAGE = re.compile(r"\[\d+/\d+\] (?P<text>.*?) done in (?P<seconds>[0-9.]+)s")
 
 

@@ -10,7 +10,7 @@ same raw rows before it publishes (training/estimators/preprocess.py).
 
 Why here and not inside the ONNX graph: the graph keeps one float input (the contract every task
 and the compact IsolationForest graph share), strings never enter ONNX Runtime, and this is a
-few numpy operations per column (measured in the README).
+few numpy operations per column (measured in docs/training.md).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The protocol's bodies as this server answers them, for the OpenAPI schema (/docs).
 
 Written from the Open Inference Protocol's REST description; what this server does differently is
-listed in the README (Open Inference Protocol).
+listed in docs/api.md (Open Inference Protocol).
 """
 
 from __future__ import annotations

@@ -141,7 +141,7 @@ def test_row_numbers_and_scores_do_not_depend_on_the_chunk_size(
     registry: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # One ONNX Runtime thread: with more, a small batch is split across trees and its float32 sum
-    # may differ in the 7th digit from a large batch's (README, "Batch scoring").
+    # may differ in the 7th digit from a large batch's (docs/batch.md).
     monkeypatch.setenv("INFERENCE_THREADS", "1")
     frame = pd.read_csv(SAMPLE_DATA).head(500).astype({"two": "object"})
     for row in (0, 6, 7, 250, 499):

@@ -5,7 +5,7 @@ protocol's REST description defines (open_inference_rest.yaml in the open-infere
 repository, Apache-2.0: https://github.com/open-inference/open-inference-protocol/blob/main/specification/protocol/open_inference_rest.yaml,
 and inference_rest.md beside it). Tests have no network, so it is kept here rather than downloaded.
 Live answers from the real handler are validated against it with a JSON Schema validator; where this
-server departs from it, the README (Open Inference Protocol) lists what and why, and the tests here say
+server departs from it, docs/api.md (Open Inference Protocol) lists what and why, and the tests here say
 which rule is relaxed.
 """
 
@@ -182,7 +182,7 @@ def test_the_sample_requests_fit_the_published_request_shape() -> None:
 
 def test_a_null_for_a_filled_feature_is_the_one_departure_in_requests() -> None:
     """tensor_data items are numbers, strings or booleans; this server also takes null for a feature
-    the model fills (listed in the README)."""
+    the model fills (listed in docs/api.md)."""
     request = {"inputs": [{"name": "bytes", "shape": [1], "datatype": "FP64", "data": [None]}]}
     with pytest.raises(jsonschema.ValidationError):
         check("inference_request", request)
