@@ -76,8 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _separator(value: str) -> str:
     """``--separator``: one of the separators a CSV may declare, a tab written as ``tab`` or ``\\t``."""
+    from lambda_app.batch.formats import SEPARATORS
+
     separator = "\t" if value.lower() in ("tab", "\\t") else value
-    if separator not in (",", ";", "\t", "|"):
+    if separator not in SEPARATORS:
         raise argparse.ArgumentTypeError(f"{value!r}: use ',' ';' 'tab' or '|'")
     return separator
 
@@ -196,10 +198,11 @@ def _score(args: argparse.Namespace) -> int:
         tally.update(result.tally)
         rejects = f"; {result.rejected:,} rejected -> {job.rejects}" if result.rejected else ""
         if result.separator != "," and settings.batch_separator is None:
-            shown = "tabs" if result.separator == "\t" else "semicolons"
+            tab = result.separator == "\t"
+            shown, option = ("tabs", "tab") if tab else ("semicolons", repr(result.separator))
             print(
                 f"{job.source}: its header has no comma but {shown}: read and written {shown[:-1]}-separated"
-                f" (--separator {'tab' if result.separator == chr(9) else repr(result.separator)} to say so)",
+                f" (--separator {option} to say so)",
                 file=sys.stderr,
             )
         print(

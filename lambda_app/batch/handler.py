@@ -183,7 +183,13 @@ def _score_object(item: Item, job: Job, model: LoadedModel, context: LambdaConte
     )
     logger.info(
         "object scored",
-        extra={"input": job.source, "output": job.output, "rows": result.rows, "rejected": result.rejected},
+        extra={
+            "input": job.source,
+            "output": job.output,
+            "rows": result.rows,
+            "rejected": result.rejected,
+            "separator": result.separator,
+        },
     )
     metrics.add_metric(name="BatchRowsScored", unit=MetricUnit.Count, value=result.scored)
     metrics.add_metric(name="BatchRowsRejected", unit=MetricUnit.Count, value=result.rejected)
