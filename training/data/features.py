@@ -203,7 +203,8 @@ def _unusable_category(present: pd.Series, max_categories: int) -> str | None:
         examples = ", ".join(repr(v) for v in pd.unique(text)[:EXAMPLES_SHOWN])
         return (
             f"text with a different value on every row (e.g. {examples}): an id, not a category (every"
-            " request would have to send one, and no new id was ever seen); list it in features to use it"
+            " request would have to send one, and each new one is a value the model never saw); list it in"
+            " features to use it"
         )
     if distinct > max_categories:
         examples = ", ".join(repr(v) for v in pd.unique(text)[:EXAMPLES_SHOWN])
