@@ -213,6 +213,8 @@ def import_model(
             else " To evaluate it on the sample, pass --label with its label column",
         )
     labels = kind.usable(dataset.labels, data_uri) if dataset.labels is not None else None
+    if labels is not None and kind.name == "classification":
+        refuse_labels_outside_classes(served, labels, label)
     # A record of what was imported, not a recipe to build from: constructed, not validated as one
     # (its estimator may be a Pipeline, which no config can build).
     config = TrainingConfig.model_construct(
@@ -386,6 +388,34 @@ def _numeric_inputs(
     specs = [FeatureSpec(name=n, dtype=d) for n, d in zip(names, dataset.feature_dtypes, strict=True)]
     # Same answers; a scaler in front of trees compiles exactly only this way.
     return ServedInputs(names, dataset, dataset.features, specs, scaled_trees(estimator))
+
+
+def refuse_labels_outside_classes(estimator: Any, labels: np.ndarray, label: str | None) -> None:
+    """A classifier evaluated on a sample labelled in other terms than its classes would be scored as
+    wrong on every row: refused, naming both. A model file numbers its classes 0..n-1."""
+    classes = getattr(estimator, "classes_", None)
+    if classes is None:
+        return
+    known = {_class_key(c) for c in np.asarray(classes).tolist()}
+    found = sorted({str(v) for v in np.asarray(labels).tolist()})
+    if {_class_key(v) for v in found} <= known:
+        return
+    shown = ", ".join(found[:5]) + (", ..." if len(found) > 5 else "")
+    model = ", ".join(str(c) for c in np.asarray(classes).tolist()[:10])
+    raise DataValidationError(
+        f"the sample's labels in '{label}' ({shown}) are not the model's classes ({model}): recode the"
+        " label column to the model's classes (a model file numbers them 0..n-1 in the order it was"
+        " trained with), or import the fitted scikit-learn estimator, which keeps the names"
+    )
+
+
+def _class_key(value: Any) -> str:
+    """A class label compared as written: 1, 1.0 and "1" alike; true and True alike."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return str(value).lower()
+    return str(int(number)) if number.is_integer() else str(number)
 
 
 def _pipeline_inputs(

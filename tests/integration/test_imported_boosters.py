@@ -173,3 +173,25 @@ def test_a_pickled_boosted_model_alone_or_behind_a_column_transformer_answers_as
     body = response_json(response)
     probabilities = np.array([[row[str(c)] for c in manifest.classes or []] for row in body["probabilities"]])
     assert np.max(np.abs(probabilities - model.predict_proba(features))) <= TOLERANCE
+
+
+def test_a_sample_whose_labels_are_not_the_models_classes_is_refused_naming_both(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A model file numbers its classes 0..n-1; a sample labelled by name would be scored as all wrong
+    (every metric invented from a mismatch): refused, with what to do."""
+    frame = table("wine")
+    path = tmp_path / "model.json"
+    fitted("xgboost", "wine", frame).save_model(str(path))
+    named = frame.assign(target=frame["target"].map({0: "barolo", 1: "grignolino", 2: "barbera"}))
+    sample = tmp_path / "sample.csv"
+    named.to_csv(sample, index=False)
+    argv = ["import", "--model", str(path), "--data", str(sample), "--model-uri", str(tmp_path / "registry")]
+    assert main([*argv, "--label", "target"]) == 1
+    err = capsys.readouterr().err
+    assert (
+        "the sample's labels in 'target' (barbera, barolo, grignolino) are not the model's classes (0, 1, 2)"
+        in err
+    )
+    assert "recode" in err
+    assert not (tmp_path / "registry").exists()
