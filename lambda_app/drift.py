@@ -68,7 +68,7 @@ class DriftMonitor:
             manifest.reference,
             manifest.feature_names,
             categories=[i for i, spec in enumerate(features) if spec.dtype == "category"],
-            nullable=[i for i, spec in enumerate(features) if spec.fill is not None],
+            nullable=[i for i, spec in enumerate(features) if spec.takes_missing],
         )
 
     def observe(self, features: np.ndarray) -> DriftSnapshot:

@@ -124,7 +124,7 @@ def check_json_value(value: Any, spec: FeatureSpec) -> Problem | None:
     is judged on the served table, after this check.
     """
     if value is None:
-        return None if spec.fill is not None else null_refused(spec)
+        return None if spec.takes_missing else null_refused(spec)
     if spec.dtype == "boolean":
         return None if isinstance(value, bool) else wrong_type(spec, json_kind(value))
     if spec.dtype == "category":

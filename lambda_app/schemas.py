@@ -319,10 +319,14 @@ def feature_schema(spec: FeatureSpec) -> dict[str, Any]:
             "minimum": -MAX_ABS_VALUE,
             "maximum": MAX_ABS_VALUE,
         }
-    if spec.fill is not None:
+    if spec.takes_missing:
         schema["type"] = [schema["type"], "null"]
         statistic = "median" if spec.dtype in ("number", "integer") else "most frequent value"
-        note = f"null: served as {spec.fill!r} (the training {statistic})"
+        note = (
+            f"null: served as {spec.fill!r} (the training {statistic})"
+            if spec.fill is not None
+            else "null: a missing value, sent down the branch the model learned for missing values"
+        )
         schema["description"] = f"{schema['description']}; {note}" if "description" in schema else note
     return schema
 

@@ -299,7 +299,7 @@ def _columns_matrix(
     matrix = np.empty((rows, len(features)), dtype=np.float64)
     for column, (spec, cells) in enumerate(zip(features, columns, strict=True)):
         kinds = set(map(type, cells))
-        nullable = spec.fill is not None
+        nullable = spec.takes_missing
         if spec.dtype == "category":
             if not kinds <= (CATEGORY_TYPES | {type(None)} if nullable else CATEGORY_TYPES):
                 return None

@@ -39,8 +39,10 @@ class DataConfig(_Section):
     require_label: bool = False
     # Missing values (empty cells, NaN, NA, null...): "impute" serves the model with the training median
     # (numbers) or most frequent value (booleans, categories) recorded in the manifest, and /predict takes
-    # null for those features; "refuse" makes any missing value an error naming its row.
-    missing: Literal["impute", "refuse"] = "impute"
+    # null for those features; "refuse" makes any missing value an error naming its row; "native" leaves
+    # a number's or a boolean's missing values to gradient-boosted trees (HistGradientBoosting, XGBoost,
+    # LightGBM), which learn where they go (other estimators, and categories, are imputed).
+    missing: Literal["impute", "refuse", "native"] = "impute"
     # Text columns become categories up to this many distinct values (more: free text or an id, skipped
     # under "auto", an error when listed).
     max_categories: int = Field(default=1000, ge=2, le=100_000)

@@ -106,9 +106,9 @@ def as_served_by(table: np.ndarray, source: Manifest, target: Manifest) -> np.nd
     table = table.copy()
     for column, (mine, theirs) in enumerate(zip(source.features, target.features, strict=True)):
         values = table[:, column]
-        if theirs.fill is None and np.isnan(values).any():
+        if not theirs.takes_missing and np.isnan(values).any():
             raise TrainingError(
-                f"the holdout has missing values of '{theirs.name}', which {target.version} does not fill:"
+                f"the holdout has missing values of '{theirs.name}', which {target.version} does not take:"
                 " compare them by hand"
             )
         if mine.categories != theirs.categories and mine.categories and theirs.categories:

@@ -204,7 +204,7 @@ def run_training(
     params = seeded_params(config.model, config.split.seed, config.tuning.space if tuning_on else ())
     estimator = build_estimator(config.model, params)  # the config checked estimator, parameters, space
     # Categories and missing values: fitted on the fitting rows, encoded as the service will encode them.
-    preprocessing = fit_preprocessing(dataset, fit_rows, estimator)
+    preprocessing = fit_preprocessing(dataset, fit_rows, estimator, config.data.missing)
     x = preprocessing.encode(dataset.features)
     # Teach the model an "other" value from real rows (training/estimators/preprocess.py).
     if dataset.categories:
@@ -318,6 +318,8 @@ def run_training(
         serving_model, converter, parity = compile_with_parity(
             kind, estimator, outcome, {"holdout": x[at_most(test, PARITY_HOLDOUT_ROWS)], "random": probe}
         )
+        if preprocessing.native_missing:  # how many random rows showed the graph missing values
+            parity["random"]["with_missing"] = int(np.isnan(probe).any(axis=1).sum())
         parity["preprocessing"] = preprocessing.check(dataset.features[test], config.split.seed)
         evaluation["parity"] = parity
         log.info("parity: %s", parity)
@@ -338,7 +340,9 @@ def run_training(
         evaluation["converter"] = converter
 
     with stage("exporting the per-prediction explanation and checking it against the model"):
-        explanation = explanation_for_publishing(estimator, config.model.task, x[fit_rows], outcome.classes)
+        explanation = explanation_for_publishing(
+            estimator, config.model.task, x[fit_rows], outcome.classes, preprocessing.native_missing
+        )
         evaluation["explanation"] = explanation.record
         if explanation.data is not None:
             explainer = Explainer(load_explanation(explanation.data), preprocessing.specs, outcome.classes)

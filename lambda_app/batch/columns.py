@@ -188,7 +188,7 @@ def _category_column(
     index = pc.index_in(text, value_set=pa.array(spec.categories, pa.string()))
     values = np.array(index.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.float64)
     values[missing] = np.nan
-    bad = np.zeros(len(values), dtype=bool) if spec.fill is not None else missing.copy()
+    bad = np.zeros(len(values), dtype=bool) if spec.takes_missing else missing.copy()
     unseen = (values == UNSEEN) if refuse_unseen else np.zeros(len(values), dtype=bool)
     if not bad.any() and not unseen.any():
         return values, bad, []
@@ -209,12 +209,12 @@ def _column(
     """One feature column in the served table, the mask of its bad rows, and the reason for each."""
     if spec.dtype == "category":
         return _category_column(column, spec, refuse_unseen)
-    if spec.fill is not None:
+    if spec.takes_missing:
         column = _nulls_for_missing_words(column)
     values, bad, reasons = (
         _boolean_column(column, spec) if spec.dtype == "boolean" else _number_column(column, spec, decimal)
     )
-    if spec.fill is not None and bad.any():  # a missing value is served as the fill: not a reason
+    if spec.takes_missing and bad.any():  # a missing value is filled or left to the model: not a reason
         missing = column.is_null().to_numpy(zero_copy_only=False)
         values[missing] = np.nan
         kept = [

@@ -95,6 +95,9 @@ class FeatureSpec(_Compact):
     # The value a missing one (JSON null, an empty cell) is served as: the training median or most
     # frequent value. None: the feature had no missing values in training and a null is refused.
     fill: FillValue | None = None
+    # "native": a missing value reaches the model as NaN and its trees send it down the branch they
+    # learned for missing values (gradient-boosted trees, [data] missing = "native"); never with a fill.
+    missing: Literal["native"] | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> FeatureSpec:
@@ -109,6 +112,11 @@ class FeatureSpec(_Compact):
                 raise ValueError(f"category feature {self.name!r}: fill {self.fill!r} is not a category")
         elif self.categories is not None or self.encoding is not None:
             raise ValueError(f"{self.dtype} feature {self.name!r} has no categories or encoding")
+        if self.missing is not None and (self.fill is not None or self.dtype == "category"):
+            raise ValueError(
+                f"{self.dtype} feature {self.name!r}: missing = {self.missing!r} is for numbers and booleans"
+                " without a fill"
+            )
         if self.dtype == "boolean" and self.fill is not None and not isinstance(self.fill, bool):
             raise ValueError(f"boolean feature {self.name!r}: fill must be true or false")
         if self.dtype in ("number", "integer") and (
@@ -116,6 +124,11 @@ class FeatureSpec(_Compact):
         ):
             raise ValueError(f"{self.dtype} feature {self.name!r}: fill must be a finite number")
         return self
+
+    @property
+    def takes_missing(self) -> bool:
+        """True when a missing value (JSON null, an empty cell) is scored: filled, or left to the model."""
+        return self.fill is not None or self.missing is not None
 
     @property
     def width(self) -> int:

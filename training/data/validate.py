@@ -338,7 +338,7 @@ def validate(
                 frame[c],
                 c,
                 declared=types.get(c),
-                allow_missing=missing == "impute",
+                allow_missing=missing != "refuse",
                 max_categories=max_categories,
             )
             for c in features

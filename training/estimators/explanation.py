@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,13 +84,26 @@ class PublishedExplanation:
 
 
 def explanation_for_publishing(
-    estimator: Any, task: str, x_fit: np.ndarray, classes: list[Any] | None
+    estimator: Any,
+    task: str,
+    x_fit: np.ndarray,
+    classes: list[Any] | None,
+    native_missing: Sequence[str] = (),
 ) -> PublishedExplanation:
     """The explanation artifact to publish beside the graph, or None with the reason, recorded either way.
 
     A model without an exact explanation is published without one (one info line says why); an
     unexpected failure of the export does not stop publishing either, and is logged as a warning.
+    ``native_missing``: features whose missing values reach the trees as they are; the explanation's
+    paths know only split intervals, not the missing-value branch, so none is published.
     """
+    if native_missing:
+        reason = (
+            f"missing values of {', '.join(repr(n) for n in native_missing)} reach the trees as they are"
+            ' ([data] missing = "native"), and explanations follow split thresholds only'
+        )
+        log.info("no explanation published: %s", reason)
+        return PublishedExplanation(None, {"available": False, "reason": reason})
     try:
         artifact = export_explanation(estimator, task, x_fit, classes)
         data = dump(artifact)

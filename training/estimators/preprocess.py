@@ -31,6 +31,11 @@ from training.exceptions import TrainingError
 log = logging.getLogger("training")
 
 ORDINAL_MODULES = ("sklearn.ensemble", "sklearn.tree", "xgboost", "lightgbm")
+NATIVE_MISSING = (
+    "sklearn.ensemble.HistGradientBoosting",
+    "xgboost.",
+    "lightgbm.",
+)
 OTHER_SHARE = 0.02
 MIN_OTHER_ROWS = 20
 """Each category feature shows this share of the fitting rows (at least this many) as "other"."""
@@ -44,6 +49,11 @@ class Preprocessing:
 
     specs: list[FeatureSpec]
     transformer: Any | None = None
+
+    @property
+    def native_missing(self) -> list[str]:
+        """The features whose missing values reach the model as they are (``[data] missing = "native"``)."""
+        return [spec.name for spec in self.specs if spec.missing == "native"]
 
     def encode(self, table: np.ndarray) -> np.ndarray:
         """The model's input for a served table: the service's own encoding."""
@@ -99,9 +109,10 @@ class Preprocessing:
 def refuse_unless_equal(served: np.ndarray, expected: np.ndarray, whose: str) -> None:
     """CompileError, naming the first differing cell, unless the service's encoding of some rows is
     exactly ``expected`` (``whose`` transformer's output for the same rows)."""
-    if expected.shape == served.shape and np.array_equal(expected, served):
-        return
-    differ = np.argwhere(expected != served) if expected.shape == served.shape else [[0, 0]]
+    if expected.shape == served.shape and np.array_equal(expected, served, equal_nan=True):
+        return  # a missing value left to the model is NaN on both sides
+    same = (expected == served) | (np.isnan(expected) & np.isnan(served))
+    differ = np.argwhere(~same) if expected.shape == served.shape else [[0, 0]]
     row, column = (int(v) for v in differ[0])
     raise CompileError(
         f"the service's preprocessing differs from {whose}: shape {served.shape} vs {expected.shape},"
@@ -114,13 +125,29 @@ def encoding_for(estimator: Any) -> Encoding:
     return "ordinal" if estimator_name(estimator).startswith(ORDINAL_MODULES) else "onehot"
 
 
-def fit_preprocessing(dataset: Dataset, rows: np.ndarray, estimator: Any) -> Preprocessing:
-    """Fit the preprocessing on ``rows`` (the training split) of the served table."""
+def routes_missing(estimator: Any) -> bool:
+    """True for the estimators whose trees learn a branch for missing values, and whose ONNX graphs
+    follow it (HistGradientBoosting, XGBoost, LightGBM): ``[data] missing = "native"`` leaves their
+    missing values to them. The parity gate checks the graph on rows with missing values either way."""
+    return estimator_name(estimator).startswith(NATIVE_MISSING)
+
+
+def fit_preprocessing(
+    dataset: Dataset, rows: np.ndarray, estimator: Any, missing: str = "impute"
+) -> Preprocessing:
+    """Fit the preprocessing on ``rows`` (the training split) of the served table.
+
+    ``missing = "native"``: an estimator that ``routes_missing`` gets a number's or a boolean's missing
+    values as they are (NaN); a category's are still filled (scikit-learn's encoder would turn them into
+    its unseen value, the service into NaN), and so is every feature of the other estimators.
+    """
     table = dataset.features
     # Missing anywhere in the file (a sample may hold none of a rare feature's missing values).
     nullable = np.isnan(table).any(axis=0) | np.array(
         [n in dataset.file_missing for n in dataset.feature_names]
     )
+    native_ok = missing == "native" and routes_missing(estimator)
+    native = nullable & np.array([native_ok and dtype != "category" for dtype in dataset.feature_dtypes])
     encoding = encoding_for(estimator)
     drafts = [
         FeatureSpec.model_validate(
@@ -130,8 +157,17 @@ def fit_preprocessing(dataset: Dataset, rows: np.ndarray, estimator: Any) -> Pre
         )
         for name, dtype in zip(dataset.feature_names, dataset.feature_dtypes, strict=True)
     ]
+    for column in np.flatnonzero(native).tolist():
+        drafts[column] = drafts[column].model_copy(update={"missing": "native"})
+        share = float(np.isnan(table[:, column]).mean())
+        log.info(
+            "feature %r: %.1f%% missing, left to the model (its trees learned where missing values go)",
+            drafts[column].name,
+            100 * share,
+        )
+    nullable = nullable & ~native
     if not dataset.categories and not nullable.any():
-        return Preprocessing(drafts)
+        return Preprocessing([FeatureSpec.model_validate(s.model_dump()) for s in drafts])
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
     from sklearn.pipeline import make_pipeline
@@ -212,7 +248,7 @@ def _with_missing_and_unseen(table: np.ndarray, specs: list[FeatureSpec], seed: 
     rng = np.random.default_rng(seed)
     probe = table[: min(len(table), 2000)].copy()
     for index, spec in enumerate(specs):
-        if spec.fill is not None:
+        if spec.takes_missing:
             probe[rng.random(len(probe)) < 0.2, index] = np.nan
         if spec.dtype == "category":
             probe[rng.random(len(probe)) < 0.1, index] = UNSEEN

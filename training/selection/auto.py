@@ -194,7 +194,9 @@ def _cross_validate(
     model = family_model(config.model, family)
     params = seeded_params(model, seed)
     try:
-        preprocessing = fit_preprocessing(dataset, fit_rows, build_estimator(model, params))
+        preprocessing = fit_preprocessing(
+            dataset, fit_rows, build_estimator(model, params), config.data.missing
+        )
         x = preprocessing.encode(dataset.features)
         if dataset.categories:
             x = preprocessing.with_other(x, fit_rows, seed)

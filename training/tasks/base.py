@@ -188,12 +188,24 @@ def quantiles(values: np.ndarray) -> dict[str, float]:
     return {k: float(np.quantile(values, q)) for k, q in QUANTILES.items()}
 
 
+MISSING_SHARE = 0.2
+"""In the parity probe, this share of a column's cells is missing when the model takes them as they are."""
+
+
 def parity_probe(features: np.ndarray, rows: int, seed: int) -> np.ndarray:
-    """Random rows over (and beyond) the training range, to check the compiled graph off-distribution."""
+    """Random rows over (and beyond) the training range, to check the compiled graph off-distribution.
+
+    A column with missing values in ``features`` (the model's input: only where the model routes them
+    itself, filled ones are numbers by now) has MISSING_SHARE of its probe cells missing too."""
     rng = np.random.default_rng(seed)
-    low, high = features.min(axis=0), features.max(axis=0)
+    present = np.ma.masked_invalid(features)
+    missing = np.ma.getmaskarray(present).any(axis=0)
+    low, high = present.min(axis=0).filled(0.0), present.max(axis=0).filled(1.0)
     span = np.maximum(high - low, 1.0)
-    return rng.uniform(low - span, high + span, size=(rows, features.shape[1]))
+    probe = rng.uniform(low - span, high + span, size=(rows, features.shape[1]))
+    for column in np.flatnonzero(missing).tolist():
+        probe[rng.random(rows) < MISSING_SHARE, column] = np.nan
+    return probe
 
 
 GRAPH_SLICE_ROWS = 4096
