@@ -14,8 +14,10 @@ one split (seed 42). A progress line per training run (table, seed, seconds) goe
 DIR`` runs the job from another checkout (a ``git worktree`` of an older commit) for a before column, on
 the same splits. Then labelled anomaly tables (the example flows, breast cancer with 20 malignant rows as
 the anomalies, a table whose anomalies are one feature far out): the product's holdout PR-AUC beside
-scikit-learn's IsolationForest (defaults) and the robust z-score, on the job's training split. Tables
-are small: minutes, not hours.
+scikit-learn's IsolationForest (defaults) and the robust z-score, on the job's training split. Then
+tables with missing values: HistGradientBoosting with them filled (``[data] missing = "impute"``) or
+left to its trees (``"native"``), on the same splits. ``--only SECTION`` runs one part. Tables are
+small: minutes, not hours.
 """
 
 from __future__ import annotations
@@ -231,6 +233,7 @@ def meets(score: str, product: float, best: float) -> bool:
 
 
 PLAIN = ("hgb", "forest")
+SECTIONS = ("supervised", "anomaly", "missing", "serving")
 RUN_NAMES = {"product": "product", "before": "before (--code)", "hgb": "plain HGB", "forest": "plain forest"}
 
 
@@ -450,6 +453,59 @@ def anomaly_rows(work: Path) -> list[list[str]]:
     return rows
 
 
+def missing_tables(work: Path) -> list[tuple[Table, Path]]:
+    """Regression tables with missing values, for HistGradientBoosting with them filled or left to its
+    trees: diabetes where bmi and s5 go missing more often when they are high (the missingness says
+    something), diabetes with a fifth of three columns' cells missing at random (it says nothing), and
+    the example flows with a category, a boolean and missing byte counts."""
+    from sklearn.datasets import load_diabetes
+
+    from training.data.synthetic import generate
+
+    rng = np.random.default_rng(0)
+    informative = load_diabetes(as_frame=True).frame.rename(columns={"target": "progression"})
+    at_random = informative.copy()
+    for column in ("bmi", "s5"):
+        high = informative[column] > informative[column].quantile(0.6)
+        informative.loc[high & (rng.random(len(informative)) < 0.7), column] = np.nan
+    for column in ("bmi", "s5", "bp"):
+        at_random.loc[rng.random(len(at_random)) < 0.2, column] = np.nan
+    flows = generate(5000, seed=7, task="regression", anomaly_rate=0.03, mixed=True)
+    frames = {
+        "diabetes, high bmi and s5 often missing": (informative, "progression"),
+        "diabetes, a fifth of bmi, s5, bp missing at random": (at_random, "progression"),
+        "flows regression (missing byte counts)": (flows, "latency_ms"),
+    }
+    out: list[tuple[Table, Path]] = []
+    for name, (frame, label) in frames.items():
+        path = work / f"missing-{len(out)}.csv"
+        frame.to_csv(path, index=False)
+        estimator = "sklearn.ensemble.HistGradientBoostingRegressor"
+        config = {"data": {"label": label}, "model": {"task": "regression", "estimator": estimator}}
+        out.append((Table(name, "regression", label, config, len(frame)), path))
+    return out
+
+
+def missing_rows(work: Path) -> list[list[str]]:
+    """Per table: the holdout RMSE of the job's HistGradientBoosting with ``[data] missing = "impute"``
+    and with ``"native"``, on the same splits (means over seeds for small tables), and their ratio."""
+    rows = []
+    for table, data in missing_tables(work):
+        scores: dict[str, list[float]] = {"impute": [], "native": []}
+        for seed in split_seeds(table.rows):
+            for missing in scores:
+                job = seeded(table, seed)
+                job = replace(job, config={**job.config, "data": {**job.config["data"], "missing": missing}})
+                start = time.perf_counter()
+                scores[missing].append(float(product_metrics(ROOT, job, data, work)["rmse"]))
+                elapsed = time.perf_counter() - start
+                print(f"{table.name}, seed {seed}: missing = {missing} {elapsed:.1f} s", file=sys.stderr)
+        ratio = mean_spread(scores["native"])[0] / mean_spread(scores["impute"])[0]
+        cells = [table.name, str(len(scores["impute"]))]
+        rows.append([*cells, score_cell(scores["impute"]), score_cell(scores["native"]), f"{ratio:.3f}"])
+    return rows
+
+
 def print_table(head: list[str], rows: list[list[str]]) -> None:
     print("| " + " | ".join(head) + " |")
     print("|" + " --- |" * len(head))
@@ -463,29 +519,42 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--iterations", type=int, default=200, help="1-row requests per family (serving cost)"
     )
-    parser.add_argument("--skip-serving", action="store_true", help="only the quality table")
+    parser.add_argument("--skip-serving", action="store_true", help="leave out the serving cost")
+    parser.add_argument(
+        "--only",
+        choices=SECTIONS,
+        action="append",
+        help="run only this section (repeatable): supervised, anomaly, missing, serving",
+    )
     args = parser.parse_args(argv)
+    sections = set(args.only or SECTIONS) - ({"serving"} if args.skip_serving else set())
     with tempfile.TemporaryDirectory(prefix="bench-quality-") as tmp:
         work = Path(tmp)
-        quality = quality_rows(args.code, work)
-        anomalies = anomaly_rows(work)
-        serving = [] if args.skip_serving else serving_rows(work, args.iterations)
-    head = ["table", "holdout score", "seeds"] + (["before"] if args.code else [])
-    head += ["product (chosen)", "plain HGB", "plain forest", "ratio to the better", "target met"]
-    print_table(head, quality)
-    print(
-        "f1_macro and r2: higher is better (target: within 0.005 of the better plain pipeline);"
-        " log_loss and rmse: lower is better (target: within 1%)."
-    )
-    print(
-        f"Tables under {SMALL_TABLE_ROWS:,} rows: split with seeds {', '.join(map(str, SEEDS))} (the product"
-        " and both plain pipelines on the same split for each); mean ± sample standard deviation over the"
-        f" splits, ratio and target on the means. Larger tables: one split (seed {SEEDS[0]})."
-    )
+        quality = quality_rows(args.code, work) if "supervised" in sections else []
+        anomalies = anomaly_rows(work) if "anomaly" in sections else []
+        missing = missing_rows(work) if "missing" in sections else []
+        serving = serving_rows(work, args.iterations) if "serving" in sections else []
+    if quality:
+        head = ["table", "holdout score", "seeds"] + (["before"] if args.code else [])
+        head += ["product (chosen)", "plain HGB", "plain forest", "ratio to the better", "target met"]
+        print_table(head, quality)
+        print(
+            "f1_macro and r2: higher is better (target: within 0.005 of the better plain pipeline);"
+            " log_loss and rmse: lower is better (target: within 1%)."
+        )
+        print(
+            f"Tables under {SMALL_TABLE_ROWS:,} rows: split with seeds {', '.join(map(str, SEEDS))} (the"
+            " product and both plain pipelines on the same split for each); mean ± sample standard deviation"
+            f" over the splits, ratio and target on the means. Larger tables: one split (seed {SEEDS[0]})."
+        )
     if anomalies:
         print("\nAnomaly detection on labelled tables: holdout PR-AUC (higher is better)")
         head = ["table", "seeds", "product (chosen)", "plain IsolationForest", "robust z-score baseline"]
         print_table([*head, "ratio to the better", "target met"], anomalies)
+    if missing:
+        print('\nMissing values, HistGradientBoosting: filled ([data] missing = "impute") or left to its')
+        print('trees ("native"), holdout RMSE (lower is better)')
+        print_table(["table", "seeds", "impute", "native", "native / impute"], missing)
     if serving:
         print("\nServing cost through the Lambda handler (breast cancer, 100 trees or iterations), p50 ms")
         print_table(["estimator", "1 row", "1,000 rows", "ONNX MB"], serving)

@@ -128,3 +128,22 @@ def test_no_float64_kernel_is_a_refusal_not_a_crash(monkeypatch: pytest.MonkeyPa
     outcome = Outcome(None, None, "", None, "", threshold=0.0)  # type: ignore[arg-type]
     with pytest.raises(CompileError, match="no float64 graph runs"):
         compile_with_parity(task_kind("anomaly"), svm, outcome, {"holdout": data[3000:]})
+
+
+def test_the_parity_probe_shows_missing_values_only_where_the_model_takes_them() -> None:
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(500, 3))
+    before = parity_probe(features, 1000, seed=1)
+    low, high = features.min(axis=0), features.max(axis=0)
+    span = np.maximum(high - low, 1.0)
+    expected = np.random.default_rng(1).uniform(low - span, high + span, size=(1000, 3))
+    np.testing.assert_array_equal(before, expected)  # without missing values: the range, as it always was
+
+    features[::7, 1] = np.nan  # a column the model takes missing values of
+    probe = parity_probe(features, 1000, seed=1)
+    missing = np.isnan(probe)
+    assert not missing[:, [0, 2]].any()
+    assert 0.15 < missing[:, 1].mean() < 0.25
+    present = probe[~missing[:, 1], 1]
+    assert np.nanmin(features[:, 1]) - span[1] - 1 < present.min()
+    assert present.max() < high[1] + span[1] + 1

@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 from lambda_app.config import Settings
 from lambda_app.main import create_app
 from lambda_app.registry import (
+    FeatureSpec,
     LocalStorage,
     ManifestError,
     dump_json,
@@ -254,3 +255,31 @@ def test_a_published_manifest_with_a_nan_threshold_is_never_served(
         assert response.json()["message"] == "no model is available: the model's manifest is invalid"
     (refused,) = [r for r in caplog.records if r.getMessage() == "model manifest refused"]
     assert "threshold" in refused.reason
+
+
+def test_a_feature_left_to_the_model_takes_missing_values_without_a_fill() -> None:
+    native = FeatureSpec(name="bytes", dtype="number", missing="native")
+    assert native.takes_missing
+    assert native.fill is None
+    assert FeatureSpec(name="bytes", dtype="number", fill=2.0).takes_missing
+    assert not FeatureSpec(name="bytes", dtype="number").takes_missing
+    assert "missing" not in FeatureSpec(name="bytes", dtype="number").model_dump()  # older services read it
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"name": "bytes", "dtype": "number", "missing": "native", "fill": 2.0},
+        {
+            "name": "proto",
+            "dtype": "category",
+            "categories": ["tcp"],
+            "encoding": "ordinal",
+            "missing": "native",
+        },
+        {"name": "bytes", "dtype": "number", "missing": "zero"},
+    ],
+)
+def test_a_missing_value_is_either_filled_or_left_to_the_model_never_both(spec: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match="missing"):
+        FeatureSpec.model_validate(spec)
