@@ -58,6 +58,7 @@ from training.estimators.native_boosters import (
     load_native,
     prepared,
 )
+from training.estimators.preprocess import routes_missing
 from training.estimators.scaled_trees import needs_float64, scaled_trees
 from training.exceptions import DataValidationError, TrainingError
 from training.publish import Published, code_revision, library_versions, publish
@@ -288,7 +289,8 @@ def import_model(
     if translation is not None:
         evaluation["preprocessing"] = translation.description()
     # Fitted elsewhere: the sample stands for the fitting rows (the linear models' mean, the checks).
-    explanation = explanation_for_publishing(served, kind.name, x, outcome.classes)
+    native = [spec.name for spec in inputs.specs if spec.missing == "native"]
+    explanation = explanation_for_publishing(served, kind.name, x, outcome.classes, native)
     evaluation["explanation"] = explanation.record
     return publish(
         open_storage(model_uri, s3_client=s3_client),
@@ -359,8 +361,10 @@ def _numeric_inputs(
     s3_client: Any,
     recorded: list[str] | None = None,
 ) -> ServedInputs:
-    """A model fitted on numbers: the sample must be numbers (or true/false), complete."""
+    """A model fitted on numbers: the sample must be numbers (or true/false), complete unless the model
+    is gradient-boosted trees, which take missing values as they are (their trees learned where they go)."""
     names = feature_names(estimator, columns, label, data_uri, recorded)
+    native = routes_missing(estimator)
     try:
         dataset = load_dataset(
             data_uri,
@@ -368,7 +372,7 @@ def _numeric_inputs(
             label,
             s3_client=s3_client,
             labels_of=labels_of,
-            missing="refuse",
+            missing="native" if native else "refuse",
             constant_ok=True,
         )
     except DataValidationError as exc:
@@ -385,7 +389,11 @@ def _numeric_inputs(
             " is served numbers and true/false only, unless it is a Pipeline whose ColumnTransformer"
             " encodes them (OneHotEncoder, OrdinalEncoder); or train it here (python -m training)"
         )
-    specs = [FeatureSpec(name=n, dtype=d) for n, d in zip(names, dataset.feature_dtypes, strict=True)]
+    missing = np.isnan(dataset.features).any(axis=0)
+    specs = [
+        FeatureSpec(name=n, dtype=d, missing="native" if missing[i] or n in dataset.file_missing else None)
+        for i, (n, d) in enumerate(zip(names, dataset.feature_dtypes, strict=True))
+    ]
     # Same answers; a scaler in front of trees compiles exactly only this way.
     return ServedInputs(names, dataset, dataset.features, specs, scaled_trees(estimator))
 

@@ -161,3 +161,53 @@ def test_a_null_for_a_native_feature_is_scored_and_one_for_another_feature_is_re
     response = handler(predict_event([{**row, "two": None}]), lambda_context)
     assert response["statusCode"] == 422
     assert "field 'two': must be a number, got null" in json.dumps(response_json(response))
+
+
+def test_imported_boosted_trees_take_the_missing_values_they_were_fitted_with(
+    tmp_path: Path, handler_module: Callable[..., ModuleType], lambda_context: Any
+) -> None:
+    """A HistGradientBoosting fitted elsewhere on numbers with NaN, bare or behind a ColumnTransformer
+    that passes the numbers through: imported, its missing values left to its trees, and answering
+    what it answers on rows with NaN."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    from tests.integration.test_imported_pipelines import passengers, save
+    from tests.integration.test_imported_pipelines import records as passenger_records
+    from training.__main__ import main
+
+    frame = passengers(rows=300)
+    numbers = ["age", "fare", "pclass"]
+    bare = HistGradientBoostingClassifier(max_iter=15, random_state=0)
+    bare.fit(frame[numbers], frame["survived"])
+    mixed = make_pipeline(
+        ColumnTransformer(
+            [("numbers", "passthrough", numbers), ("sex", OneHotEncoder(handle_unknown="ignore"), ["sex"])],
+            sparse_threshold=0,
+        ),
+        HistGradientBoostingClassifier(max_iter=15, random_state=0),
+    ).fit(frame[[*numbers, "sex"]], frame["survived"])
+    for name, model, columns in (("bare", bare, numbers), ("pipeline", mixed, [*numbers, "sex"])):
+        work = tmp_path / name
+        work.mkdir()
+        path, sample = save(work, model, frame[[*columns, "survived"]], "joblib")
+        registry = work / "registry"
+        argv = ["import", "--model", str(path), "--data", str(sample), "--model-uri", str(registry)]
+        assert main([*argv, "--label", "survived", "--allow-pickle"]) == 0, name
+        manifest = production(registry)
+        specs = {f.name: f for f in manifest.features}
+        assert specs["age"].missing == "native", name  # 10% missing in the sample
+        assert specs["fare"].missing == "native", name
+        assert specs["pclass"].missing is None, name  # complete in the sample: a null stays refused
+        rows = frame[columns].head(120).copy()
+        rows.loc[rows.index[::3], "age"] = np.nan
+        response = handler_module(MODEL_URI=str(registry)).handler(
+            predict_event(passenger_records(rows, ["sex"])), lambda_context
+        )
+        assert response["statusCode"] == 200, response["body"][:300]
+        answered = np.array(
+            [[row[c] for c in ("0", "1")] for row in response_json(response)["probabilities"]]
+        )
+        np.testing.assert_allclose(answered, model.predict_proba(rows), atol=1e-5)

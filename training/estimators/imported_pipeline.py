@@ -40,7 +40,7 @@ from lambda_app.registry import FeatureSpec
 from lambda_app.registry.manifest import Encoding
 from training.data.validate import Dataset
 from training.estimators.convert import CompileError
-from training.estimators.preprocess import refuse_unless_equal
+from training.estimators.preprocess import refuse_unless_equal, routes_missing
 from training.exceptions import TrainingError
 
 ACCEPTED = "SimpleImputer, OneHotEncoder, OrdinalEncoder, StandardScaler, 'passthrough' or 'drop'"
@@ -107,13 +107,16 @@ class PipelineTranslation:
                     f"column {column.name!r} holds text, and the pipeline's {column.part!r} part passes it"
                     " on unencoded: encode it with a OneHotEncoder or an OrdinalEncoder"
                 )
-            if column.fill is None and (np.isnan(values).any() or column.name in dataset.file_missing):
-                raise UnservablePipelineError(
-                    f"column {column.name!r} has missing values in the sample, and the pipeline's"
-                    f" {column.part!r} part fills none: put a SimpleImputer in front of it (the service"
-                    " answers a missing value only with the fill the pipeline learned)"
-                )
             spec: dict[str, Any] = {"name": column.name, "dtype": "category" if column.encoding else dtype}
+            if column.fill is None and (np.isnan(values).any() or column.name in dataset.file_missing):
+                if column.encoding is not None or not routes_missing(self.pipeline):
+                    raise UnservablePipelineError(
+                        f"column {column.name!r} has missing values in the sample, and the pipeline's"
+                        f" {column.part!r} part fills none: put a SimpleImputer in front of it (the"
+                        " service answers a missing value with the fill the pipeline learned, or leaves it"
+                        " to gradient-boosted trees: HistGradientBoosting, XGBoost, LightGBM)"
+                    )
+                spec["missing"] = "native"  # the trees learned where missing values go
             if column.encoding is not None:
                 spec.update(categories=column.texts, encoding=column.encoding)
             if column.fill is not None:
@@ -200,7 +203,8 @@ class PipelineTranslation:
             encoded = self.encode(rows)
             refuse_unless_equal(self.scaled(encoded), expected, "the pipeline's ColumnTransformer")
             ours, theirs = self.estimator.predict(encoded), self.pipeline.predict(raw)
-            if not np.array_equal(np.asarray(ours), np.asarray(theirs)):
+            ours, theirs = np.asarray(ours), np.asarray(theirs)
+            if not np.array_equal(ours, theirs, equal_nan=ours.dtype.kind == "f"):
                 raise CompileError("the translated pipeline answers differently from the imported one")
         return {"rows": len(table) + len(probe), "exactly_equal": True, "with_missing_and_unseen": len(probe)}
 
@@ -215,7 +219,7 @@ class PipelineTranslation:
         rng = np.random.default_rng(seed)
         probe = table[: min(len(table), PROBE_ROWS)].copy()
         for index, spec in enumerate(self.specs):
-            if spec.fill is not None:
+            if spec.takes_missing:
                 probe[rng.random(len(probe)) < 0.2, index] = np.nan
             if spec.dtype == "category":
                 probe[rng.random(len(probe)) < 0.1, index] = UNSEEN
