@@ -12,7 +12,8 @@
                              [--threshold 0.25] [--out reports/drift]
     python -m training list --model-uri URI [--json]
     python -m training import --model FILE --data SAMPLE --model-uri URI [--alias production]
-                              [--task T] [--label COL] [--name N] [--trust TYPE ...] [--allow-pickle]
+                              [--task T] [--label COL] [--classes A,B,C] [--name N]
+                              [--trust TYPE ...] [--allow-pickle]
 
 Exits 0 on success; on failure prints one line ``error: <reason>`` and exits 1. ``retrain`` (what the
 scheduled task runs) exits 3 when the quality gate keeps the serving model: the new version stays
@@ -416,6 +417,13 @@ def _import_parser() -> argparse.ArgumentParser:
         "--task", choices=["anomaly", "classification", "regression"], help="default: from the estimator"
     )
     parser.add_argument("--label", help="the sample's label column, to evaluate the model (optional)")
+    parser.add_argument(
+        "--classes",
+        type=class_names,
+        metavar="A,B,C",
+        help="an XGBoost or LightGBM classifier file's classes 0..n-1 by name, in that order (whole"
+        " numbers stay numbers); the model then answers them",
+    )
     parser.add_argument("--name", help="model name (default: after the task)")
     parser.add_argument(
         "--trust",
@@ -437,6 +445,16 @@ def _import_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def class_names(text: str) -> list[int | str]:
+    """``--classes a,b,c``: the names, whitespace around each dropped; all whole numbers: numbers."""
+    names = [part.strip() for part in text.split(",")]
+    if len(names) < 2 or not all(names):
+        raise argparse.ArgumentTypeError(f"expected two or more comma-separated class names, got {text!r}")
+    if all(name.lstrip("-").isdigit() for name in names):
+        return [int(name) for name in names]
+    return list(names)
+
+
 def _import(args: argparse.Namespace) -> int:
     from training.importer import import_model
 
@@ -451,6 +469,7 @@ def _import(args: argparse.Namespace) -> int:
         trust=args.trust,
         allow_pickle=args.allow_pickle,
         allow_worse_than_baseline=args.allow_worse_than_baseline,
+        classes=args.classes,
     )
     _print_published(
         published.manifest,

@@ -84,7 +84,12 @@ class LoadedFile:
 
 
 def load_model_file(
-    path: str, *, trust: list[str], allow_pickle: bool, task: str | None = None
+    path: str,
+    *,
+    trust: list[str],
+    allow_pickle: bool,
+    task: str | None = None,
+    classes: list[Any] | None = None,
 ) -> LoadedFile:
     """Load a fitted estimator from ``path`` under the rules in the module docstring."""
     file = Path(path)
@@ -94,10 +99,15 @@ def load_model_file(
     suffix = file.suffix.lower()
     if suffix in NATIVE_SUFFIXES:
         try:
-            native = load_native(file, task)
+            native = load_native(file, task, classes)
         except NativeModelError as exc:
             raise ImportRefusedError(str(exc)) from exc
         return LoadedFile(native.estimator, f"model{suffix}", data, native.feature_names)
+    if classes is not None:
+        raise ImportRefusedError(
+            "--classes names the classes of an XGBoost or LightGBM model file (numbered 0..n-1 there);"
+            f" a scikit-learn estimator keeps its own: drop --classes for {path}"
+        )
     if suffix in SKOPS_SUFFIXES:
         import skops.io
 
@@ -176,12 +186,15 @@ def import_model(
     allow_pickle: bool = False,
     allow_worse_than_baseline: bool = False,
     s3_client: Any = None,
+    classes: list[Any] | None = None,
 ) -> Published:
     """Publish a model fitted elsewhere: load, check, convert, parity-check, evaluate, publish."""
     from sklearn.exceptions import NotFittedError
     from sklearn.utils.validation import check_is_fitted
 
-    loaded = load_model_file(model_path, trust=trust or [], allow_pickle=allow_pickle, task=task)
+    loaded = load_model_file(
+        model_path, trust=trust or [], allow_pickle=allow_pickle, task=task, classes=classes
+    )
     estimator = loaded.estimator
     if not hasattr(estimator, "fit") or not hasattr(estimator, "get_params"):
         raise ImportRefusedError(
@@ -411,9 +424,10 @@ def refuse_labels_outside_classes(estimator: Any, labels: np.ndarray, label: str
     shown = ", ".join(found[:5]) + (", ..." if len(found) > 5 else "")
     model = ", ".join(str(c) for c in np.asarray(classes).tolist()[:10])
     raise DataValidationError(
-        f"the sample's labels in '{label}' ({shown}) are not the model's classes ({model}): recode the"
-        " label column to the model's classes (a model file numbers them 0..n-1 in the order it was"
-        " trained with), or import the fitted scikit-learn estimator, which keeps the names"
+        f"the sample's labels in '{label}' ({shown}) are not the model's classes ({model}): a model"
+        " file numbers its classes 0..n-1 in the order it was trained with, so name them in that order"
+        " with --classes (e.g. --classes a,b,c), recode the label column, or import the fitted"
+        " scikit-learn estimator, which keeps the names"
     )
 
 

@@ -193,5 +193,62 @@ def test_a_sample_whose_labels_are_not_the_models_classes_is_refused_naming_both
         "the sample's labels in 'target' (barbera, barolo, grignolino) are not the model's classes (0, 1, 2)"
         in err
     )
-    assert "recode" in err
+    assert "name them in that order with --classes" in err
     assert not (tmp_path / "registry").exists()
+
+
+@pytest.mark.parametrize(("library", "suffix"), [("xgboost", "json"), ("lightgbm", "txt")])
+def test_a_model_files_classes_named_with_classes_are_answered_by_name(
+    library: str,
+    suffix: str,
+    tmp_path: Path,
+    handler_module: Callable[..., ModuleType],
+    lambda_context: Any,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The file records 0..n-1 only; --classes names them in that order, and the graph answers the names."""
+    frame = table("wine")
+    model = fitted(library, "wine", frame)
+    path = tmp_path / f"model.{suffix}"
+    (model.get_booster() if library == "xgboost" else model.booster_).save_model(str(path))
+    names = ["barolo", "grignolino", "barbera"]
+    named = frame.assign(target=np.array(names, dtype=object)[frame["target"]])
+    sample = tmp_path / "sample.csv"
+    named.to_csv(sample, index=False)
+    registry = tmp_path / "registry"
+    argv = ["import", "--model", str(path), "--data", str(sample), "--model-uri", str(registry)]
+    assert main([*argv, "--label", "target", "--classes", "barolo,grignolino"]) == 1
+    assert "has 3 classes (0..2); --classes names 2: name each once, in that order" in capsys.readouterr().err
+    assert main([*argv, "--label", "target", "--classes", " barolo, grignolino ,barbera"]) == 0
+    storage = LocalStorage(registry)
+    manifest = read_manifest(storage, resolve_version(storage, "production"))
+    assert manifest.classes == names
+    assert manifest.metrics["accuracy"] > 0.9  # evaluated against the named labels
+    features = frame.drop(columns="target")
+    response = handler_module(MODEL_URI=str(registry)).handler(
+        predict_event(features.to_dict(orient="records")), lambda_context
+    )
+    body = response_json(response)
+    expected = model.predict_proba(features)
+    np.testing.assert_allclose(
+        [[row[c] for c in names] for row in body["probabilities"]], expected, atol=1e-5
+    )
+    assert body["predictions"] == [names[i] for i in np.argmax(expected, axis=1)]
+
+
+def test_classes_are_refused_for_a_regressor_file_and_a_scikit_learn_estimator(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    frame = table("diabetes")
+    path = tmp_path / "model.json"
+    fitted("xgboost", "diabetes", frame).save_model(str(path))
+    sample = tmp_path / "sample.csv"
+    frame.to_csv(sample, index=False)
+    argv = ["import", "--data", str(sample), "--model-uri", str(tmp_path / "registry"), "--classes", "a,b"]
+    assert main([*argv, "--model", str(path)]) == 1
+    assert "--classes names a classifier's classes; this model is a regressor" in capsys.readouterr().err
+    import joblib
+
+    joblib.dump(fitted("xgboost", "diabetes", frame), tmp_path / "model.joblib")
+    assert main([*argv, "--model", str(tmp_path / "model.joblib"), "--allow-pickle"]) == 1
+    assert "a scikit-learn estimator keeps its own: drop --classes" in capsys.readouterr().err

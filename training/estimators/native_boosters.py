@@ -40,13 +40,29 @@ class NativeModel:
     feature_names: list[str] | None
 
 
-def load_native(path: Path, task: str | None) -> NativeModel:
-    """The model in ``path`` (a suffix of NATIVE_SUFFIXES) for ``task`` or its own objective."""
+def load_native(path: Path, task: str | None, classes: list[Any] | None = None) -> NativeModel:
+    """The model in ``path`` (a suffix of NATIVE_SUFFIXES) for ``task`` or its own objective.
+
+    ``classes``: a classifier file's classes 0..n-1 by name, in that order (``--classes``), which the
+    model then answers, the ONNX graph included; the file itself records only their count."""
     library = NATIVE_SUFFIXES[path.suffix.lower()]
     register_converters()
-    if library == "xgboost":
-        return _xgboost(path, task)
-    return _lightgbm(path, task)
+    native = _xgboost(path, task, classes) if library == "xgboost" else _lightgbm(path, task, classes)
+    if classes is not None and not isinstance(native.estimator, ClassifierMixin):
+        raise NativeModelError(f"{path}: --classes names a classifier's classes; this model is a regressor")
+    return native
+
+
+def _named(classes: list[Any] | None, count: int, path: Path) -> np.ndarray | None:
+    """``classes`` as the model's class labels, when their count is the file's."""
+    if classes is None:
+        return None
+    if len(classes) != count or len(set(classes)) != len(classes):
+        raise NativeModelError(
+            f"{path} has {count} classes (0..{count - 1}); --classes names {len(classes)}"
+            f"{' with repeats' if len(set(classes)) != len(classes) else ''}: name each once, in that order"
+        )
+    return np.array(classes, dtype=object if any(isinstance(c, str) for c in classes) else np.int64)
 
 
 def _task_of(objective: str, task: str | None, path: Path) -> str:
@@ -64,8 +80,10 @@ def _task_of(objective: str, task: str | None, path: Path) -> str:
     )
 
 
-def _xgboost(path: Path, task: str | None) -> NativeModel:
+def _xgboost(path: Path, task: str | None, classes: list[Any] | None = None) -> NativeModel:
     import xgboost
+
+    from training.estimators.xgboost_labels import XGBClassifier
 
     booster = xgboost.Booster()
     try:
@@ -74,15 +92,17 @@ def _xgboost(path: Path, task: str | None) -> NativeModel:
         raise NativeModelError(f"{path} is not an XGBoost model file: {str(exc).splitlines()[0]}") from exc
     objective = json.loads(booster.save_config())["learner"]["objective"]["name"]
     kind = _task_of(objective, task, path)
-    model = xgboost.XGBClassifier() if kind == "classification" else xgboost.XGBRegressor()
+    model = XGBClassifier() if kind == "classification" else xgboost.XGBRegressor()
     model.load_model(str(path))
+    if kind == "classification":
+        model.labels_ = _named(classes, int(model.n_classes_), path)  # None: 0..n-1
     names = model.get_booster().feature_names
     # onnxmltools reads features by position (f0, f1...): the names are kept here, not in the booster.
     model.get_booster().feature_names = None
     return NativeModel(model, list(names) if names else None)
 
 
-def _lightgbm(path: Path, task: str | None) -> NativeModel:
+def _lightgbm(path: Path, task: str | None, classes: list[Any] | None = None) -> NativeModel:
     import lightgbm
 
     try:
@@ -94,8 +114,11 @@ def _lightgbm(path: Path, task: str | None) -> NativeModel:
     names = [str(n) for n in booster.feature_name()]
     automatic = names == [f"Column_{i}" for i in range(len(names))]
     if kind == "classification":
-        classes = booster.dump_model(num_iteration=0).get("num_class", 1)
-        model: Any = LightGBMFileClassifier.of(booster, max(int(classes), 2))
+        count = max(int(booster.dump_model(num_iteration=0).get("num_class", 1)), 2)
+        model: Any = LightGBMFileClassifier.of(booster, count)
+        named = _named(classes, count, path)
+        if named is not None:
+            model.classes_ = named
     else:
         model = LightGBMFileRegressor.of(booster)
     return NativeModel(model, None if automatic else names)

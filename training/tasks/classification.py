@@ -82,6 +82,10 @@ def classification_metrics(
     proba = np.clip(np.asarray(probabilities, dtype=np.float64), 1e-15, 1.0)
     proba = proba / proba.sum(axis=1, keepdims=True)
     labels = np.asarray([str(c) for c in classes])
+    # scikit-learn reads probability columns in the sorted order of the labels: as strings, 10 sorts
+    # before 9, and a model file's classes named with --classes keep the file's order.
+    order = np.argsort(labels, kind="stable")
+    labels, proba = labels[order], proba[:, order]
     auc: float | None
     try:
         if len(classes) == 2:
