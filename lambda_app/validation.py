@@ -1,7 +1,7 @@
 """Request bodies -> the served table (float64, the manifest's feature order), or a clear 4xx.
 
 Numbers as sent, booleans as 1/0, categories as their index (lambda_app/preprocess.py), null as
-NaN where the model fills missing values.
+NaN where the model takes missing values (filled, or left to its trees).
 
 Written by hand rather than as a pydantic model per row: the schema comes from the
 manifest at run time, rows are checked straight into a numpy array (no object per row),

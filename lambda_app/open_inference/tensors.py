@@ -3,7 +3,7 @@
 Inputs: one tensor per feature, named after it, shaped ``[N]`` or ``[N, 1]`` (numbers: FP16/FP32/FP64 or
 an integer type; booleans: BOOL; categories: BYTES, or whole numbers read as their text as in
 training); or, for a model whose features are all numbers, one ``[N, F]`` tensor of any name holding
-the features in the manifest's order. ``null`` is taken where the model fills missing values. Values
+the features in the manifest's order. ``null`` is taken where the model takes missing values. Values
 then go through /predict's own checks (lambda_app/validation.py, lambda_app/row_rules.py), so a value
 refused there is refused here for the same reason, its row and input named.
 
