@@ -328,8 +328,8 @@ def _compiled(
     kind: Any, served: Any, outcome: Any, checks: dict[str, np.ndarray]
 ) -> tuple[bytes, dict[str, str], dict[str, Any]]:
     """compile_with_parity, in float64 from the start for a scaler in front of trees (its only exact
-    graph); where no float64 graph of it runs (skl2onnx's forest regressors), float32 and the gate
-    decide, and a refusal says what to change."""
+    graph); should ONNX Runtime refuse a float64 graph, float32 and the gate decide, and a refusal says
+    what to change."""
     if not needs_float64(served):
         return compile_with_parity(kind, served, outcome, checks)
     try:

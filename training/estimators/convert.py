@@ -154,6 +154,8 @@ def convert_with_skl2onnx(
             model = boosted_trees.float64_thresholds(model, estimator)
         except ValueError as exc:
             raise CompileError(f"{estimator_name(estimator)} has no float64 graph: {exc}") from exc
+    elif precision == "double":
+        model = _cast_tree_regressor_outputs(model)
     exposed = _expose_contract_outputs(model, task, expm1=log_target)
     converter = {
         "name": "skl2onnx",
@@ -164,6 +166,24 @@ def convert_with_skl2onnx(
         "input": "float64" if precision == "double" else "float32",
     }
     return bytes(exposed.SerializeToString()), converter
+
+
+def _cast_tree_regressor_outputs(model: Any) -> Any:
+    """A float64 graph of a forest or tree regressor that runs: ``TreeEnsembleRegressor`` always
+    answers float32 (ai.onnx.ml opset 3), while skl2onnx declares its output float64 in a float64 graph,
+    which ONNX Runtime refuses to load. Each such output is cast to float64 where it is made."""
+    from onnx import TensorProto, helper
+
+    graph = model.graph
+    for index in reversed(range(len(graph.node))):
+        node = graph.node[index]
+        if node.op_type != "TreeEnsembleRegressor":
+            continue
+        made = f"{node.output[0]}_float32"
+        cast = helper.make_node("Cast", [made], [node.output[0]], to=TensorProto.DOUBLE)
+        node.output[0] = made
+        graph.node.insert(index + 1, cast)
+    return model
 
 
 def converter_reason(exc: BaseException) -> str:
