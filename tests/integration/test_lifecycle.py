@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -25,17 +26,29 @@ random_state = 1
 """
 
 
-@pytest.fixture
-def lifecycle(tmp_path: Path) -> tuple[Path, str, str]:
-    """A registry with a good production model and a much weaker candidate."""
-    registry = tmp_path / "registry"
-    assert main(["--data", str(SAMPLE_DATA), "--model-uri", str(registry)]) == 0
-    weak = tmp_path / "weak.toml"
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Registries trained once per module, copied by each test: ``single`` holds a good production model,
+    ``lifecycle`` the same and a much weaker candidate."""
+    root = tmp_path_factory.mktemp("lifecycle")
+    single = root / "single"
+    assert main(["--data", str(SAMPLE_DATA), "--model-uri", str(single)]) == 0
+    registry = root / "lifecycle"
+    shutil.copytree(single, registry)
+    weak = root / "weak.toml"
     weak.write_text(WEAK_CONFIG)
-    newer = tmp_path / "newer.csv"
+    newer = root / "newer.csv"
     generate(4000, seed=3).to_csv(newer, index=False)
     weak_args = ["--alias", "candidate", "--config", str(weak), "--allow-worse-than-baseline"]
     assert main(["--data", str(newer), "--model-uri", str(registry), *weak_args]) == 0
+    return {"single": single, "lifecycle": registry}
+
+
+@pytest.fixture
+def lifecycle(trained: dict[str, Path], tmp_path: Path) -> tuple[Path, str, str]:
+    """A registry with a good production model and a much weaker candidate (this test's own copy)."""
+    registry = tmp_path / "registry"
+    shutil.copytree(trained["lifecycle"], registry)
     storage = LocalStorage(registry)
     production = read_alias(storage, "production")
     candidate = read_alias(storage, "candidate")
@@ -121,10 +134,10 @@ def test_unlabelled_holdout_cannot_gate_without_force(
 
 
 def test_missing_candidate_and_nothing_to_roll_back_are_one_line_errors(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    trained: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     registry = tmp_path / "registry"
-    assert main(["--data", str(SAMPLE_DATA), "--model-uri", str(registry)]) == 0
+    shutil.copytree(trained["single"], registry)
     assert main(["promote", "--model-uri", str(registry)]) == 1
     assert "no alias 'candidate'" in capsys.readouterr().err
     assert main(["rollback", "--model-uri", str(registry)]) == 1
