@@ -51,13 +51,28 @@ def test_an_empty_directory_is_a_clear_error(tmp_path: Path, capsys: pytest.Capt
     assert "no .csv or .parquet file under" in capsys.readouterr().err
 
 
+LIGHT_CONFIG = """
+[data]
+label = "label"
+[model]
+estimator = "isolation_forest"
+[model.params]
+n_estimators = 50
+[tuning]
+enabled = false
+"""
+
+
 def test_retrain_promotes_then_keeps_production_when_the_gate_refuses(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     incoming, registry = tmp_path / "incoming", tmp_path / "registry"
     incoming.mkdir()
     shutil.copy(SAMPLE_DATA, incoming / "week-1.csv")
-    assert main(["retrain", "--data", f"{incoming}/", "--model-uri", str(registry)]) == 0
+    config = tmp_path / "light.toml"
+    config.write_text(LIGHT_CONFIG)  # the gate is under test here, not the default model's training
+    retrain = ["retrain", "--data", f"{incoming}/", "--model-uri", str(registry), "--config", str(config)]
+    assert main(retrain) == 0
     storage = LocalStorage(registry)
     first = read_alias(storage, "production").version
     assert read_alias(storage, "candidate").version == first
@@ -68,7 +83,7 @@ def test_retrain_promotes_then_keeps_production_when_the_gate_refuses(
     os.utime(week2, (os.path.getmtime(incoming / "week-1.csv") + 60,) * 2)
     capsys.readouterr()
     # A margin of -1 demands a PR-AUC one whole point better: impossible, so the gate refuses.
-    code = main(["retrain", "--data", f"{incoming}/", "--model-uri", str(registry), "--margin", "-1"])
+    code = main([*retrain, "--margin", "-1"])
     assert code == GATE_REFUSED_EXIT
     err = capsys.readouterr().err
     assert "not promoted" in err
@@ -83,7 +98,7 @@ def test_retrain_promotes_then_keeps_production_when_the_gate_refuses(
     assert read_alias(storage, "production").version == first
 
     # A margin of 1 accepts any candidate: the comparison is printed and production moves.
-    assert main(["retrain", "--data", f"{incoming}/", "--model-uri", str(registry), "--margin", "1"]) == 0
+    assert main([*retrain, "--margin", "1"]) == 0
     out = capsys.readouterr().out
     assert "gate pr_auc: candidate" in out
     assert read_alias(storage, "production").version == read_alias(storage, "candidate").version != first
