@@ -103,8 +103,9 @@ def predict_event(records: Any) -> dict[str, Any]:
 
 @pytest.fixture(scope="session")
 def task_registries(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """A local registry per task, each with the example model of that task (training/configs/),
-    trained once per session on generated flows (tuning off: these fixtures test serving)."""
+    """A local registry per task, each with the example config of that task (training/configs/) and a
+    random forest in place of its ``auto`` (family selection is tested in test_auto_estimator), trained
+    once per session on generated flows (tuning off: these fixtures test serving)."""
     from training.data.synthetic import generate
     from training.tasks.checks import load_config
     from training.train import run_training
@@ -117,7 +118,10 @@ def task_registries(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]
             data, index=False
         )
         config = load_config(ROOT / "training" / "configs" / f"{task}.toml")
-        config = config.model_copy(update={"tuning": config.tuning.model_copy(update={"enabled": False})})
+        forest = f"sklearn.ensemble.RandomForest{'Classifier' if task == 'classification' else 'Regressor'}"
+        model = config.model.model_copy(update={"estimator": forest, "params": {"n_estimators": 50}})
+        tuning = config.tuning.model_copy(update={"enabled": False})
+        config = config.model_copy(update={"tuning": tuning, "model": model})
         run_training(str(data), str(root / task), config)
         registries[task] = root / task
     return registries
@@ -146,11 +150,12 @@ def mixed_registries(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path
     frame["kind"] = frame["kind"].map({kind: index for index, kind in enumerate(kinds)})
     frame.to_csv(root / "classification.csv", index=False)
     config = load_config(ROOT / "training" / "configs" / "classification.toml")
+    forest = "sklearn.ensemble.RandomForestClassifier"  # not auto: family selection is tested elsewhere
     config = config.model_copy(
         update={
             "tuning": config.tuning.model_copy(update={"enabled": False}),
             "data": config.data.model_copy(update={"features": "auto"}),
-            "model": config.model.model_copy(update={"params": {**config.model.params, "n_estimators": 20}}),
+            "model": config.model.model_copy(update={"estimator": forest, "params": {"n_estimators": 20}}),
         }
     )
     run_training(str(root / "classification.csv"), str(root / "classification"), config, alias="production")
