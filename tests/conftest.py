@@ -7,7 +7,7 @@ import importlib
 import json
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -23,6 +23,22 @@ ROOT = Path(__file__).resolve().parent.parent
 EVENTS_DIR = ROOT / "events"
 SAMPLE_DATA = ROOT / "data" / "sample.csv"
 SEED_RECORD = {"one": 20, "two": 12.66645094909174, "three": 15.8990837351338}
+
+
+TEST_PARITY_PROBE_ROWS = 10_000
+"""Random rows the parity gate checks in in-process trainings and imports; the published default is
+100,000 (tests/integration/test_training_cli.py checks that one)."""
+
+
+@pytest.fixture(scope="session", autouse=True)
+def small_parity_probe() -> Iterator[None]:
+    """The same gate on fewer random rows, so the suite's many small trainings stay quick."""
+    from training import importer, train
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(train, "PARITY_PROBE_ROWS", TEST_PARITY_PROBE_ROWS)
+        patch.setattr(importer, "PARITY_PROBE_ROWS", TEST_PARITY_PROBE_ROWS)
+        yield
 
 
 @pytest.fixture(autouse=True)

@@ -36,7 +36,11 @@ def test_unlabelled_data_uses_the_quantile_threshold(tmp_path: Path) -> None:
     assert 0.01 < manifest["reference"]["anomaly_rate"] < 0.06
 
 
-def test_params_come_from_the_config_file(tmp_path: Path) -> None:
+def test_params_come_from_the_config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from training import train
+    from training.tasks import base
+
+    monkeypatch.setattr(train, "PARITY_PROBE_ROWS", base.PARITY_PROBE_ROWS)  # the published default
     config = tmp_path / "config.toml"
     config.write_text(
         'name = "small-forest"\n[data]\nfeatures = ["one", "two", "three"]\n'
