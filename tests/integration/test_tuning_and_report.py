@@ -12,6 +12,7 @@ from lambda_app.models import AnomalyPrediction, build_predictor
 from lambda_app.registry import LocalStorage, read_manifest, read_verified, resolve_version
 from training.data.synthetic import generate
 from training.exceptions import TrainingError
+from training.publish import Published
 from training.tasks.checks import load_config
 from training.train import run_training
 
@@ -23,6 +24,13 @@ def flows(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.fixture(scope="module")
+def published(flows: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Published]:
+    """The default config trained once on the flows: the registry and what was published."""
+    registry = tmp_path_factory.mktemp("tuned") / "registry"
+    return registry, run_training(str(flows), str(registry), load_config())
+
+
 def scores(registry: Path, rows: np.ndarray) -> np.ndarray:
     storage = LocalStorage(registry)
     manifest = read_manifest(storage, resolve_version(storage, "production"))
@@ -32,18 +40,22 @@ def scores(registry: Path, rows: np.ndarray) -> np.ndarray:
     return prediction.scores
 
 
-def test_same_seed_and_data_give_the_same_model(flows: Path, tmp_path: Path) -> None:
-    first = run_training(str(flows), str(tmp_path / "a"), load_config())
+def test_same_seed_and_data_give_the_same_model(
+    published: tuple[Path, Published], flows: Path, tmp_path: Path
+) -> None:
+    first_registry, first = published
     second = run_training(str(flows), str(tmp_path / "b"), load_config())
     assert first.manifest.tuning == second.manifest.tuning
     probe = generate(3000, seed=99)[["one", "two", "three"]].to_numpy(dtype=float)
-    assert np.array_equal(scores(tmp_path / "a", probe), scores(tmp_path / "b", probe))
+    assert np.array_equal(scores(first_registry, probe), scores(tmp_path / "b", probe))
 
 
-def test_the_search_is_recorded_in_the_manifest_and_its_winner_is_fitted(flows: Path, tmp_path: Path) -> None:
+def test_the_search_is_recorded_in_the_manifest_and_its_winner_is_fitted(
+    published: tuple[Path, Published],
+) -> None:
     config = load_config()
-    published = run_training(str(flows), str(tmp_path / "r"), config)
-    tuning = published.manifest.tuning
+    _, trained = published
+    tuning = trained.manifest.tuning
     assert tuning is not None
     assert tuning["objective"] == "pr_auc"
     assert len(tuning["trials"]) == config.tuning.budget
@@ -51,7 +63,7 @@ def test_the_search_is_recorded_in_the_manifest_and_its_winner_is_fitted(flows: 
     assert tuning["best_score"] == best["mean"]
     for name, value in best["params"].items():
         assert (
-            published.manifest.provenance.params[name] == min(value, 1200) if name == "max_samples" else value
+            trained.manifest.provenance.params[name] == min(value, 1200) if name == "max_samples" else value
         )
 
 
@@ -65,16 +77,16 @@ def test_without_labels_tuning_optimises_ranking_stability(tmp_path: Path) -> No
 
 
 def test_every_version_has_an_html_report_with_the_baseline_beside_the_model(
-    flows: Path, tmp_path: Path
+    published: tuple[Path, Published],
 ) -> None:
-    published = run_training(str(flows), str(tmp_path / "r"), load_config())
-    version_dir = tmp_path / "r" / published.manifest.version
+    registry, trained = published
+    version_dir = registry / trained.manifest.version
     report = (version_dir / "evaluation.html").read_text()
     assert "robust z-score baseline" in report
     assert "Confusion matrix" in report
     assert "<h2>Tuning (pr_auc)</h2>" in report  # every trial, best first
     assert report.count("data:image/png;base64,") == 4  # scores, ROC+PR, feature distributions, importance
-    assert published.manifest.artifact("report").path == "evaluation.html"
+    assert trained.manifest.artifact("report").path == "evaluation.html"
     evaluation = json.loads((version_dir / "evaluation.json").read_text())
     assert evaluation["baseline"]["metrics"]["pr_auc"] < evaluation["metrics"]["pr_auc"]
 
