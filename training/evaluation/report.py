@@ -24,9 +24,11 @@ img { max-width: 100%; }
 """
 
 
-def _png(fig: Any) -> str:
+def _png(fig: Any, tight: bool = True) -> str:
+    """The figure as an inline PNG; ``tight`` crops it to what is drawn (one more full draw: a figure
+    laid out by hand does without)."""
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
+    fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight" if tight else None)
     import matplotlib.pyplot as plt
 
     plt.close(fig)
@@ -135,8 +137,12 @@ def feature_histograms(
     bins = feature_bins(reference, list(names))
     columns = min(PLOTS_PER_ROW, len(bins))
     rows = -(-len(bins) // columns)
-    fig, grid = plt.subplots(
-        rows, columns, figsize=(4.5 * columns, 3.6 * rows), squeeze=False, layout="constrained"
+    # Fixed spacing rather than a constrained layout: the layout engine measured every tick label of
+    # every panel, most of the report's time on a wide table (30 features: 4.2 s, 2.3 s without it).
+    fig, grid = plt.subplots(rows, columns, figsize=(4.5 * columns, 3.6 * rows), squeeze=False)
+    height = 3.6 * rows  # inches
+    fig.subplots_adjust(
+        left=0.07, right=0.98, bottom=1.2 / height, top=1 - 0.8 / height, wspace=0.3, hspace=0.8
     )
     axes = grid.ravel()
     for unused in axes[len(bins) :]:
@@ -165,8 +171,8 @@ def feature_histograms(
             xlabel += f"\nmissing: {trained:.1f}% in training, {100 * missing:.1f}% {label}"
         ax.set(title=feature.name, xlabel=xlabel, ylabel="share of rows with a value")
     axes[0].legend(fontsize=8)
-    fig.suptitle(title)
-    return _png(fig)
+    fig.suptitle(title, y=1 - 0.25 / height)
+    return _png(fig, tight=False)
 
 
 def bin_labels(summary: Any) -> list[str]:
