@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -13,6 +14,15 @@ from moto import mock_aws
 
 from tests.conftest import SAMPLE_DATA, load_event, response_json
 from training.__main__ import main as training_main
+
+SMALL_CONFIG = """
+[model]
+estimator = "isolation_forest"
+[model.params]
+n_estimators = 20
+[tuning]
+enabled = false
+"""
 
 
 @pytest.fixture
@@ -70,9 +80,12 @@ def test_train_from_s3_publish_to_s3_and_serve_from_it(
 
 
 def test_tampered_s3_artifact_is_refused_with_503(
-    s3: Any, handler_module: Callable[..., ModuleType], lambda_context: Any
+    s3: Any, handler_module: Callable[..., ModuleType], lambda_context: Any, tmp_path: Path
 ) -> None:
-    assert training_main(["--data", str(SAMPLE_DATA), "--model-uri", "s3://models/reg"]) == 0
+    config = tmp_path / "small.toml"  # any published model will do: the check is on its bytes
+    config.write_text(SMALL_CONFIG)
+    argv = ["--data", str(SAMPLE_DATA), "--model-uri", "s3://models/reg", "--config", str(config)]
+    assert training_main(argv) == 0
     version = json.loads(s3.get_object(Bucket="models", Key="reg/aliases/production.json")["Body"].read())[
         "version"
     ]
