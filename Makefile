@@ -95,7 +95,7 @@ invoke: ## run the real Lambda handler on EVENT=events/<file>.json
 	MODEL_URI=$(MODEL_URI) $(BIN)/python -m lambda_app.invoke $(EVENT)
 
 test: $(STAMP) $(WHEELHOUSE)/.stamp $(CHECKOV_STAMP) $(KSERVE_STAMP) $(ACTIONLINT_STAMP) ## set up from nothing and run the whole test suite
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --durations=20
 
 bench: $(STAMP) ## benchmark the serving path against the naive path and the floor (prints a table and a verdict)
 	PYTHONPATH=. $(BIN)/python -m benchmarks $(BENCH_ARGS)
