@@ -131,6 +131,47 @@ def test_hist_gradient_boosting_gets_a_float64_graph_with_its_own_thresholds() -
     )
 
 
+def test_lightgbm_gets_a_float64_graph_with_its_own_thresholds_when_float32_fails_parity() -> None:
+    """LightGBM compares float64 features with float64 thresholds: a value a hair above a split falls on
+    the other side in a float32 graph. The parity gate finds it, and the float64 graph answers exactly."""
+    import lightgbm
+    from sklearn.datasets import load_wine
+
+    from training.tasks import task_kind
+    from training.tasks.base import Outcome, compile_with_parity
+
+    x, y = load_wine(return_X_y=True)
+    model = lightgbm.LGBMClassifier(n_estimators=30, verbose=-1).fit(x, y)
+
+    def splits(node: dict[str, Any]) -> list[tuple[int, float]]:
+        if "split_feature" not in node:
+            return []
+        here = [(int(node["split_feature"]), float(node["threshold"]))]
+        return here + splits(node["left_child"]) + splits(node["right_child"])
+
+    found = [
+        split for tree in model.booster_.dump_model()["tree_info"] for split in splits(tree["tree_structure"])
+    ]
+    above = np.repeat(x[:1], len(found), axis=0)  # one row per split, its feature a hair above the threshold
+    for row, (feature, threshold) in enumerate(found):
+        above[row, feature] = np.nextafter(threshold, np.inf)
+    float_graph, _ = compile_model(model, "classification", x.shape[1])
+    _, float_probabilities = run_graph(float_graph, ("label", "probabilities"), above)
+    print(
+        "largest probability difference, float32 graph:",
+        np.abs(float_probabilities - model.predict_proba(above)).max(),
+    )
+
+    outcome = Outcome(None, None, "", None, "", classes=[0, 1, 2])  # type: ignore[arg-type]
+    graph, converter, parity = compile_with_parity(
+        task_kind("classification"), model, outcome, {"holdout": x, "above_thresholds": above}
+    )
+    assert converter["input"] == "float64"
+    assert "float32_refused" in parity
+    _, probabilities = run_graph(graph, ("label", "probabilities"), above)
+    assert np.abs(probabilities - model.predict_proba(above)).max() < 1e-6
+
+
 def test_a_log_target_hist_gradient_boosting_regressor_gets_the_float64_graph_too() -> None:
     from sklearn.datasets import load_diabetes
 

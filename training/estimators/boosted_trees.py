@@ -7,8 +7,10 @@ Registered with skl2onnx (so each also converts at the end of a scikit-learn Pip
   protobuf 7.34 and later refuses). ``float64_thresholds`` makes the float64 graph: scikit-learn
   compares float64 features with float64 thresholds, so a float32 input a hair from a threshold can
   fall on the other side; ONNX's tree operator keeps float64 thresholds in ``nodes_values_as_tensor``.
-- XGBoost and LightGBM: onnxmltools' converters (training side only). Both compare in float32, as the
-  float32 graph does.
+- XGBoost and LightGBM: onnxmltools' converters (training side only). XGBoost compares in float32, as
+  the float32 graph does; LightGBM compares float64 features with float64 thresholds, so it gets the
+  same float64 graph as HistGradientBoosting when its float32 graph fails the parity gate (a value a
+  hair above a threshold: probabilities 0.56 apart on the wine table).
 """
 
 from __future__ import annotations
@@ -134,9 +136,22 @@ def final_hist_gradient_boosting(estimator: Any) -> Any:
     return estimator if type(estimator).__name__ in HIST_GRADIENT_BOOSTING else None
 
 
+def lightgbm_booster(estimator: Any) -> Any:
+    """The LightGBM Booster of a model (inside a log target; a model file's too), or None."""
+    if type(estimator).__name__ == "TransformedTargetRegressor":
+        estimator = getattr(estimator, "regressor_", estimator.regressor)
+    booster = getattr(estimator, "booster_", None)
+    return booster if type(booster).__module__.startswith("lightgbm") else None
+
+
+def has_float64_thresholds(estimator: Any) -> bool:
+    """True for the models whose float64 graph keeps their own float64 thresholds (``float64_thresholds``)."""
+    return final_hist_gradient_boosting(estimator) is not None or lightgbm_booster(estimator) is not None
+
+
 def float64_thresholds(model: Any, estimator: Any) -> Any:
-    """The float32 graph of a HistGradientBoosting model made to take float64 features and compare
-    them with scikit-learn's own float64 thresholds (ai.onnx.ml opset 3 ``nodes_values_as_tensor``).
+    """The float32 graph of a HistGradientBoosting or LightGBM model made to take float64 features and
+    compare them with the model's own float64 thresholds (ai.onnx.ml opset 3 ``nodes_values_as_tensor``).
 
     Raises ValueError when the graph's trees are not the estimator's, node for node.
     """
@@ -151,11 +166,16 @@ def float64_thresholds(model: Any, estimator: Any) -> Any:
     nodes = list(attributes["nodes_nodeids"].ints)
     leaf = np.array([mode == b"LEAF" for mode in attributes["nodes_modes"].strings])
     written = np.array(attributes["nodes_values"].floats, dtype=np.float32)
-    predictors = [predictor for iteration in estimator._predictors for predictor in iteration]
-    thresholds = np.array(
-        [predictors[tree].nodes[index]["num_threshold"] for tree, index in zip(trees, nodes, strict=True)],
-        dtype=np.float64,
-    )
+    hist = final_hist_gradient_boosting(estimator)
+    if hist is not None:
+        predictors = [predictor for iteration in hist._predictors for predictor in iteration]
+        found = [
+            predictors[tree].nodes[index]["num_threshold"] for tree, index in zip(trees, nodes, strict=True)
+        ]
+    else:
+        by_node = _lightgbm_thresholds(lightgbm_booster(estimator))
+        found = [by_node.get((tree, index), 0.0) for tree, index in zip(trees, nodes, strict=True)]
+    thresholds = np.array(found, dtype=np.float64)
     thresholds[leaf] = 0.0
     if not np.array_equal(thresholds.astype(np.float32)[~leaf], written[~leaf]):
         raise ValueError("the graph's thresholds are not the estimator's")
@@ -168,3 +188,27 @@ def float64_thresholds(model: Any, estimator: Any) -> Any:
         if opset.domain == "ai.onnx.ml":
             opset.version = max(opset.version, 3)
     return model
+
+
+def _lightgbm_thresholds(booster: Any) -> dict[tuple[int, int], float]:
+    """(tree, node) -> the split's float64 threshold, numbered as onnxmltools numbers the graph's nodes
+    (its own tree walk, run here on the same dump; ``float64_thresholds`` checks the result against the
+    graph node for node, so a change of numbering is a refusal, never a wrong graph)."""
+    from collections import defaultdict
+
+    from onnxmltools.convert.lightgbm.operator_converters.LightGbm import _parse_tree_structure
+
+    attrs: dict[str, list[Any]] = defaultdict(list)
+    for tree_id, tree in enumerate(booster.dump_model()["tree_info"]):
+        _parse_tree_structure(tree_id, 0, 1.0, tree["tree_structure"], attrs)
+    return {
+        (tree, node): float(value)
+        for tree, node, value, mode in zip(
+            attrs["nodes_treeids"],
+            attrs["nodes_nodeids"],
+            attrs["nodes_values"],
+            attrs["nodes_modes"],
+            strict=True,
+        )
+        if mode != "LEAF"
+    }

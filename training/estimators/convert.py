@@ -130,8 +130,8 @@ def convert_with_skl2onnx(
     if log_target:  # the regressor's graph, then exp(y) - 1 appended (skl2onnx has no converter for it)
         estimator = estimator.regressor_
     # A float64 tree ensemble does not run in ONNX Runtime as skl2onnx writes it; HistGradientBoosting's
-    # float32 graph is given float64 thresholds instead (boosted_trees.float64_thresholds).
-    thresholds64 = precision == "double" and boosted_trees.final_hist_gradient_boosting(estimator) is not None
+    # and LightGBM's float32 graphs are given float64 thresholds instead (boosted_trees.float64_thresholds).
+    thresholds64 = precision == "double" and boosted_trees.has_float64_thresholds(estimator)
     tensor_type = DoubleTensorType if precision == "double" and not thresholds64 else FloatTensorType
     options: dict[int, dict[str, Any]] = {}
     if task == "classification":
