@@ -113,9 +113,9 @@ def test_missing_values_reach_the_trees_and_are_served_as_the_pipeline_answers(
 
 
 def test_only_the_boosted_trees_numbers_and_booleans_are_left_native(tmp_path: Path) -> None:
-    """A forest or a linear model cannot take NaN: imputed as before. A category's missing values are
-    filled even for boosted trees (scikit-learn's encoder would score them as unseen, the service as
-    missing: the two would differ)."""
+    """A forest or a linear model is imputed as before (only the boosted trees' graphs are proven on
+    missing values). A category's missing values are filled even for boosted trees (scikit-learn's
+    encoder would score them as unseen, the service as missing: the two would differ)."""
     frame = generate(400, seed=3, task="classification", anomaly_rate=0.25, mixed=True)
     frame.loc[frame.index[::9], "protocol"] = None
     frame["encrypted"] = frame["encrypted"].astype(object)
